@@ -1,0 +1,30 @@
+"""co2cb: energy and CO2 of ML training, measured from inside the training loop.
+
+The core (this package) knows no ML framework; the adapters live in
+``co2cb.lightning``, ``co2cb.hf`` and ``co2cb.keras``.
+"""
+
+from co2cb._version import __version__
+from co2cb.config import ConfigError
+from co2cb.emissions import FixedIntensity, IntensityInfo, IntensitySource
+from co2cb.meters.base import Meter, MeterError, MeterInfo
+from co2cb.records import read_records
+from co2cb.results import WindowResult
+from co2cb.steps import StepStats
+from co2cb.tracker import Tracker, WindowHandle
+
+__all__ = [
+    "ConfigError",
+    "FixedIntensity",
+    "IntensityInfo",
+    "IntensitySource",
+    "Meter",
+    "MeterError",
+    "MeterInfo",
+    "StepStats",
+    "Tracker",
+    "WindowHandle",
+    "WindowResult",
+    "__version__",
+    "read_records",
+]

@@ -1,0 +1,57 @@
+"""``co2cb info``: what co2cb finds on this machine and what it would use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from co2cb.tracker import Tracker, library_versions
+
+
+def register(sub: Any) -> None:
+    """Add the ``info`` subcommand."""
+    p = sub.add_parser("info", help="show the GPUs, CPU, meters and carbon intensity co2cb would use")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--scope", choices=("process", "machine"), default="process")
+    p.add_argument("--region", help="region code to look up (default: resolved as a run would)")
+    p.set_defaults(handler=handle)
+
+
+def describe(tracker: Tracker) -> dict[str, Any]:
+    """What a tracker found, as plain data."""
+    ms = tracker.meter_set
+    return {
+        "gpus": [g.as_dict() for g in ms.gpus],
+        "cpu": ms.cpu,
+        "meters": [m.info.as_dict() for m in ms.meters],
+        "choices": [c.as_dict() for c in ms.choices],
+        "intensity": tracker.intensity.info.as_dict(),
+        "versions": library_versions(),
+    }
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Print what was found; always exits 0."""
+    tracker = Tracker(save=False, scope=args.scope, region=args.region)
+    found = describe(tracker)
+    tracker.meter_set.close()
+    if args.json:
+        print(json.dumps(found, indent=2, default=str))
+        return 0
+    cpu = found["cpu"]
+    print(f"co2cb {found['versions']['co2cb']} on Python {found['versions']['python']}")
+    print(f"CPU: {cpu.get('model') or 'unknown model'}, {cpu.get('sockets')} socket(s)"
+          + (f", virtual machine ({cpu['virtualization']})" if cpu.get("virtualization") else ""))
+    if found["gpus"]:
+        for g in found["gpus"]:
+            print(f"GPU {g['index']}: {g['name']} {g['uuid']}, energy counter: {'yes' if g['energy_counter'] else 'no'}")
+    print("Meters:")
+    for choice in found["choices"]:
+        chosen = ", ".join(choice["chosen"]) or "none"
+        print(f"  {choice['component']:>3}: {chosen}\n       {choice['reason']}")
+    i = found["intensity"]
+    year = f", {i['year']}" if i["year"] else ""
+    print(f"Carbon intensity: {i['g_per_kwh']:.0f} gCO2e/kWh ({i['kind']}) for {i['region']} ({i['region_name']}),"
+          f" {i['source']}{year}\n  why: {i['reason']}")
+    return 0

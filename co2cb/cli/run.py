@@ -1,0 +1,78 @@
+"""``co2cb run -- CMD ARGS...``: measure a command's whole process tree."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from co2cb.config import ConfigError
+from co2cb.results import WindowResult
+from co2cb.tracker import Tracker
+
+
+def register(sub: Any) -> None:
+    """Add the ``run`` subcommand."""
+    p = sub.add_parser(
+        "run",
+        help="run a command and measure its energy and CO2",
+        description="Run CMD, measure it and its children, write a run folder, exit with CMD's exit code.",
+    )
+    p.add_argument("--name", help="run name (default: the command)")
+    p.add_argument("--output-dir", help="parent folder of run folders (default: CO2CB_OUTPUT_DIR or ./co2cb-runs)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between readings (0.05 to 60)")
+    p.add_argument("--scope", choices=("process", "machine"), default="process")
+    p.add_argument("--region", help="region code for the carbon intensity, e.g. FR or aws:eu-west-3")
+    p.add_argument("--pue", type=float, default=1.0, help="data centre PUE (default 1.0)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
+    p.set_defaults(handler=handle)
+
+
+def summary_text(result: WindowResult, folder: object) -> str:
+    """A few lines a person can read."""
+    parts = ", ".join(f"{k} {v / 3600:.3f} Wh ({result.provenance.get(k, '?')})" for k, v in result.joules.items())
+    return (
+        f"co2cb: {result.seconds:.1f} s, {result.kwh * 1000:.3f} Wh [{parts}], "
+        f"{result.co2_kg * 1000:.3f} g CO2e at {result.g_per_kwh:.0f} gCO2e/kWh x PUE {result.pue:g}"
+        + (f"\nco2cb: record in {folder}" if folder else "")
+    )
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the command under a tracker; returns its exit code (128+N if killed by signal N)."""
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        print("co2cb run: give a command after --, e.g. co2cb run -- python train.py", file=sys.stderr)
+        return 2
+    try:
+        tracker = Tracker(
+            run_name=args.name or " ".join(cmd),
+            output_dir=args.output_dir,
+            interval_s=args.interval,
+            scope=args.scope,
+            region=args.region,
+            pue=args.pue,
+        )
+    except ConfigError as e:
+        print(f"co2cb run: {e}", file=sys.stderr)
+        return 2
+    tracker.start()
+    try:
+        child = subprocess.Popen(cmd)
+    except OSError as e:
+        tracker.stop({"status": "failed", "error": str(e), "command": cmd})
+        print(f"co2cb run: cannot start {cmd[0]!r}: {e}", file=sys.stderr)
+        return 127
+    previous = {s: signal.signal(s, lambda n, _f: child.send_signal(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    exit_code = code if code >= 0 else 128 - code
+    result = tracker.stop({"status": "completed" if code == 0 else "failed", "command": cmd, "exit_code": exit_code})
+    if result is not None:
+        print(summary_text(result, tracker.run_folder), file=sys.stderr)
+    return exit_code

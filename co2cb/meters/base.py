@@ -1,0 +1,124 @@
+"""The one small interface every hardware meter implements.
+
+A meter answers one question: how much energy has this device (or this
+estimate) used so far? It does so in one of two ways, given by
+:attr:`Meter.reading`:
+
+* ``ReadingKind.COUNTER``: :meth:`Meter.read` returns cumulative joules since an
+  arbitrary origin (NVML's energy counter, RAPL, and every estimate, which
+  integrates its own model between reads).
+* ``ReadingKind.POWER``: :meth:`Meter.read` returns the instantaneous power in
+  watts; the sampler integrates it over time (trapezoid rule).
+
+Meters know nothing of windows, timelines or carbon. A meter that fails raises
+:class:`MeterError`; the sampler then drops it to "unavailable" with one warning.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ReadingKind(str, enum.Enum):
+    """What :meth:`Meter.read` returns."""
+
+    COUNTER = "counter"  #: cumulative joules
+    POWER = "power"  #: instantaneous watts
+
+
+class Provenance(str, enum.Enum):
+    """How a meter's figures are made; written next to every number."""
+
+    MEASURED_COUNTER = "measured-counter"  #: a hardware energy counter (NVML total energy, RAPL)
+    SAMPLED_POWER = "sampled-power"  #: hardware power readings integrated over time
+    ESTIMATE = "estimate"  #: a model (TDP x utilisation, per-vCPU watts, watts per GB)
+
+
+class Component(str, enum.Enum):
+    """The parts of a machine that energy is reported for."""
+
+    GPU = "gpu"
+    CPU = "cpu"
+    RAM = "ram"
+
+
+class MeterError(RuntimeError):
+    """A meter could not be read (device lost, counter not supported, permission denied)."""
+
+
+@dataclass(frozen=True)
+class MeterInfo:
+    """What a meter is, for records and ``co2cb info``.
+
+    Attributes:
+        name: Unique channel name, e.g. ``"gpu:0"``, ``"cpu:package-0"``, ``"ram"``.
+        component: The component its energy counts towards.
+        provenance: Measured counter, sampled power or estimate.
+        host_level: True when the reading covers the whole host rather than the
+            tracked processes (RAPL, the CPU and RAM estimates in machine scope), so
+            that processes on one host would each see the same energy; distributed
+            adapters read such meters once per host.
+        details: Free-form facts about the device and model (model name, TDP in
+            watts, constants and their sources, ...).
+    """
+
+    name: str
+    component: Component
+    provenance: Provenance
+    host_level: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "component": self.component.value,
+            "provenance": self.provenance.value,
+            "host_level": self.host_level,
+            "details": self.details,
+        }
+
+
+class Meter(ABC):
+    """A source of energy readings for one device or one estimate."""
+
+    #: Whether :meth:`read` returns cumulative joules or watts.
+    reading: ReadingKind
+
+    @property
+    @abstractmethod
+    def info(self) -> MeterInfo:
+        """Static description of this meter."""
+
+    @abstractmethod
+    def read(self) -> float:
+        """Cumulative joules (``COUNTER``) or watts (``POWER``).
+
+        Raises:
+            MeterError: The device can no longer be read.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Release any handle the meter holds. Safe to call twice."""
+
+
+@dataclass(frozen=True)
+class MeterChoice:
+    """One decision of meter discovery, kept for the record.
+
+    Attributes:
+        component: Which component the decision is about.
+        chosen: Names of the meters chosen (empty when none could work).
+        reason: Why, in words a user can act on (e.g. how to grant RAPL access).
+    """
+
+    component: Component
+    chosen: tuple[str, ...]
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"component": self.component.value, "chosen": list(self.chosen), "reason": self.reason}

@@ -1,0 +1,153 @@
+"""Choose the meters for this machine, and record every choice and its reason.
+
+The order per component:
+
+* GPU: NVML for the GPUs this process may use; none when NVML cannot start.
+* CPU: RAPL package zones; else an estimate: the user's TDP if given, the
+  per-vCPU model on a virtual machine, the TDP table for a known CPU model, the
+  per-vCPU model averaged over architectures otherwise.
+* RAM: RAPL DRAM zones; else the watts-per-GB estimate.
+
+A meter that cannot work is replaced by an estimate or left out, never by a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from co2cb.meters import cpu_model, rapl
+from co2cb.meters.base import Component, Meter, MeterChoice
+from co2cb.meters.estimates import (
+    RAM_WATTS_PER_GB,
+    RAM_WATTS_PER_GB_SOURCE,
+    RamEstimateMeter,
+    TdpCpuMeter,
+    VcpuCpuMeter,
+)
+from co2cb.meters.nvml import GpuDevice, discover_gpus
+from co2cb.meters.process import CpuShare, ProcessTree
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("process", "machine")
+
+
+@dataclass
+class MeterSet:
+    """The meters in use and how they were chosen.
+
+    Attributes:
+        meters: Every meter to sample (possibly empty: the null meter set).
+        choices: One decision per component, with its reason.
+        gpus: The GPUs being measured.
+        cpu: What is known of the CPU (model name, sockets, virtualisation).
+    """
+
+    meters: list[Meter] = field(default_factory=list)
+    choices: list[MeterChoice] = field(default_factory=list)
+    gpus: list[GpuDevice] = field(default_factory=list)
+    cpu: dict[str, object] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Release every meter's handles."""
+        for meter in self.meters:
+            try:
+                meter.close()
+            except Exception:  # noqa: BLE001 - closing must never raise into training
+                log.debug("closing %s failed", meter.info.name, exc_info=True)
+
+
+def _cpu_estimate(
+    tree: ProcessTree | None, cpu_tdp_w: float | None, model: str | None, virt: str | None, sockets: int
+) -> tuple[Meter, str]:
+    if cpu_tdp_w is not None:
+        return TdpCpuMeter(cpu_tdp_w, tree, {"tdp_source": "given by the user (cpu_tdp_w)"}), (
+            f"TDP x utilisation with the given TDP of {cpu_tdp_w:g} W"
+        )
+    if virt is None and model:
+        match = cpu_model.lookup_tdp(model)
+        if match is not None:
+            tdp = match.tdp_w * sockets
+            details = {"cpu_model": model, "table_row": match.model, "tdp_source": match.source, "year": match.year}
+            return TdpCpuMeter(tdp, tree, details), (
+                f"TDP x utilisation: {model!r} matched {match.model!r}, {match.tdp_w:g} W x {sockets} socket(s) "
+                f"({match.source}{', ' + str(match.year) if match.year else ''})"
+            )
+    power = cpu_model.vcpu_power(model, provider=virt)
+    details = {"cpu_model": model, "architecture": power.architecture, "source": power.source, "year": power.year}
+    why = f"virtual machine ({virt})" if virt else f"CPU model {model!r} not in the TDP table"
+    return VcpuCpuMeter(power.min_w, power.max_w, tree, details), (
+        f"per-vCPU model for {power.architecture} ({power.min_w:g}-{power.max_w:g} W per vCPU, {power.source}) "
+        f"because: {why}"
+    )
+
+
+def discover(
+    scope: str = "process",
+    gpus: Sequence[int | str] | None = None,
+    powercap_root: str | os.PathLike[str] | None = None,
+    cpu_tdp_w: float | None = None,
+    ram_watts_per_gb: float | None = None,
+    components: Iterable[str] = ("gpu", "cpu", "ram"),
+    pid: int | None = None,
+) -> MeterSet:
+    """Find and open the meters for this machine.
+
+    Args:
+        scope: ``"process"`` (this process and its children) or ``"machine"``.
+        gpus: Explicit GPUs (CUDA ordinals or UUIDs); None for all visible.
+        powercap_root: Folder to read RAPL zones from (default ``CO2CB_POWERCAP_ROOT`` or the system's).
+        cpu_tdp_w: Force the CPU estimate to this TDP, watts (all sockets).
+        ram_watts_per_gb: RAM estimate constant, watts per GB.
+        components: Which of ``"gpu"``, ``"cpu"``, ``"ram"`` to measure.
+        pid: Root of the tracked process tree (default: this process).
+    """
+    wanted = {Component(c) for c in components}
+    tree = ProcessTree(pid) if scope == "process" else None
+    result = MeterSet()
+
+    if Component.GPU in wanted:
+        gpu_meters, reason = discover_gpus(gpus)
+        result.meters.extend(gpu_meters)
+        result.gpus = [m.device for m in gpu_meters]
+        result.choices.append(MeterChoice(Component.GPU, tuple(m.info.name for m in gpu_meters), reason))
+
+    model = cpu_model.read_cpu_model()
+    virt = cpu_model.detect_virtualization()
+    sockets = cpu_model.count_sockets()
+    result.cpu = {"model": model, "sockets": sockets, "virtualization": virt}
+
+    zones: list[rapl.RaplZone] = []
+    root = rapl.powercap_root(powercap_root)
+    rapl_problem = ""
+    if wanted & {Component.CPU, Component.RAM}:
+        try:
+            zones = rapl.find_zones(root)
+        except PermissionError as e:
+            rapl_problem = f"RAPL is present but not readable ({e}). " + rapl.PERMISSION_HINT.format(root=root)
+        except (OSError, ValueError) as e:
+            rapl_problem = f"no RAPL: {e}"
+
+    for component in (Component.CPU, Component.RAM):
+        if component not in wanted:
+            continue
+        mine = [z for z in zones if z.component is component]
+        if mine:
+            meters = [rapl.RaplMeter(z, CpuShare(tree) if tree else None) for z in mine]
+            scope_note = "attributed by CPU-time share" if tree else "whole machine"
+            reason = f"RAPL {', '.join(z.name for z in mine)} under {root} ({scope_note})"
+        elif component is Component.CPU:
+            meter, how = _cpu_estimate(tree, cpu_tdp_w, model, virt, sockets)
+            meters = [meter]
+            reason = f"estimate: {how}" + (f"; {rapl_problem}" if rapl_problem else "")
+        else:
+            w = ram_watts_per_gb if ram_watts_per_gb is not None else RAM_WATTS_PER_GB
+            source = "given by the user (ram_watts_per_gb)" if ram_watts_per_gb is not None else RAM_WATTS_PER_GB_SOURCE
+            meters = [RamEstimateMeter(w, tree, source)]
+            reason = f"estimate: {w:g} W per GB in use ({source})" + ("" if zones else "; no RAPL DRAM zone")
+        result.meters.extend(meters)
+        result.choices.append(MeterChoice(component, tuple(m.info.name for m in meters), reason))
+    return result

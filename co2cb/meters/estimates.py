@@ -1,0 +1,153 @@
+"""Estimates for what no counter measures: the CPU without RAPL, and RAM.
+
+Every estimate is a :class:`~co2cb.meters.base.Meter` with provenance
+``estimate``, and names its model and constants in ``info.details``.
+
+* CPU, known model (TDP table): ``P = TDP x utilisation``. Over an interval this is
+  ``TDP x busy CPU-seconds / logical CPUs``, with busy time taken for the tracked
+  processes (process scope) or the whole machine (machine scope).
+* CPU, virtual machine or unknown model (per-vCPU model of Cloud Carbon
+  Footprint, from SPECpower_ssj2008): per vCPU ``P = min_w + u x (max_w - min_w)``;
+  for the machine ``N x min_w x seconds + (max_w - min_w) x busy CPU-seconds``,
+  attributed in process scope by the processes' share of busy CPU time.
+* RAM: ``P = watts_per_gb x GB in use`` (resident memory of the tracked processes,
+  or memory in use on the machine), 0.375 W/GB by default.
+"""
+
+from __future__ import annotations
+
+import time
+
+from co2cb.meters.base import Component, Meter, MeterInfo, Provenance, ReadingKind
+from co2cb.meters.process import CpuShare, ProcessTree, logical_cpu_count, machine_used_memory_bytes
+
+#: Default RAM power in watts per GB: 3 W per 8 GB of DDR3/DDR4, the figure CodeCarbon and
+#: Eco2AI use (Budennyy et al. 2022), from Micron/Crucial's "How much power does memory use?".
+RAM_WATTS_PER_GB = 0.375
+RAM_WATTS_PER_GB_SOURCE = "3 W per 8 GB (Crucial/Micron), as used by CodeCarbon and Eco2AI (Budennyy et al. 2022)"
+
+GB = 1e9
+
+
+class TdpCpuMeter(Meter):
+    """CPU energy estimated as TDP x utilisation (cumulative joules)."""
+
+    reading = ReadingKind.COUNTER
+
+    def __init__(self, tdp_w: float, tree: ProcessTree | None, details: dict[str, object]) -> None:
+        """Args:
+        tdp_w: Thermal design power of all sockets together, watts.
+        tree: The tracked processes (process scope), or None for the whole machine.
+        details: Where the TDP came from (model, table row, source, year).
+        """
+        self._tdp_w = tdp_w
+        self._tree = tree or ProcessTree()
+        self._per_process = tree is not None
+        self._ncpu = logical_cpu_count()
+        self._prev = self._busy()
+        self._joules = 0.0
+        self._info = MeterInfo(
+            name="cpu:tdp-estimate",
+            component=Component.CPU,
+            provenance=Provenance.ESTIMATE,
+            host_level=not self._per_process,
+            details={"model": "TDP x utilisation", "tdp_w": tdp_w, "logical_cpus": self._ncpu, **details},
+        )
+
+    @property
+    def info(self) -> MeterInfo:
+        return self._info
+
+    def _busy(self) -> float:
+        snap = self._tree.cpu()
+        return snap.tree_s if self._per_process else snap.machine_busy_s
+
+    def read(self) -> float:
+        busy = self._busy()
+        self._joules += self._tdp_w * max(0.0, busy - self._prev) / self._ncpu
+        self._prev = busy
+        return self._joules
+
+
+class VcpuCpuMeter(Meter):
+    """CPU energy from a per-vCPU idle/full-load power model (cumulative joules)."""
+
+    reading = ReadingKind.COUNTER
+
+    def __init__(self, min_w: float, max_w: float, tree: ProcessTree | None, details: dict[str, object]) -> None:
+        """Args:
+        min_w: Idle watts per vCPU.
+        max_w: Full-load watts per vCPU.
+        tree: The tracked processes (process scope), or None for the whole machine.
+        details: The model's architecture, source and year.
+        """
+        self._min_w, self._max_w = min_w, max_w
+        self._tree = tree or ProcessTree()
+        self._share = CpuShare(tree) if tree is not None else None
+        self._ncpu = logical_cpu_count()
+        self._prev_t = time.monotonic()
+        self._prev_busy = self._tree.cpu().machine_busy_s
+        self._joules = 0.0
+        self._info = MeterInfo(
+            name="cpu:vcpu-estimate",
+            component=Component.CPU,
+            provenance=Provenance.ESTIMATE,
+            host_level=tree is None,
+            details={
+                "model": "per vCPU: min_w + utilisation x (max_w - min_w)",
+                "min_w_per_vcpu": min_w,
+                "max_w_per_vcpu": max_w,
+                "vcpus": self._ncpu,
+                **details,
+            },
+        )
+
+    @property
+    def info(self) -> MeterInfo:
+        return self._info
+
+    def read(self) -> float:
+        now = time.monotonic()
+        busy = self._tree.cpu().machine_busy_s
+        seconds = max(0.0, now - self._prev_t)
+        busy_s = min(max(0.0, busy - self._prev_busy), seconds * self._ncpu)
+        machine_j = self._ncpu * self._min_w * seconds + (self._max_w - self._min_w) * busy_s
+        share = self._share.next_share() if self._share is not None else 1.0
+        self._joules += machine_j * share
+        self._prev_t, self._prev_busy = now, busy
+        return self._joules
+
+
+class RamEstimateMeter(Meter):
+    """RAM power estimated from memory in use (watts)."""
+
+    reading = ReadingKind.POWER
+
+    def __init__(self, watts_per_gb: float, tree: ProcessTree | None, source: str) -> None:
+        """Args:
+        watts_per_gb: Power per GB of memory in use, watts.
+        tree: The tracked processes (their resident memory), or None for the machine's used memory.
+        source: Where ``watts_per_gb`` comes from.
+        """
+        self._w_per_gb = watts_per_gb
+        self._tree = tree
+        self._info = MeterInfo(
+            name="ram:estimate",
+            component=Component.RAM,
+            provenance=Provenance.ESTIMATE,
+            host_level=tree is None,
+            details={
+                "model": "watts_per_gb x GB in use",
+                "watts_per_gb": watts_per_gb,
+                "source": source,
+                "memory": "resident memory of the tracked processes" if tree else "memory in use on the machine",
+            },
+        )
+
+    @property
+    def info(self) -> MeterInfo:
+        return self._info
+
+    def read(self) -> float:
+        used = self._tree.rss_bytes() if self._tree is not None else machine_used_memory_bytes()
+        return self._w_per_gb * used / GB

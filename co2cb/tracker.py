@@ -1,0 +1,451 @@
+"""The public entry point: :class:`Tracker` measures energy and CO2 in named windows."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from co2cb._version import __version__
+from co2cb.config import ConfigError, TrackerConfig, as_tuple
+from co2cb.emissions import IntensitySource, co2_kg
+from co2cb.intensity_choice import choose_intensity
+from co2cb.meters.base import Meter
+from co2cb.meters.discovery import MeterSet, discover
+from co2cb.records import SCHEMA_VERSION, RunRecorder
+from co2cb.results import WindowResult, iso
+from co2cb.sampler import Sampler
+from co2cb.steps import StepSeries, StepStats
+
+log = logging.getLogger(__name__)
+
+RUN_WINDOW = "run"
+_FOLD_THRESHOLD = 4096  # stamps buffered per step name before the sampler folds them
+
+
+@dataclass
+class _OpenWindow:
+    name: str
+    t_ns: int
+    joules: list[float]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Tracker:
+    """Measures energy and CO2 of a run and of named windows inside it.
+
+    Use it as a context manager or with :meth:`start`/:meth:`stop`::
+
+        with co2cb.Tracker(run_name="pretrain") as tracker:
+            for epoch in range(3):
+                with tracker.window("epoch"):
+                    for batch in data:
+                        tracker.begin("step", record=False)
+                        train(batch)
+                        tracker.end("step")
+        print(tracker.result.co2_kg)
+
+    Windows are named, nestable and overlapping. Recorded windows (the default)
+    are written to the run folder when they close; step windows
+    (``record=False``) only append a timestamp and are summarised by
+    :meth:`step_stats`.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_name: str | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        save: bool = True,
+        interval_s: float = 1.0,
+        scope: str = "process",
+        gpus: Sequence[int | str] | None = None,
+        components: Sequence[str] = ("gpu", "cpu", "ram"),
+        sync_boundaries: bool = True,
+        intensity: float | IntensitySource | None = None,
+        region: str | None = None,
+        pue: float = 1.0,
+        powercap_root: str | os.PathLike[str] | None = None,
+        cpu_tdp_w: float | None = None,
+        ram_watts_per_gb: float | None = None,
+        keep_steps: bool = False,
+        tags: Mapping[str, Any] | None = None,
+        meters: Sequence[Meter] | None = None,
+        pid: int | None = None,
+    ) -> None:
+        """Check every option and find the meters; nothing is measured before :meth:`start`.
+
+        Args:
+            run_name: A name for the run (default: the run id).
+            output_dir: Parent of run folders (default ``CO2CB_OUTPUT_DIR`` or ``./co2cb-runs``).
+            save: Write a run folder; False keeps results in memory only.
+            interval_s: Seconds between background readings, 0.05 to 60.
+            scope: ``"process"`` (this process and its children) or ``"machine"``.
+            gpus: GPUs to measure (CUDA ordinals or ``GPU-`` UUIDs); default: all visible.
+            components: Which of ``"gpu"``, ``"cpu"``, ``"ram"`` to measure.
+            sync_boundaries: Read the meters when a recorded window opens or closes (sharper
+                edges; about a millisecond per boundary). Step windows never read.
+            intensity: Carbon intensity in gCO2e/kWh, or an :class:`IntensitySource`.
+            region: Region code for the intensity (``"FR"``, ``"US-CA"``, ``"aws:eu-west-3"``).
+            pue: Power usage effectiveness of the data centre, 1.0 to 3.0.
+            powercap_root: Folder holding RAPL zones (default ``CO2CB_POWERCAP_ROOT`` or
+                ``/sys/class/powercap``).
+            cpu_tdp_w: Use this CPU TDP, watts (all sockets), when the CPU is estimated.
+            ram_watts_per_gb: RAM estimate constant, watts per GB (default 0.375).
+            keep_steps: Keep every step window, not only their statistics.
+            tags: Free-form labels written into the run record.
+            meters: Use these meters instead of discovering them (advanced, tests).
+            pid: Root process of the tree measured in process scope (default: this process).
+
+        Raises:
+            ConfigError: An option is invalid; the message says what to change.
+        """
+        try:
+            self.config = TrackerConfig(
+                run_name=run_name,
+                output_dir=Path(output_dir) if output_dir is not None else None,
+                save=save,
+                interval_s=interval_s,
+                scope=scope,
+                gpus=as_tuple(gpus),
+                components=tuple(as_tuple(components) or ()),
+                sync_boundaries=sync_boundaries,
+                pue=pue,
+                powercap_root=str(powercap_root) if powercap_root is not None else None,
+                cpu_tdp_w=cpu_tdp_w,
+                ram_watts_per_gb=ram_watts_per_gb,
+                keep_steps=keep_steps,
+                tags={str(k): v for k, v in (tags or {}).items()},
+            )
+            self.intensity = choose_intensity(intensity, region)
+            if meters is not None:
+                self.meter_set = MeterSet(meters=list(meters))
+            else:
+                self.meter_set = discover(
+                    scope=self.config.scope,
+                    gpus=self.config.gpus,
+                    powercap_root=self.config.powercap_root,
+                    cpu_tdp_w=self.config.cpu_tdp_w,
+                    ram_watts_per_gb=self.config.ram_watts_per_gb,
+                    components=self.config.components,
+                    pid=pid,
+                )
+        except ValueError as e:
+            raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
+        self._channels = [m.info.name for m in self.meter_set.meters]
+        self._components = [m.info.component.value for m in self.meter_set.meters]
+        self._provenance = [m.info.provenance.value for m in self.meter_set.meters]
+        self._sampler = Sampler(self.meter_set.meters, self.config.interval_s, on_tick=self._fold_large)
+        self._steps: dict[str, StepSeries] = {}
+        self._open: dict[str, list[_OpenWindow]] = {}
+        self._fold_lock = threading.Lock()
+        self._recorder: RunRecorder | None = None
+        self._started = False
+        self._stopped = False
+        self._warned: set[str] = set()
+        self._wall0 = 0.0
+        self._perf0 = 0
+        self.run_id: str | None = None
+        self.result: WindowResult | None = None
+
+    # ----------------------------------------------------------------- life cycle
+    @property
+    def run_folder(self) -> Path | None:
+        """The run's record folder (None before start or when ``save=False``)."""
+        return self._recorder.folder if self._recorder is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._started and not self._stopped
+
+    def start(self) -> Tracker:
+        """Start measuring: open the run folder, write its header, start the sampler and the run window."""
+        if self._started:
+            return self
+        self._wall0, self._perf0 = time.time(), time.perf_counter_ns()
+        if self.config.save:
+            self._recorder = RunRecorder(self.config.resolved_output_dir)
+            self.run_id = self._recorder.run_id
+        else:
+            from co2cb.records import new_run_id
+
+            self.run_id = new_run_id()
+        self._started = True
+        self._sampler.start()
+        self._write(self.header())
+        self.begin(RUN_WINDOW)
+        return self
+
+    def stop(self, summary: Mapping[str, Any] | None = None) -> WindowResult | None:
+        """Stop measuring: close open windows, write the summary line, release the meters.
+
+        Args:
+            summary: Extra fields for the summary line (final metrics, status, ...).
+
+        Returns:
+            The run window's result (also kept as :attr:`result`).
+        """
+        if not self._started or self._stopped:
+            return self.result
+        self._stopped = True
+        self._sampler.stop()
+        t = self._sampler.timeline.last_time or time.perf_counter_ns()
+        for name in [n for n in self._open if n != RUN_WINDOW]:
+            while self._open.get(name):
+                self._close(name, t, {"closed_by": "stop"})
+        self.result = self._close(RUN_WINDOW, t, {}) if self._open.get(RUN_WINDOW) else None
+        self._fold_all()
+        line: dict[str, Any] = {"type": "summary", "status": "completed"}
+        if self.result is not None:
+            line.update({k: v for k, v in self.result.as_record().items() if k not in ("type", "name")})
+        line["steps"] = {name: _stats_record(s) for name, s in self.all_step_stats().items()}
+        line["meter_losses"] = [
+            {"meter": x.meter, "at": iso(self._unix(x.at_ns)), "error": x.error} for x in self._sampler.losses
+        ]
+        line["sampler_cpu_s"] = self._sampler.cpu_seconds
+        line.update(dict(summary or {}))
+        self._write(line)
+        if self._recorder is not None:
+            self._recorder.close()
+        self.meter_set.close()
+        return self.result
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.stop({"status": "failed", "error": repr(exc)} if exc is not None else None)
+
+    # ----------------------------------------------------------------- windows
+    def begin(self, name: str, record: bool = True) -> None:
+        """Open a window.
+
+        Args:
+            name: The window's name. A name is used either for recorded windows or for
+                step windows, not both.
+            record: True (default): a recorded window, written to the run folder when it
+                closes. False: a step window, which only stores a timestamp (the per-step
+                hot path: no I/O, no lock, no syscall beyond the clock).
+        """
+        if not record:
+            series = self._steps.get(name)
+            if series is None:
+                series = self._new_series(name)
+            series.stamps.append(time.perf_counter_ns())
+            return
+        if not self.running:
+            self._warn_once(f"begin-{name}", f"co2cb: window {name!r} opened while the tracker is not running; ignored")
+            return
+        if name in self._steps:
+            self._warn_once(f"mixed-{name}", f"co2cb: {name!r} is a step window name; use another name. Ignored")
+            return
+        t = self._sampler.read_now() if self.config.sync_boundaries else time.perf_counter_ns()
+        with self._sampler.lock:
+            joules = self._sampler.timeline.at(t)
+        self._open.setdefault(name, []).append(_OpenWindow(name, t, joules))
+
+    def end(self, name: str, meta: Mapping[str, Any] | None = None) -> WindowResult | None:
+        """Close the most recent open window of this name.
+
+        Args:
+            name: The window's name.
+            meta: Extra fields recorded with a recorded window (epoch index, ...).
+
+        Returns:
+            The window's result for a recorded window; None for a step window.
+        """
+        series = self._steps.get(name)
+        if series is not None:
+            series.stamps.append(-time.perf_counter_ns())
+            return None
+        if not self._open.get(name):
+            self._warn_once(f"end-{name}", f"co2cb: window {name!r} closed but it is not open; ignored")
+            return None
+        t = self._sampler.read_now() if self.config.sync_boundaries and self.running else time.perf_counter_ns()
+        return self._close(name, t, dict(meta or {}))
+
+    @contextmanager
+    def window(self, name: str, meta: Mapping[str, Any] | None = None) -> Iterator[WindowHandle]:
+        """A recorded window around a block; the handle's ``result`` is set when the block ends."""
+        handle = WindowHandle(name)
+        self.begin(name)
+        try:
+            yield handle
+        finally:
+            handle.result = self.end(name, meta)
+
+    def _new_series(self, name: str) -> StepSeries:
+        series = StepSeries(name, len(self._channels), keep=self.config.keep_steps)
+        self._steps = {**self._steps, name: series}  # replace, never mutate: readers need no lock
+        return series
+
+    def _close(self, name: str, t_ns: int, meta: dict[str, Any]) -> WindowResult:
+        opened = self._open[name].pop()
+        if not self._open[name]:
+            del self._open[name]
+        with self._sampler.lock:
+            end_j = self._sampler.timeline.at(t_ns)
+            result = self._result(name, opened.t_ns, opened.joules, t_ns, end_j, {**opened.meta, **meta})
+        self._write(result.as_record())
+        return result
+
+    def _result(
+        self, name: str, t0: int, j0: list[float], t1: int, j1: list[float], meta: dict[str, Any]
+    ) -> WindowResult:
+        meter_j = {ch: max(0.0, b - a) for ch, a, b in zip(self._channels, j0, j1)}
+        joules: dict[str, float] = {}
+        provenance: dict[str, set[str]] = {}
+        for ch, comp, prov in zip(self._channels, self._components, self._provenance):
+            joules[comp] = joules.get(comp, 0.0) + meter_j[ch]
+            provenance.setdefault(comp, set()).add(prov)
+        segments = []
+        prev_t, prev_total = t0, sum(j0)
+        for t, cum in [*self._sampler.timeline.points_between(t0, t1), (t1, j1)]:
+            total = sum(cum)
+            segments.append((self._unix(prev_t), self._unix(t), total - prev_total))
+            prev_t, prev_total = t, total
+        co2, g = co2_kg(segments, self.intensity, self.config.pue)
+        return WindowResult(
+            name=name,
+            start_unix_s=self._unix(t0),
+            end_unix_s=self._unix(t1),
+            seconds=(t1 - t0) * 1e-9,
+            joules=joules,
+            meter_joules=meter_j,
+            co2_kg=co2,
+            g_per_kwh=g,
+            pue=self.config.pue,
+            provenance={k: "+".join(sorted(v)) for k, v in provenance.items()},
+            unavailable=tuple(x.meter for x in self._sampler.losses if x.at_ns <= t1),
+            meta=meta,
+        )
+
+    # ----------------------------------------------------------------- queries
+    def mark(self) -> int:
+        """A point in time (``perf_counter_ns``) for :meth:`between`. Hot-path safe."""
+        return time.perf_counter_ns()
+
+    def between(self, start: int, end: int | None = None, name: str = "interval") -> WindowResult:
+        """Energy and CO2 between two marks, read off the curve (no meter read, nothing written).
+
+        Past the newest reading the curve is extended with the last interval's power.
+        """
+        end = time.perf_counter_ns() if end is None else end
+        with self._sampler.lock:
+            tl = self._sampler.timeline
+            return self._result(name, start, tl.at(start), end, tl.at(end), {})
+
+    def totals(self) -> WindowResult:
+        """The run so far (read off the curve)."""
+        opened = self._open.get(RUN_WINDOW)
+        if not opened:
+            return self.result if self.result is not None else self.between(self._perf0, self._perf0, RUN_WINDOW)
+        run = opened[0]
+        end = time.perf_counter_ns()
+        with self._sampler.lock:
+            return self._result(RUN_WINDOW, run.t_ns, run.joules, end, self._sampler.timeline.at(end), {})
+
+    def step_stats(self, name: str) -> StepStats:
+        """Statistics of a step window, folding in every step the curve covers.
+
+        Raises:
+            KeyError: No step window of that name was opened.
+        """
+        series = self._steps[name]
+        self._fold(series)
+        return series.stats(self._channels)
+
+    def all_step_stats(self) -> dict[str, StepStats]:
+        """:meth:`step_stats` of every step window."""
+        return {name: self.step_stats(name) for name in self._steps}
+
+    def _fold(self, series: StepSeries) -> None:
+        with self._fold_lock, self._sampler.lock:
+            series.fold(self._sampler.timeline)
+
+    def _fold_large(self) -> None:
+        for series in self._steps.values():
+            if len(series.stamps) > _FOLD_THRESHOLD:
+                self._fold(series)
+
+    def _fold_all(self) -> None:
+        for series in self._steps.values():
+            self._fold(series)
+
+    # ----------------------------------------------------------------- records
+    def _unix(self, t_ns: int) -> float:
+        return self._wall0 + (t_ns - self._perf0) * 1e-9
+
+    def _write(self, line: dict[str, Any]) -> None:
+        if self._recorder is None:
+            return
+        try:
+            self._recorder.write(line)
+        except Exception as e:  # noqa: BLE001 - a full disk must not stop training
+            self._warn_once("write", f"co2cb: could not write to {self._recorder.path} ({e}); measuring goes on")
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    def header(self) -> dict[str, Any]:
+        """The run record's header line."""
+        ms = self.meter_set
+        return {
+            "type": "header",
+            "schema": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "run_name": self.config.run_name or self.run_id,
+            "tags": self.config.tags,
+            "start": iso(self._wall0),
+            "start_unix_s": self._wall0,
+            "host": {"hostname": socket.gethostname(), "pid": os.getpid(), "platform": sys.platform},
+            "hardware": {"gpus": [g.as_dict() for g in ms.gpus], "cpu": ms.cpu},
+            "meters": [m.info.as_dict() for m in ms.meters],
+            "meter_choices": [c.as_dict() for c in ms.choices],
+            "intensity": self.intensity.info.as_dict(),
+            "pue": self.config.pue,
+            "config": self.config.as_record(),
+            "versions": library_versions(),
+        }
+
+
+@dataclass
+class WindowHandle:
+    """Returned by :meth:`Tracker.window`; ``result`` is set when the window closes."""
+
+    name: str
+    result: WindowResult | None = None
+
+
+def _stats_record(s: StepStats) -> dict[str, Any]:
+    return {
+        "count": s.count,
+        "seconds": s.seconds,
+        "energy_kwh": s.total_joules / 3.6e6,
+        "mean_seconds": s.mean_seconds,
+        "mean_joules": s.mean_joules,
+        "duration_percentiles_s": s.duration_percentiles_s,
+        "energy_percentiles_j": s.energy_percentiles_j,
+    }
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of co2cb, Python and the ML libraries already imported (none is imported here)."""
+    versions = {"co2cb": __version__, "python": sys.version.split()[0]}
+    for module in ("psutil", "pynvml", "torch", "lightning", "pytorch_lightning", "transformers", "keras"):
+        mod = sys.modules.get(module)
+        version = getattr(mod, "__version__", None) if mod is not None else None
+        if version:
+            versions[module] = str(version)
+    return versions
