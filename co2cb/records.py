@@ -9,6 +9,7 @@ atomic ``mkdir``, so runs sharing a parent folder never touch each other's files
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -92,8 +93,9 @@ class RunRecorder:
         """Close the file. Safe to call twice."""
         with self._lock:
             if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+                fd, self._fd = self._fd, -1
+                with contextlib.suppress(OSError):  # already gone: every line was fsynced anyway
+                    os.close(fd)
 
 
 def read_records(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -106,7 +106,7 @@ class Sampler:
                 self.read_now()
                 if self._on_tick is not None:
                     self._on_tick()
-            except Exception:  # noqa: BLE001 - the sampler must outlive any bug
+            except Exception:  # the sampler must outlive any bug
                 log.exception("co2cb: sampler tick failed")
             next_at += self.interval_s
             now = time.monotonic()

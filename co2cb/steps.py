@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import compress, count, repeat
+from operator import mul, ne, neg, sub
 
 from co2cb.timeline import Timeline
 
@@ -42,6 +46,17 @@ class LogHistogram:
             self.zeros += 1
         else:
             self.counts[math.floor(math.log2(value) * _BUCKETS_PER_DOUBLING)] += 1
+
+    def add_many(self, values: list[float]) -> None:
+        """Count many values, at C speed when all are positive."""
+        if not values:
+            return
+        if min(values) <= 0:
+            for v in values:
+                self.add(v)
+            return
+        self.n += len(values)
+        self.counts.update(map(math.floor, map(mul, map(math.log2, values), repeat(_BUCKETS_PER_DOUBLING))))
 
     def percentile(self, q: float) -> float:
         """Approximate ``q``-th percentile (0..100): the geometric middle of its bucket."""
@@ -101,7 +116,7 @@ class StepStats:
 class StepSeries:
     """Stamps and running statistics of one named step window."""
 
-    __slots__ = ("name", "stamps", "_count", "_ns", "_joules", "_dur_hist", "_energy_hist", "_keep", "_kept")
+    __slots__ = ("_count", "_dur_hist", "_energy_hist", "_joules", "_keep", "_kept", "_ns", "name", "stamps")
 
     def __init__(self, name: str, channels: int, keep: bool = False) -> None:
         self.name = name
@@ -119,48 +134,62 @@ class StepSeries:
         last = timeline.last_time
         if last is None:
             return
-        stamps = self.stamps[: len(self.stamps)].tolist()
-        pairs: list[tuple[int, int]] = []
-        consumed = 0
-        i = 0
-        while i < len(stamps):
-            start = stamps[i]
-            if start < 0:  # a close with no open: drop it
-                i += 1
-                consumed = i
-                continue
-            if i + 1 >= len(stamps):
-                break  # still open
-            end = stamps[i + 1]
-            if end > 0:  # reopened before closing: the first open raised, drop it
-                i += 1
-                consumed = i
-                continue
-            if -end > last:
-                break
-            pairs.append((start, -end))
-            i += 2
-            consumed = i
+        raw = self.stamps[: len(self.stamps)].tolist()
+        usable = len(raw) - len(raw) % 2
+        starts = raw[0:usable:2]
+        ends = list(map(neg, raw[1:usable:2]))
+        if starts and min(starts) > 0 and min(ends) > 0:  # the usual case: open, close, open, close, ...
+            n = bisect_right(ends, last)
+            if n:
+                self._add(starts[:n], ends[:n], timeline)
+                del self.stamps[: 2 * n]
+            return
+        starts, ends, consumed = _pair(raw, last)
         if consumed:
             del self.stamps[:consumed]
-        if not pairs:
-            return
-        flat = [t for pair in pairs for t in pair]
-        vectors = timeline.resolve(flat)
+        if starts:
+            self._add(starts, ends, timeline)
+
+    def _add(self, starts: list[int], ends: list[int], timeline: Timeline) -> None:
+        """Read the steps' energy off the curve and fold it in, in bulk.
+
+        Most steps lie inside one sampling interval, where every channel's power is
+        constant: their energy is that interval's total power times their duration,
+        and per-channel totals are settled once per interval from the time steps
+        spent in it. Steps that span a reading are read off the curve one by one.
+        """
+        times, cum = timeline.times, timeline.cum
+        locate = partial(bisect_left, times)
+        js = list(map(locate, starts))  # index of the reading that ends each step's interval
+        durations = list(map(sub, ends, starts))
+        watts: dict[int, float] = {}  # total power x 1e-9 of each interval touched
+        for j in set(js):
+            if 0 < j < len(times):
+                watts[j] = (sum(cum[j]) - sum(cum[j - 1])) / (times[j] - times[j - 1])
+        energies = list(map(mul, map(watts.get, js, repeat(0.0)), durations))
+        ns_in = {j: 0 for j in watts}
+        for j in watts:
+            ns_in[j] = sum(durations[bisect_left(js, j) : bisect_right(js, j)])
         totals = self._joules
-        for k, (start, end) in enumerate(pairs):
-            a, b = vectors[2 * k], vectors[2 * k + 1]
-            step_j = 0.0
+        spanning = set(compress(count(), map(ne, js, map(locate, ends))))
+        spanning.update(range(bisect_right(js, 0)))  # before the first reading
+        for i in spanning:
+            a, b = timeline.at(starts[i]), timeline.at(ends[i])
+            energies[i] = sum(b) - sum(a)
             for c in range(len(totals)):
-                d = b[c] - a[c]
-                totals[c] += d
-                step_j += d
-            self._count += 1
-            self._ns += end - start
-            self._dur_hist.add((end - start) * 1e-9)
-            self._energy_hist.add(step_j)
-            if self._keep:
-                self._kept.append((start, end, step_j))
+                totals[c] += b[c] - a[c]
+            if js[i] in ns_in:
+                ns_in[js[i]] -= durations[i]
+        for j, ns in ns_in.items():
+            f = ns / (times[j] - times[j - 1])
+            for c in range(len(totals)):
+                totals[c] += (cum[j][c] - cum[j - 1][c]) * f
+        self._count += len(starts)
+        self._ns += sum(durations)
+        self._dur_hist.add_many([d * 1e-9 for d in durations])
+        self._energy_hist.add_many(energies)
+        if self._keep:
+            self._kept.extend(zip(starts, ends, energies))
 
     def stats(self, channel_names: Sequence[str]) -> StepStats:
         """A snapshot of the statistics (call :meth:`fold` first for fresh values)."""
@@ -175,3 +204,31 @@ class StepSeries:
             energy_percentiles_j={k: self._energy_hist.percentile(q) for k, q in qs.items()},
             steps=list(self._kept),
         )
+
+
+def _pair(stamps: list[int], last: int) -> tuple[list[int], list[int], int]:
+    """Pair opens with closes when some step did not close (it raised) or a close had no open.
+
+    Returns:
+        ``(starts, ends, consumed)``: the complete steps ending by ``last`` and how many
+        stamps they (and the dropped strays among them) used up.
+    """
+    starts: list[int] = []
+    ends: list[int] = []
+    consumed = 0
+    i = 0
+    while i < len(stamps):
+        if stamps[i] < 0:  # a close with no open: drop it
+            i += 1
+        elif i + 1 >= len(stamps):
+            break  # still open
+        elif stamps[i + 1] > 0:  # reopened before closing: the first open raised, drop it
+            i += 1
+        elif -stamps[i + 1] > last:
+            break
+        else:
+            starts.append(stamps[i])
+            ends.append(-stamps[i + 1])
+            i += 2
+        consumed = i
+    return starts, ends, consumed

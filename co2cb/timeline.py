@@ -122,26 +122,3 @@ class Timeline:
         while i < len(self.times) and self.times[i] < t1_ns:
             yield self.times[i], self.cum[i]
             i += 1
-
-    def resolve(self, stamps: Sequence[int]) -> list[Vector]:
-        """:meth:`at` for many ascending times at once, in one pass (no extension past the last point)."""
-        out: list[Vector] = []
-        times, cum = self.times, self.cum
-        n = len(times)
-        j = 1
-        for t in stamps:
-            if n == 0:
-                out.append([0.0] * len(self._kinds))
-                continue
-            if t <= times[0]:
-                out.append(list(cum[0]))
-                continue
-            while j < n and times[j] < t:
-                j += 1
-            if j >= n:
-                out.append(list(cum[-1]))
-                continue
-            t0, t1 = times[j - 1], times[j]
-            f = (t - t0) / (t1 - t0)
-            out.append([x + (y - x) * f for x, y in zip(cum[j - 1], cum[j])])
-        return out

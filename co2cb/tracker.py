@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -441,11 +442,14 @@ def _stats_record(s: StepStats) -> dict[str, Any]:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of co2cb, Python and the ML libraries already imported (none is imported here)."""
+    """Versions of co2cb, Python, its dependencies and the ML frameworks already imported (none is imported here)."""
     versions = {"co2cb": __version__, "python": sys.version.split()[0]}
-    for module in ("psutil", "pynvml", "torch", "lightning", "pytorch_lightning", "transformers", "keras"):
-        mod = sys.modules.get(module)
-        version = getattr(mod, "__version__", None) if mod is not None else None
-        if version:
-            versions[module] = str(version)
+    frameworks = {m: m.replace("_", "-") for m in ("torch", "lightning", "pytorch_lightning", "transformers", "keras",
+                                                     "tensorflow", "jax")}
+    wanted = ["psutil", "nvidia-ml-py", *(dist for module, dist in frameworks.items() if module in sys.modules)]
+    for dist in wanted:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
     return versions

@@ -56,7 +56,7 @@ class MeterSet:
         for meter in self.meters:
             try:
                 meter.close()
-            except Exception:  # noqa: BLE001 - closing must never raise into training
+            except Exception:
                 log.debug("closing %s failed", meter.info.name, exc_info=True)
 
 
@@ -76,7 +76,7 @@ def _cpu_estimate(
                 f"TDP x utilisation: {model!r} matched {match.model!r}, {match.tdp_w:g} W x {sockets} socket(s) "
                 f"({match.source}{', ' + str(match.year) if match.year else ''})"
             )
-    power = cpu_model.vcpu_power(model, provider=virt)
+    power = cpu_model.vcpu_power(model, provider=virt, signature=cpu_model.read_cpu_signature())
     details = {"cpu_model": model, "architecture": power.architecture, "source": power.source, "year": power.year}
     why = f"virtual machine ({virt})" if virt else f"CPU model {model!r} not in the TDP table"
     return VcpuCpuMeter(power.min_w, power.max_w, tree, details), (

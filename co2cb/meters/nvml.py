@@ -190,7 +190,7 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
         return [], "nvidia-ml-py is not installed (pip install nvidia-ml-py)"
     try:
         pynvml.nvmlInit()
-    except Exception as e:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
+    except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
         if requested:
             raise ValueError(f"gpus={list(requested)!r} was given but NVML could not start: {e}") from e
         return [], f"NVML could not start ({e}): no NVIDIA driver or GPU"

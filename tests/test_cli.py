@@ -1,0 +1,59 @@
+"""The `co2cb` command line: `info` and `run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from co2cb import read_records
+
+CLI = [sys.executable, "-m", "co2cb"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "CO2CB_REGION": "FR", "CO2CB_OUTPUT_DIR": str(tmp_path / "runs")}
+
+
+def test_info_text_and_json(tmp_path: Path) -> None:
+    text = subprocess.run([*CLI, "info"], capture_output=True, text=True, env=_env(tmp_path), check=True).stdout
+    assert "Meters:" in text and "Carbon intensity" in text and "FR" in text
+    assert "gpu: none" in text and "NVML" in text  # the reason there is no GPU meter
+    found = json.loads(
+        subprocess.run([*CLI, "info", "--json"], capture_output=True, text=True, env=_env(tmp_path), check=True).stdout
+    )
+    assert {c["component"] for c in found["choices"]} == {"gpu", "cpu", "ram"}
+    assert found["intensity"]["region"] == "FR"
+
+
+def test_run_passes_exit_code_and_writes_a_record(tmp_path: Path) -> None:
+    code = "import sys; sum(range(3_000_000)); sys.exit(3)"
+    done = subprocess.run([*CLI, "run", "--name", "demo", "--interval", "0.1", "--", sys.executable, "-c", code],
+                          capture_output=True, text=True, env=_env(tmp_path))
+    assert done.returncode == 3
+    assert "g CO2e" in done.stderr and "record in" in done.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    header, *_, summary = read_records(folder)
+    assert header["run_name"] == "demo"
+    assert summary["exit_code"] == 3 and summary["status"] == "failed"
+    assert summary["command"][-1] == code
+    assert summary["energy_kwh"]["cpu"] > 0, "the child's CPU time counts"
+
+
+def test_run_success_and_missing_command(tmp_path: Path) -> None:
+    ok = subprocess.run([*CLI, "run", "--", sys.executable, "-c", "pass"], capture_output=True, text=True,
+                        env=_env(tmp_path))
+    assert ok.returncode == 0
+    missing = subprocess.run([*CLI, "run", "--", "no-such-command-co2cb"], capture_output=True, text=True,
+                             env=_env(tmp_path))
+    assert missing.returncode == 127 and "cannot start" in missing.stderr
+    empty = subprocess.run([*CLI, "run"], capture_output=True, text=True, env=_env(tmp_path))
+    assert empty.returncode == 2 and "give a command" in empty.stderr
+
+
+def test_run_bad_option_says_what_to_change(tmp_path: Path) -> None:
+    bad = subprocess.run([*CLI, "run", "--interval", "0", "--", "true"], capture_output=True, text=True,
+                         env=_env(tmp_path))
+    assert bad.returncode == 2 and "between 0.05 and 60" in bad.stderr

@@ -1,0 +1,91 @@
+"""Process scope: this process and its children (DataLoader workers, `co2cb run` commands) count."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from co2cb import Tracker
+from co2cb.meters.process import CpuShare, ProcessTree
+from tests.fakes.powercap import FakePowercap
+
+BURN_SIMPLE = """
+import sys, time
+end = time.process_time() + float(sys.argv[1])
+while time.process_time() < end:
+    pass
+"""
+
+
+def _burn_children(seconds: float, grandchild: bool) -> None:
+    if grandchild:
+        code = f"""
+import subprocess, sys
+g = subprocess.Popen([sys.executable, "-c", {BURN_SIMPLE!r}, "{seconds}"])
+exec({BURN_SIMPLE!r}.replace("float(sys.argv[1])", "{seconds}"))
+g.wait()
+"""
+        subprocess.run([sys.executable, "-c", code], check=True)
+    else:
+        subprocess.run([sys.executable, "-c", BURN_SIMPLE, str(seconds)], check=True)
+
+
+@pytest.mark.parametrize("grandchild", [False, True])
+def test_children_and_grandchildren_count_in_the_cpu_estimate(grandchild: bool) -> None:
+    tdp = 120.0
+    ncpu = psutil.cpu_count()
+    tracker = Tracker(save=False, components=("cpu",), cpu_tdp_w=tdp, intensity=100, interval_s=0.2)
+    tree = ProcessTree()
+    with tracker:
+        before = tree.cpu().tree_s
+        with tracker.window("work") as w:
+            _burn_children(0.8, grandchild)
+        used = tree.cpu().tree_s - before
+    burned = 0.8 * (2 if grandchild else 1)
+    assert used >= burned * 0.95, "the tree's CPU time must include the (grand)children"
+    assert w.result is not None
+    # TDP x utilisation = TDP x CPU-seconds / logical CPUs; the parent only waited.
+    assert w.result.joules["cpu"] == pytest.approx(tdp * used / ncpu, rel=0.1)
+    assert w.result.joules["cpu"] >= tdp * burned / ncpu * 0.9
+
+
+def test_machine_scope_counts_whole_machine_utilisation() -> None:
+    tracker = Tracker(save=False, scope="machine", components=("cpu",), cpu_tdp_w=120, intensity=100)
+    assert tracker.meter_set.meters[0].info.host_level
+    before = psutil.cpu_times()
+    with tracker, tracker.window("w") as w:
+        _burn_children(0.5, grandchild=False)
+    after = psutil.cpu_times()
+    busy = sum(getattr(after, f) - getattr(before, f) for f in ("user", "nice", "system", "irq", "softirq"))
+    assert w.result is not None
+    assert w.result.joules["cpu"] == pytest.approx(120 * busy / psutil.cpu_count(), rel=0.15)
+
+
+def test_rapl_in_process_scope_is_shared_by_cpu_time(powercap: FakePowercap) -> None:
+    tracker = Tracker(save=False, components=("cpu",), powercap_root=powercap.root, intensity=100, interval_s=60)
+    meter = tracker.meter_set.meters[0]
+    assert meter.info.name == "rapl:package-0" and not meter.info.host_level
+    assert meter.info.details["attribution"] == "share of machine busy CPU time"
+    with tracker:
+        with tracker.window("busy") as busy:
+            _burn_children(0.6, grandchild=False)
+            powercap.add_j("package-0", 100.0)
+        with tracker.window("idle") as idle:
+            time.sleep(0.6)
+            powercap.add_j("package-0", 100.0)
+    assert busy.result is not None and idle.result is not None
+    # While our child kept one CPU busy it had most of the machine's busy time; while we slept, little.
+    assert 40.0 < busy.result.joules["cpu"] <= 100.0 + 1e-6
+    assert idle.result.joules["cpu"] < busy.result.joules["cpu"] / 2
+
+
+def test_cpu_share_is_a_fraction() -> None:
+    share = CpuShare(ProcessTree())
+    _burn_children(0.3, grandchild=False)
+    value = share.next_share()
+    assert 0.0 <= value <= 1.0
+    assert value > 0.3

@@ -1,0 +1,133 @@
+"""Run folders: durable JSON Lines, safe under SIGKILL and concurrent runs, schema as documented."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from co2cb import ConfigError, Tracker, read_records
+from co2cb.records import RECORD_FILE, SCHEMA_VERSION
+
+WRITER = """
+import sys, time
+from co2cb import Tracker
+t = Tracker(output_dir=sys.argv[1], run_name=sys.argv[2], intensity=300, interval_s=0.05, cpu_tdp_w=50)
+t.start()
+print(t.run_folder, flush=True)
+for i in range(int(sys.argv[3])):
+    with t.window("epoch", meta={"epoch": i}):
+        for _ in range(50):
+            t.begin("step", record=False); sum(range(2000)); t.end("step")
+    print(i, flush=True)
+time.sleep(float(sys.argv[4]))
+t.stop()
+"""
+
+
+def _run_writer(out: Path, name: str, epochs: int, linger: float) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(out), name, str(epochs), str(linger)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_sigkill_keeps_every_closed_window(tmp_path: Path) -> None:
+    proc = _run_writer(tmp_path, "killed", 1000, 0)
+    assert proc.stdout is not None
+    folder = Path(proc.stdout.readline().strip())
+    closed = -1
+    while closed < 5:
+        closed = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    lines = read_records(folder)  # every line parses
+    assert lines[0]["type"] == "header"
+    epochs = [x["meta"]["epoch"] for x in lines if x["type"] == "window" and x["name"] == "epoch"]
+    assert epochs[: closed + 1] == list(range(closed + 1)), "every window closed before the kill is on disk"
+    assert not any(x["type"] == "summary" for x in lines)
+
+
+def test_concurrent_runs_in_one_parent_do_not_mix(tmp_path: Path) -> None:
+    procs = [_run_writer(tmp_path, f"run{i}", 8, 0.1) for i in range(3)]
+    for p in procs:
+        assert p.wait(timeout=60) == 0
+    folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(folders) == 3
+    names = set()
+    for folder in folders:
+        lines = read_records(folder)
+        header, summary = lines[0], lines[-1]
+        names.add(header["run_name"])
+        assert header["run_id"] == folder.name
+        assert summary["type"] == "summary" and summary["status"] == "completed"
+        assert [x["meta"]["epoch"] for x in lines if x.get("name") == "epoch"] == list(range(8))
+        assert {x["type"] for x in lines} == {"header", "window", "summary"}
+    assert names == {"run0", "run1", "run2"}
+
+
+def test_record_schema(tmp_path: Path) -> None:
+    with Tracker(output_dir=tmp_path, run_name="schema", tags={"model": "tiny"}, intensity=250, pue=1.2,
+                 cpu_tdp_w=40, interval_s=0.05) as t:
+        with t.window("epoch", meta={"epoch": 0}):
+            sum(range(200_000))
+        for _ in range(10):
+            t.begin("step", record=False)
+            t.end("step")
+    assert t.run_folder is not None and (t.run_folder / RECORD_FILE).is_file()
+    header, *windows, summary = read_records(t.run_folder)
+    assert header["schema"] == SCHEMA_VERSION and header["run_name"] == "schema" and header["tags"] == {"model": "tiny"}
+    assert {"run_id", "start", "host", "hardware", "meters", "meter_choices", "intensity", "config", "versions"} <= set(
+        header
+    )
+    assert all(m["provenance"] in ("measured-counter", "sampled-power", "estimate") for m in header["meters"])
+    assert header["intensity"]["g_per_kwh"] == 250
+    assert [w["name"] for w in windows] == ["epoch", "run"]
+    epoch = windows[0]
+    assert epoch["meta"] == {"epoch": 0}
+    assert epoch["energy_kwh"]["total"] == pytest.approx(epoch["energy_kwh"]["cpu"] + epoch["energy_kwh"]["ram"])
+    assert epoch["co2_kg"] == pytest.approx(epoch["energy_kwh"]["total"] * 250 * 1.2 / 1000)
+    assert epoch["provenance"] == {"cpu": "estimate", "ram": "estimate"}
+    assert epoch["seconds"] == pytest.approx(epoch["end_unix_s"] - epoch["start_unix_s"], abs=1e-6)
+    assert summary["type"] == "summary" and summary["co2_kg"] == pytest.approx(windows[1]["co2_kg"])
+    assert summary["steps"]["step"]["count"] == 10
+
+
+def test_exception_in_context_is_recorded_as_failed(tmp_path: Path) -> None:
+    tracker = Tracker(output_dir=tmp_path, intensity=100, cpu_tdp_w=10)
+    with pytest.raises(RuntimeError), tracker:
+        raise RuntimeError("boom")
+    summary = read_records(tracker.run_folder)[-1]  # type: ignore[arg-type]
+    assert summary["status"] == "failed" and "boom" in summary["error"]
+
+
+def test_not_a_run_folder_and_newer_schema(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a co2cb run folder"):
+        read_records(tmp_path)
+    (tmp_path / RECORD_FILE).write_text(json.dumps({"type": "header", "schema": SCHEMA_VERSION + 1}) + "\n")
+    with pytest.raises(ValueError, match="upgrade co2cb"):
+        read_records(tmp_path)
+
+
+def test_unwritable_output_folder_fails_at_construction(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="output_dir"):
+        Tracker(output_dir=blocker / "runs", intensity=100)
+
+
+def test_disk_error_after_start_does_not_stop_training(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tracker = Tracker(output_dir=tmp_path, intensity=100, cpu_tdp_w=10).start()
+    assert tracker._recorder is not None
+    os.close(tracker._recorder._fd)  # simulate the file going away under us
+    time.sleep(0.01)
+    with tracker.window("epoch") as w:
+        pass
+    tracker.stop()
+    assert w.result is not None
+    assert sum("could not write" in r.getMessage() for r in caplog.records) == 1

@@ -1,0 +1,98 @@
+"""Step windows: stamps on the hot path, folded in bulk against the energy curve."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import pytest
+
+from co2cb import Meter, MeterInfo, Tracker
+from co2cb.meters.base import Component, Provenance, ReadingKind
+from co2cb.steps import LogHistogram, StepSeries
+from co2cb.timeline import Timeline
+
+S = 1_000_000_000
+
+
+def _linear_timeline(watts: float, until_s: int) -> Timeline:
+    tl = Timeline([ReadingKind.COUNTER])
+    for t in range(until_s + 1):
+        tl.append(t * S, [watts * t])
+    return tl
+
+
+def test_pairs_fold_to_interpolated_energy() -> None:
+    tl = _linear_timeline(10.0, 10)
+    series = StepSeries("step", channels=1, keep=True)
+    for a, b in [(1.0, 1.5), (2.0, 4.0), (9.5, 10.0)]:
+        series.stamps.extend([int(a * S), -int(b * S)])
+    series.fold(tl)
+    stats = series.stats(["c"])
+    assert stats.count == 3 and stats.pending == 0
+    assert stats.seconds == pytest.approx(3.0)
+    assert stats.joules["c"] == pytest.approx(30.0)
+    assert [round(j, 9) for _, _, j in stats.steps] == [5.0, 20.0, 5.0]
+
+
+def test_steps_past_the_curve_wait_and_open_steps_stay() -> None:
+    tl = _linear_timeline(1.0, 5)
+    series = StepSeries("step", channels=1)
+    series.stamps.extend([1 * S, -2 * S, 4 * S, -6 * S, 7 * S])
+    series.fold(tl)
+    assert series.stats(["c"]).count == 1 and series.stats(["c"]).pending == 3
+    tl.append(8 * S, [8.0])
+    series.fold(tl)
+    stats = series.stats(["c"])
+    assert stats.count == 2 and stats.pending == 1  # the open step at 7 s stays
+    assert stats.joules["c"] == pytest.approx(3.0)
+
+
+def test_a_step_that_raised_is_dropped_not_paired_wrong() -> None:
+    tl = _linear_timeline(1.0, 10)
+    series = StepSeries("step", channels=1)
+    # open at 1 (raised, never closed), open at 2 close at 3, stray close at 4, open 5 close 6
+    series.stamps.extend([1 * S, 2 * S, -3 * S, -4 * S, 5 * S, -6 * S])
+    series.fold(tl)
+    stats = series.stats(["c"])
+    assert stats.count == 2 and stats.seconds == pytest.approx(2.0)
+
+
+def test_histogram_percentiles_within_a_few_percent() -> None:
+    h = LogHistogram()
+    values = [0.001 * (i + 1) for i in range(1000)]
+    for v in values:
+        h.add(v)
+    for q in (50, 90, 99):
+        exact = values[round(q / 100 * 999)]
+        assert h.percentile(q) == pytest.approx(exact, rel=0.03)
+
+
+class _ConstantPower(Meter):
+    reading = ReadingKind.POWER
+
+    @property
+    def info(self) -> MeterInfo:
+        return MeterInfo("test:constant", Component.CPU, Provenance.ESTIMATE)
+
+    def read(self) -> float:
+        return 50.0
+
+
+def test_tracker_step_stats_and_bounded_memory() -> None:
+    tracker = Tracker(save=False, meters=[_ConstantPower()], intensity=100, interval_s=0.05)
+    begin, end = tracker.begin, tracker.end
+    with tracker:
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(50_000):
+            begin("step", record=False)
+            end("step")
+        time.sleep(0.2)
+        stats = tracker.step_stats("step")
+        grown = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+    assert stats.count + stats.pending // 2 == 50_000
+    assert grown < 500_000, f"step windows must be aggregated, not kept ({grown} bytes for 50k steps; budget 10 MB per million)"
+    assert stats.total_joules == pytest.approx(50.0 * stats.seconds, rel=1e-6)
+    assert 0 < stats.duration_percentiles_s["p50"] <= stats.duration_percentiles_s["p99"]
