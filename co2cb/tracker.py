@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -181,6 +182,7 @@ class Tracker:
 
             self.run_id = new_run_id()
         self._started = True
+        atexit.register(self._stop_at_exit)
         self._sampler.start()
         self._write(self.header())
         self.begin(RUN_WINDOW)
@@ -198,6 +200,7 @@ class Tracker:
         if not self._started or self._stopped:
             return self.result
         self._stopped = True
+        atexit.unregister(self._stop_at_exit)
         self._sampler.stop()
         t = self._sampler.timeline.last_time or time.perf_counter_ns()
         for name in [n for n in self._open if n != RUN_WINDOW]:
@@ -219,6 +222,9 @@ class Tracker:
             self._recorder.close()
         self.meter_set.close()
         return self.result
+
+    def _stop_at_exit(self) -> None:
+        self.stop({"status": "stopped at interpreter exit"})
 
     def __enter__(self) -> Tracker:
         return self.start()

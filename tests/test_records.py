@@ -131,3 +131,10 @@ def test_disk_error_after_start_does_not_stop_training(tmp_path: Path, caplog: p
     tracker.stop()
     assert w.result is not None
     assert sum("could not write" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_tracker_left_running_is_stopped_at_exit(tmp_path: Path) -> None:
+    code = f"from co2cb import Tracker; Tracker(output_dir={str(tmp_path)!r}, intensity=100).start()"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    (folder,) = tmp_path.iterdir()
+    assert read_records(folder)[-1]["status"] == "stopped at interpreter exit"
