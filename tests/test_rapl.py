@@ -14,7 +14,6 @@ import pytest
 from co2cb import Tracker
 from co2cb.meters import rapl
 from co2cb.meters.base import Component
-
 from tests.fakes.powercap import FakePowercap
 
 
@@ -52,10 +51,9 @@ def test_wrap_around(powercap: FakePowercap) -> None:
     powercap.set_uj("package-0", powercap.max_range_uj - 5_000_000)  # 5 J before the wrap
     tracker = Tracker(save=False, scope="machine", components=("cpu",), powercap_root=powercap.root,
                       intensity=100, interval_s=60)
-    with tracker:
-        with tracker.window("epoch") as w:
-            powercap.add_j("package-0", 12.0)  # wraps: counter now reads 7 J
-            assert powercap.get_uj("package-0") == 7_000_000
+    with tracker, tracker.window("epoch") as w:
+        powercap.add_j("package-0", 12.0)  # wraps: counter now reads 7 J
+        assert powercap.get_uj("package-0") == 7_000_000
     assert w.result is not None and w.result.joules["cpu"] == pytest.approx(12.0, abs=1e-6)
 
 

@@ -93,6 +93,6 @@ def test_tracker_step_stats_and_bounded_memory() -> None:
         grown = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()
     assert stats.count + stats.pending // 2 == 50_000
-    assert grown < 500_000, f"step windows must be aggregated, not kept ({grown} bytes for 50k steps; budget 10 MB per million)"
+    assert grown < 500_000, f"steps must be aggregated, not kept ({grown} B for 50k steps; budget 10 MB/million)"
     assert stats.total_joules == pytest.approx(50.0 * stats.seconds, rel=1e-6)
     assert 0 < stats.duration_percentiles_s["p50"] <= stats.duration_percentiles_s["p99"]

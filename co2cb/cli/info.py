@@ -45,7 +45,8 @@ def handle(args: argparse.Namespace) -> int:
           + (f", virtual machine ({cpu['virtualization']})" if cpu.get("virtualization") else ""))
     if found["gpus"]:
         for g in found["gpus"]:
-            print(f"GPU {g['index']}: {g['name']} {g['uuid']}, energy counter: {'yes' if g['energy_counter'] else 'no'}")
+            counter = "yes" if g["energy_counter"] else "no"
+            print(f"GPU {g['index']}: {g['name']} {g['uuid']}, energy counter: {counter}")
     print("Meters:")
     for choice in found["choices"]:
         chosen = ", ".join(choice["chosen"]) or "none"
