@@ -37,7 +37,7 @@ _FOLD_THRESHOLD = 4096  # stamps buffered per step name before the sampler folds
 class _OpenWindow:
     name: str
     t_ns: int
-    joules: list[float]
+    joules: list[float] | None  # None until the curve reaches t_ns (when boundaries are not read)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,8 +93,10 @@ class Tracker:
             scope: ``"process"`` (this process and its children) or ``"machine"``.
             gpus: GPUs to measure (CUDA ordinals or ``GPU-`` UUIDs); default: all visible.
             components: Which of ``"gpu"``, ``"cpu"``, ``"ram"`` to measure.
-            sync_boundaries: Read the meters when a recorded window opens or closes (sharper
-                edges; about a millisecond per boundary). Step windows never read.
+            sync_boundaries: Read the meters when a recorded window opens or closes (exact edges;
+                about a millisecond per boundary). Without it a window's start is read off the curve
+                once the sampler passes it, and its end is extended from the last interval's power.
+                Step windows never read.
             intensity: Carbon intensity in gCO2e/kWh, or an :class:`IntensitySource`.
             region: Region code for the intensity (``"FR"``, ``"US-CA"``, ``"aws:eu-west-3"``).
             pue: Power usage effectiveness of the data centre, 1.0 to 3.0.
@@ -145,7 +147,7 @@ class Tracker:
         self._channels = [m.info.name for m in self.meter_set.meters]
         self._components = [m.info.component.value for m in self.meter_set.meters]
         self._provenance = [m.info.provenance.value for m in self.meter_set.meters]
-        self._sampler = Sampler(self.meter_set.meters, self.config.interval_s, on_tick=self._fold_large)
+        self._sampler = Sampler(self.meter_set.meters, self.config.interval_s, on_tick=self._on_tick)
         self._steps: dict[str, StepSeries] = {}
         self._open: dict[str, list[_OpenWindow]] = {}
         self._fold_lock = threading.Lock()
@@ -184,8 +186,9 @@ class Tracker:
         self._started = True
         atexit.register(self._stop_at_exit)
         self._sampler.start()
+        first = self._sampler.timeline.last_time or time.perf_counter_ns()
+        self._open[RUN_WINDOW] = [_OpenWindow(RUN_WINDOW, first, self._sampler.timeline.at(first))]
         self._write(self.header())
-        self.begin(RUN_WINDOW)
         return self
 
     def stop(self, summary: Mapping[str, Any] | None = None) -> WindowResult | None:
@@ -255,9 +258,12 @@ class Tracker:
         if name in self._steps:
             self._warn_once(f"mixed-{name}", f"co2cb: {name!r} is a step window name; use another name. Ignored")
             return
-        t = self._sampler.read_now() if self.config.sync_boundaries else time.perf_counter_ns()
-        with self._sampler.lock:
-            joules = self._sampler.timeline.at(t)
+        if self.config.sync_boundaries:
+            t = self._sampler.read_now()
+            with self._sampler.lock:
+                joules: list[float] | None = self._sampler.timeline.at(t)
+        else:
+            t, joules = time.perf_counter_ns(), None  # resolved once the curve passes t
         self._open.setdefault(name, []).append(_OpenWindow(name, t, joules))
 
     def end(self, name: str, meta: Mapping[str, Any] | None = None) -> WindowResult | None:
@@ -300,8 +306,9 @@ class Tracker:
         if not self._open[name]:
             del self._open[name]
         with self._sampler.lock:
-            end_j = self._sampler.timeline.at(t_ns)
-            result = self._result(name, opened.t_ns, opened.joules, t_ns, end_j, {**opened.meta, **meta})
+            timeline = self._sampler.timeline
+            start_j = opened.joules if opened.joules is not None else timeline.at(opened.t_ns)
+            result = self._result(name, opened.t_ns, start_j, t_ns, timeline.at(t_ns), {**opened.meta, **meta})
         self._write(result.as_record())
         return result
 
@@ -359,7 +366,8 @@ class Tracker:
         run = opened[0]
         end = time.perf_counter_ns()
         with self._sampler.lock:
-            return self._result(RUN_WINDOW, run.t_ns, run.joules, end, self._sampler.timeline.at(end), {})
+            tl = self._sampler.timeline
+            return self._result(RUN_WINDOW, run.t_ns, run.joules or tl.at(run.t_ns), end, tl.at(end), {})
 
     def step_stats(self, name: str) -> StepStats:
         """Statistics of a step window, folding in every step the curve covers.
@@ -379,8 +387,16 @@ class Tracker:
         with self._fold_lock, self._sampler.lock:
             series.fold(self._sampler.timeline)
 
-    def _fold_large(self) -> None:
-        for series in self._steps.values():
+    def _on_tick(self) -> None:
+        """After each background reading: settle window starts the curve now covers; fold big step buffers."""
+        with self._sampler.lock:
+            timeline = self._sampler.timeline
+            last = timeline.last_time or 0
+            for stack in list(self._open.values()):
+                for opened in list(stack):
+                    if opened.joules is None and opened.t_ns <= last:
+                        opened.joules = timeline.at(opened.t_ns)
+        for series in list(self._steps.values()):
             if len(series.stamps) > _FOLD_THRESHOLD:
                 self._fold(series)
 

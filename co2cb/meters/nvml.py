@@ -129,10 +129,15 @@ class NvmlGpuMeter(Meter):
         self._nvml = pynvml
         pynvml.nvmlInit()  # reference-counted by NVML; balanced in close()
         self._open = True
-        self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        self.device = describe_device(pynvml, index, self._handle)
-        self.reading = ReadingKind.COUNTER if self.device.energy_counter else ReadingKind.POWER
-        self._origin_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(self._handle) if self.device.energy_counter else 0
+        try:
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            self.device = describe_device(pynvml, index, self._handle)
+            self.reading = ReadingKind.COUNTER if self.device.energy_counter else ReadingKind.POWER
+            counter = pynvml.nvmlDeviceGetTotalEnergyConsumption
+            self._origin_mj = counter(self._handle) if self.device.energy_counter else 0
+        except BaseException:
+            self.close()
+            raise
         self._info = MeterInfo(
             name=f"gpu:{index}",
             component=Component.GPU,
@@ -195,21 +200,29 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
             raise ValueError(f"gpus={list(requested)!r} was given but NVML could not start: {e}") from e
         return [], f"NVML could not start ({e}): no NVIDIA driver or GPU"
     visible_env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    meters: list[NvmlGpuMeter] = []
+    skipped: list[str] = []
     try:
         count = pynvml.nvmlDeviceGetCount()
         uuids = [_text(pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
-        indices = select_devices(requested, visible_env, uuids)
-        meters = [NvmlGpuMeter(pynvml, i) for i in indices]
+        for i in select_devices(requested, visible_env, uuids):
+            try:
+                meters.append(NvmlGpuMeter(pynvml, i))
+            except pynvml.NVMLError as e:  # one broken GPU must not hide the others
+                skipped.append(f"gpu:{i} skipped ({e})")
     except pynvml.NVMLError as e:
+        for meter in meters:
+            meter.close()
         return [], f"NVML failed while listing GPUs: {e}"
     finally:
         _optional(pynvml.nvmlShutdown)
     if count == 0:
         return [], "NVML found no GPU"
     if not meters:
-        return [], f"no GPU visible to this process (CUDA_VISIBLE_DEVICES={visible_env!r})"
+        why = "; ".join(skipped) or f"no GPU visible to this process (CUDA_VISIBLE_DEVICES={visible_env!r})"
+        return [], why
     how = "explicit gpus=" if requested is not None else (
         "CUDA_VISIBLE_DEVICES" if visible_env is not None else "all GPUs NVML reports"
     )
     kinds = ", ".join(f"gpu:{m.device.index} {m.info.provenance.value}" for m in meters)
-    return meters, f"{len(meters)} of {count} GPU(s) by {how}: {kinds}"
+    return meters, f"{len(meters)} of {count} GPU(s) by {how}: {kinds}" + "".join(f"; {x}" for x in skipped)

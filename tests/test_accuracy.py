@@ -1,0 +1,304 @@
+"""Known-truth power traces through the real sampler thread, tracker and timeline.
+
+A fake GPU (``tests/fakes/fake_pynvml.py``) draws power from a known function of
+``time.perf_counter()`` and counts energy as its exact integral, so every figure
+co2cb reports can be compared with the truth for the exact time span it covers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+
+import pytest
+
+from co2cb import Tracker, WindowResult
+from co2cb import tracker as tracker_module
+
+from .fakes import Constant, FakeGpu, FakePynvml, Sine, install_fake_pynvml, perf_bounds
+
+INTERVAL_S = 0.05  # the shortest sampling interval co2cb allows
+ENERGY = "nvmlDeviceGetTotalEnergyConsumption"
+POWER = "nvmlDeviceGetPowerUsage"
+SAMPLER_THREAD = "co2cb-sampler"
+TRACE = {"mean": 150.0, "amplitude": 60.0, "period": 1.7}  # watts; slope up to 222 W/s
+
+MakeFake = Callable[..., FakePynvml]
+
+
+@pytest.fixture
+def nvml(monkeypatch: pytest.MonkeyPatch) -> MakeFake:
+    def make(*gpus: FakeGpu, **kwargs: object) -> FakePynvml:
+        return install_fake_pynvml(monkeypatch, gpus, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+def smooth_gpu(counter: bool = False, **kwargs: object) -> FakeGpu:
+    trace = Sine(**TRACE, t0=time.perf_counter())
+    return FakeGpu(power=trace, has_energy_counter=counter, **kwargs)  # type: ignore[arg-type]
+
+
+def tracker(**kwargs: object) -> Tracker:
+    options: dict[str, object] = {"save": False, "interval_s": INTERVAL_S, "components": ("gpu",), "intensity": 400}
+    options.update(kwargs)
+    return Tracker(**options)  # type: ignore[arg-type]
+
+
+def sleep_until(t: float) -> None:
+    time.sleep(max(0.0, t - time.perf_counter()))
+
+
+def relative_error(measured: float, truth: float) -> float:
+    return abs(measured - truth) / truth
+
+
+# --------------------------------------------------------------------- (a) sampled power, recorded windows
+# (seconds after the start, action, window name): overlapping windows, nested windows, and two
+# windows of the same name (the inner one closes first). Every window lasts at least 0.6 s = 12 intervals.
+SCHEDULE = [
+    (0.05, "begin", "outer"),
+    (0.10, "begin", "a"),
+    (0.20, "begin", "same"),
+    (0.40, "begin", "b"),  # overlaps a
+    (0.50, "begin", "same"),  # nested in the first "same"
+    (0.70, "end", "a"),
+    (0.75, "begin", "c"),  # nested in b
+    (1.10, "end", "same"),
+    (1.30, "end", "same"),
+    (1.35, "end", "c"),
+    (1.40, "end", "b"),
+    (1.45, "end", "outer"),
+]
+EXPECTED_SECONDS = {"outer": 1.40, "a": 0.60, "b": 1.00, "c": 0.60, "same": [0.60, 1.10]}
+
+
+def run_schedule(t: Tracker) -> list[WindowResult]:
+    results: list[WindowResult] = []
+    base = time.perf_counter()
+    for at, action, name in SCHEDULE:
+        sleep_until(base + at)
+        if action == "begin":
+            t.begin(name)
+        else:
+            result = t.end(name)
+            assert result is not None
+            results.append(result)
+    return results
+
+
+def window_errors(t: Tracker, gpu: FakeGpu, results: list[WindowResult]) -> dict[str, tuple[float, float]]:
+    """Per window: (measured - truth, truth), joules, keyed by name and start time."""
+    errors = {}
+    for r in results:
+        assert r.seconds >= 10 * INTERVAL_S
+        assert r.meter_joules["gpu:0"] == r.joules["gpu"]
+        t0, t1 = perf_bounds(t, r)
+        truth = gpu.energy_between(t0, t1)
+        errors[f"{r.name}@{t0 - gpu.t_created:.3f}s"] = (r.joules["gpu"] - truth, truth)
+    return errors
+
+
+def check_durations(results: list[WindowResult]) -> None:
+    assert [r.seconds for r in results if r.name == "same"] == pytest.approx(EXPECTED_SECONDS["same"], abs=0.04)
+    for r in results:
+        if r.name in EXPECTED_SECONDS and r.name != "same":
+            assert r.seconds == pytest.approx(EXPECTED_SECONDS[r.name], abs=0.04)
+
+
+def test_sampled_power_windows_within_half_a_percent_sync(nvml: MakeFake) -> None:
+    gpu = smooth_gpu(counter=False)
+    nvml(gpu)
+    t = tracker(sync_boundaries=True)
+    assert t.meter_set.meters[0].info.provenance.value == "sampled-power"
+    with t:
+        time.sleep(0.05)
+        results = run_schedule(t)
+    assert t.result is not None
+    results.append(t.result)
+    check_durations(results)
+    errors = {k: abs(e) / truth for k, (e, truth) in window_errors(t, gpu, results).items()}
+    assert max(errors.values()) < 0.005, errors
+
+
+def sampler_reads(gpu: FakeGpu, fn: str = POWER) -> list[float]:
+    return [c.t for c in gpu.returned(fn, thread=SAMPLER_THREAD)]
+
+
+def test_sampled_power_windows_no_sync_within_extrapolation_bound(nvml: MakeFake) -> None:
+    """Without sync reads a window's start is interpolated once the sampler passes it; its end is
+    extrapolated past the newest sample.
+
+    The error of the extrapolated edge is at most ``max|P'| * dt * (dt + s) / 2`` (``s`` the time
+    since the last sample, ``dt`` the last interval), so at most ``max|P'| * dt**2``; this checks a
+    bound of twice that, which also covers windows shorter than one interval (both edges extrapolated).
+    """
+    gpu = smooth_gpu(counter=False)
+    nvml(gpu)
+    t = tracker(sync_boundaries=False)
+    with t:
+        time.sleep(0.05)
+        results = run_schedule(t)
+    assert t.result is not None
+    results.append(t.result)
+    check_durations(results)
+    reads = sampler_reads(gpu)
+    dt = max(b - a for a, b in itertools.pairwise(reads))
+    max_slope = 2 * math.pi / TRACE["period"] * TRACE["amplitude"]
+    bound = 2 * max_slope * dt**2
+    for name, (error, truth) in window_errors(t, gpu, results).items():
+        assert abs(error) <= bound + 1e-3 * truth, (name, error, truth, bound)
+
+
+def test_run_window_no_sync_counts_energy_from_its_own_start(nvml: MakeFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = FakeGpu(power=Constant(200.0), has_energy_counter=False)
+    nvml(gpu)
+    real_versions = tracker_module.library_versions
+
+    def slow_versions() -> dict[str, str]:  # a slow header (e.g. an fsync on a busy disk), made deterministic
+        time.sleep(0.2)
+        return real_versions()
+
+    monkeypatch.setattr(tracker_module, "library_versions", slow_versions)
+    t = tracker(sync_boundaries=False, interval_s=1.0)  # no background reading before the run window opens
+    with t:
+        time.sleep(0.3)
+    run = t.result
+    assert run is not None
+    t0, t1 = perf_bounds(t, run)
+    assert run.joules["gpu"] == pytest.approx(gpu.energy_between(t0, t1), rel=0.005)
+
+
+def place_after_sampler_read(gpu: FakeGpu, not_before: float, offset: float) -> float:
+    """Sleep until ``offset`` s after the first sampler read made after ``not_before``; return that read's time."""
+    sleep_until(not_before)
+    while True:
+        reads = sampler_reads(gpu)
+        if reads and reads[-1] >= not_before:
+            sleep_until(reads[-1] + offset)
+            return reads[-1]
+        time.sleep(0.001)
+
+
+def test_sampled_power_window_no_sync_within_half_a_percent(nvml: MakeFake) -> None:
+    """The 0.5% requirement without sync reads, for a window placed where the trace bends most.
+
+    A 0.6 s window centred on the trough of the issue's trace, each edge 35 ms (0.7 interval)
+    after a sample: when both edges were extrapolated this missed 0.5% every time (about 0.87%).
+    """
+    base = time.perf_counter()
+    trough = base + 0.5
+    trace = Sine(**TRACE, t0=trough - 0.75 * TRACE["period"])
+    gpu = FakeGpu(power=trace, has_energy_counter=False)
+    nvml(gpu)
+    t = tracker(sync_boundaries=False)
+    with t:
+        opened_after = place_after_sampler_read(gpu, trough - 0.3, 0.7 * INTERVAL_S)
+        t.begin("w")
+        begun = time.perf_counter()
+        closed_after = place_after_sampler_read(gpu, trough + 0.3, 0.7 * INTERVAL_S)
+        result = t.end("w")
+        ended = time.perf_counter()
+    assert result is not None
+    reads = sampler_reads(gpu)
+    if any(opened_after < r < begun for r in reads) or any(closed_after < r < ended for r in reads):
+        pytest.skip("a sampler read fell between the placement and the boundary (machine too loaded)")
+    ((error, truth),) = window_errors(t, gpu, [result]).values()
+    assert abs(error) / truth < 0.005, (error, truth)
+
+
+# --------------------------------------------------------------------- (b) energy counter, exact at sync boundaries
+def main_thread_reads(gpu: FakeGpu) -> int:
+    return len(gpu.returned(ENERGY, thread="MainThread"))
+
+
+def test_counter_window_is_exact_counter_difference(nvml: MakeFake) -> None:
+    gpus = [smooth_gpu(counter=True), FakeGpu(power=Constant(275.5), counter_offset_mj=12_345_678_901_234)]
+    nvml(*gpus)
+    t = tracker(sync_boundaries=True)
+    assert [m.info.provenance.value for m in t.meter_set.meters] == ["measured-counter", "measured-counter"]
+    bounds: dict[str, list[tuple[int, int]]] = {}
+    results: dict[str, WindowResult] = {}
+    with t:
+        run_begin = [g.returned(ENERGY, thread="MainThread")[-1].value for g in gpus]
+        for name, seconds in (("short", 0.12), ("long", 0.6)):
+            before = [main_thread_reads(g) for g in gpus]
+            t.begin(name)
+            opened = [g.returned(ENERGY, thread="MainThread")[n:] for g, n in zip(gpus, before)]
+            time.sleep(seconds)
+            before = [main_thread_reads(g) for g in gpus]
+            result = t.end(name)
+            closed = [g.returned(ENERGY, thread="MainThread")[n:] for g, n in zip(gpus, before)]
+            # one boundary read per device at each end, made by this thread
+            assert [len(x) for x in opened] == [len(x) for x in closed] == [1, 1]
+            assert result is not None
+            results[name] = result
+            bounds[name] = [(o[0].value, c[0].value) for o, c in zip(opened, closed)]
+    for name, result in results.items():
+        for i, (start_mj, end_mj) in enumerate(bounds[name]):
+            assert result.meter_joules[f"gpu:{i}"] == pytest.approx((end_mj - start_mj) / 1000, rel=1e-9, abs=0)
+            t0, t1 = perf_bounds(t, result)
+            assert result.meter_joules[f"gpu:{i}"] == pytest.approx(gpus[i].energy_between(t0, t1), rel=1e-3)
+        assert result.provenance == {"gpu": "measured-counter"}
+    # the run window too: from the read that opened it to the last read at stop
+    run = t.result
+    assert run is not None
+    for i, g in enumerate(gpus):
+        run_end = g.returned(ENERGY, thread="MainThread")[-1].value
+        assert run.meter_joules[f"gpu:{i}"] == pytest.approx((run_end - run_begin[i]) / 1000, rel=1e-9, abs=0)
+
+
+# --------------------------------------------------------------------- (c) step windows
+@pytest.mark.parametrize("counter", [False, True], ids=["sampled-power", "measured-counter"])
+def test_step_windows_total_energy(nvml: MakeFake, counter: bool) -> None:
+    gpu = smooth_gpu(counter=counter)
+    nvml(gpu)
+    t = tracker(keep_steps=True)
+    steps = 300
+    spans: list[tuple[int, int, int, int]] = []  # perf_counter_ns around begin and around end
+    with t:
+        time.sleep(0.03)
+        for _ in range(steps):
+            a = time.perf_counter_ns()
+            t.begin("step", record=False)
+            b = time.perf_counter_ns()
+            time.sleep(0.002)
+            c = time.perf_counter_ns()
+            t.end("step")
+            d = time.perf_counter_ns()
+            spans.append((a, b, c, d))
+            time.sleep(0.001)
+    stats = t.step_stats("step")
+    assert stats.count == steps and len(stats.steps) == steps
+    assert stats.pending == 0
+    for (a, b, c, d), (start_ns, end_ns, _) in zip(spans, stats.steps):
+        assert a <= start_ns <= b and c <= end_ns <= d
+    total_s = sum(end - start for start, end, _ in stats.steps) * 1e-9
+    assert total_s >= 10 * INTERVAL_S
+    assert stats.seconds == pytest.approx(total_s, rel=1e-9)
+    truth = sum(gpu.energy_between(start * 1e-9, end * 1e-9) for start, end, _ in stats.steps)
+    assert stats.joules["gpu:0"] == pytest.approx(sum(j for _, _, j in stats.steps), rel=1e-9)
+    assert relative_error(stats.total_joules, truth) < 0.01, (stats.total_joules, truth)
+
+
+# --------------------------------------------------------------------- (d) between two marks
+@pytest.mark.parametrize("counter", [False, True], ids=["sampled-power", "measured-counter"])
+def test_between_marks(nvml: MakeFake, counter: bool) -> None:
+    gpu = smooth_gpu(counter=counter)
+    nvml(gpu)
+    t = tracker(sync_boundaries=False)
+    with t:
+        time.sleep(0.07)
+        a = t.mark()
+        time.sleep(0.63)
+        b = t.mark()
+        time.sleep(3 * INTERVAL_S)  # let the curve pass mark b: read off samples, not extrapolated
+        live = t.between(a, b)
+    after = t.between(a, b, name="after")
+    truth = gpu.energy_between(a * 1e-9, b * 1e-9)
+    assert live.seconds == pytest.approx((b - a) * 1e-9, rel=1e-12)
+    assert relative_error(live.joules["gpu"], truth) < 0.01, (live.joules["gpu"], truth)
+    assert after.joules["gpu"] == pytest.approx(live.joules["gpu"], rel=1e-12)
+    assert after.name == "after"
