@@ -40,7 +40,7 @@ class TrackerConfig:
     gpus: tuple[int | str, ...] | None = None
     components: tuple[str, ...] = COMPONENTS
     sync_boundaries: bool = True
-    pue: float = 1.0
+    pue: float | None = None
     powercap_root: str | None = None
     cpu_tdp_w: float | None = None
     ram_watts_per_gb: float | None = None
@@ -62,8 +62,13 @@ class TrackerConfig:
             raise ConfigError(
                 f"components={list(self.components)!r} is not valid: choose one or more of {', '.join(COMPONENTS)}"
             )
-        if isinstance(self.pue, bool) or not isinstance(self.pue, (int, float)) or not 1.0 <= self.pue <= 3.0:
-            raise ConfigError(f"pue={self.pue!r} is not valid: give the data centre's PUE, between 1.0 and 3.0")
+        if self.pue is not None and (
+            isinstance(self.pue, bool) or not isinstance(self.pue, (int, float)) or not 1.0 <= self.pue <= 3.0
+        ):
+            raise ConfigError(
+                f"pue={self.pue!r} is not valid: give the data centre's PUE, between 1.0 and 3.0, "
+                "or None for the cloud provider's published figure (1.0 off the cloud)"
+            )
         _positive("cpu_tdp_w", self.cpu_tdp_w, 2000)
         _positive("ram_watts_per_gb", self.ram_watts_per_gb, 10)
         if self.gpus is not None:

@@ -32,6 +32,12 @@ class WindowResult:
             ``sampled-power``, ``estimate``, or several joined by ``+``).
         unavailable: Meters lost before the window ended (their energy after the loss is missing).
         meta: Extra fields given by the caller (epoch index, step count, ...).
+        intensity_kind: Kind of the intensity behind ``co2_kg``: ``"average"`` or ``"marginal"``.
+        co2_kg_marginal: Emissions with the marginal intensity given next to an average one,
+            kg CO2e including PUE; None when no marginal intensity was given.
+        g_per_kwh_marginal: Energy-weighted marginal intensity used, gCO2e/kWh, or None.
+        intensity_notes: What the intensity sources say about this window (parts outside a
+            series, gaps, live-provider fallbacks).
     """
 
     name: str
@@ -46,6 +52,10 @@ class WindowResult:
     provenance: dict[str, str]
     unavailable: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    intensity_kind: str = "average"
+    co2_kg_marginal: float | None = None
+    g_per_kwh_marginal: float | None = None
+    intensity_notes: tuple[str, ...] = ()
 
     @property
     def total_joules(self) -> float:
@@ -79,6 +89,10 @@ class WindowResult:
             "mean_power_w": self.mean_watts,
             "co2_kg": self.co2_kg,
             "intensity_g_per_kwh": self.g_per_kwh,
+            "intensity_kind": self.intensity_kind,
+            "co2_kg_marginal": self.co2_kg_marginal,
+            "intensity_g_per_kwh_marginal": self.g_per_kwh_marginal,
+            "intensity_notes": list(self.intensity_notes),
             "pue": self.pue,
             "provenance": self.provenance,
             "unavailable": list(self.unavailable),

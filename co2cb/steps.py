@@ -129,26 +129,31 @@ class StepSeries:
         self._keep = keep
         self._kept: list[tuple[int, int, float]] = []
 
-    def fold(self, timeline: Timeline) -> None:
-        """Fold every complete step that ends at or before the curve's last point."""
+    def fold(self, timeline: Timeline, max_steps: int = 1 << 62) -> int:
+        """Fold complete steps that end at or before the curve's last point, at most ``max_steps``.
+
+        Returns:
+            How many steps were folded.
+        """
         last = timeline.last_time
         if last is None:
-            return
-        raw = self.stamps[: len(self.stamps)].tolist()
+            return 0
+        raw = self.stamps[: min(len(self.stamps), 2 * max_steps + 1)].tolist()
         usable = len(raw) - len(raw) % 2
         starts = raw[0:usable:2]
         ends = list(map(neg, raw[1:usable:2]))
         if starts and min(starts) > 0 and min(ends) > 0:  # the usual case: open, close, open, close, ...
-            n = bisect_right(ends, last)
+            n = min(bisect_right(ends, last), max_steps)
             if n:
                 self._add(starts[:n], ends[:n], timeline)
                 del self.stamps[: 2 * n]
-            return
+            return n
         starts, ends, consumed = _pair(raw, last)
         if consumed:
             del self.stamps[:consumed]
         if starts:
             self._add(starts, ends, timeline)
+        return len(starts)
 
     def _add(self, starts: list[int], ends: list[int], timeline: Timeline) -> None:
         """Read the steps' energy off the curve and fold it in, in bulk.

@@ -19,7 +19,8 @@ from typing import Any
 from co2cb._version import __version__
 from co2cb.config import ConfigError, TrackerConfig, as_tuple
 from co2cb.emissions import IntensitySource, co2_kg
-from co2cb.intensity_choice import choose_intensity
+from co2cb.intensity.series import notes_for, refine_segments
+from co2cb.intensity_choice import IntensityOption, announce, choose
 from co2cb.meters.base import Meter
 from co2cb.meters.discovery import MeterSet, discover
 from co2cb.records import SCHEMA_VERSION, RunRecorder
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 RUN_WINDOW = "run"
 _FOLD_THRESHOLD = 4096  # stamps buffered per step name before the sampler folds them
+_FOLD_CHUNK = 16_384  # steps folded per hold of the curve's lock (bounds scratch memory and waits)
 
 
 @dataclass
@@ -72,16 +74,17 @@ class Tracker:
         gpus: Sequence[int | str] | None = None,
         components: Sequence[str] = ("gpu", "cpu", "ram"),
         sync_boundaries: bool = True,
-        intensity: float | IntensitySource | None = None,
+        intensity: IntensityOption = None,
         region: str | None = None,
-        pue: float = 1.0,
+        pue: float | None = None,
+        marginal_intensity: IntensityOption = None,
         powercap_root: str | os.PathLike[str] | None = None,
         cpu_tdp_w: float | None = None,
         ram_watts_per_gb: float | None = None,
         keep_steps: bool = False,
         tags: Mapping[str, Any] | None = None,
         meters: Sequence[Meter] | None = None,
-        pid: int | None = None,
+        pids: Sequence[int] | None = None,
     ) -> None:
         """Check every option and find the meters; nothing is measured before :meth:`start`.
 
@@ -97,9 +100,17 @@ class Tracker:
                 about a millisecond per boundary). Without it a window's start is read off the curve
                 once the sampler passes it, and its end is extended from the last interval's power.
                 Step windows never read.
-            intensity: Carbon intensity in gCO2e/kWh, or an :class:`IntensitySource`.
+            intensity: What ``co2_kg`` uses: carbon intensity in gCO2e/kWh; an
+                :class:`IntensitySource`; the path of a CSV series ``timestamp, gCO2e/kWh``
+                (average; see :mod:`co2cb.intensity.series`); ``"electricitymaps"`` for the live
+                API (token in ``ELECTRICITYMAPS_API_TOKEN``; see
+                :mod:`co2cb.intensity.electricitymaps`); default: the region's table value.
             region: Region code for the intensity (``"FR"``, ``"US-CA"``, ``"aws:eu-west-3"``).
-            pue: Power usage effectiveness of the data centre, 1.0 to 3.0.
+            pue: Power usage effectiveness of the data centre, 1.0 to 3.0; default: the cloud
+                provider's published figure for a cloud region, else 1.0.
+            marginal_intensity: A marginal intensity recorded next to an average one, as
+                ``co2_kg_marginal``: gCO2e/kWh, a CSV series path, ``"table"`` (the region's
+                UNFCCC/IFI combined-margin factor) or a marginal :class:`IntensitySource`.
             powercap_root: Folder holding RAPL zones (default ``CO2CB_POWERCAP_ROOT`` or
                 ``/sys/class/powercap``).
             cpu_tdp_w: Use this CPU TDP, watts (all sockets), when the CPU is estimated.
@@ -107,7 +118,8 @@ class Tracker:
             keep_steps: Keep every step window, not only their statistics.
             tags: Free-form labels written into the run record.
             meters: Use these meters instead of discovering them (advanced, tests).
-            pid: Root process of the tree measured in process scope (default: this process).
+            pids: Root processes of the tree measured in process scope (default: this process; the
+                ranks of a job on one host, for host-level meters read once per host).
 
         Raises:
             ConfigError: An option is invalid; the message says what to change.
@@ -129,7 +141,10 @@ class Tracker:
                 keep_steps=keep_steps,
                 tags={str(k): v for k, v in (tags or {}).items()},
             )
-            self.intensity = choose_intensity(intensity, region)
+            self.choice = choose(intensity, region, marginal_intensity=marginal_intensity, pue=pue)
+            self.intensity: IntensitySource = self.choice.source
+            self.marginal_intensity: IntensitySource | None = self.choice.marginal
+            self.pue = self.choice.pue.value
             if meters is not None:
                 self.meter_set = MeterSet(meters=list(meters))
             else:
@@ -140,7 +155,7 @@ class Tracker:
                     cpu_tdp_w=self.config.cpu_tdp_w,
                     ram_watts_per_gb=self.config.ram_watts_per_gb,
                     components=self.config.components,
-                    pid=pid,
+                    pids=pids,
                 )
         except ValueError as e:
             raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
@@ -171,8 +186,12 @@ class Tracker:
         """True between :meth:`start` and :meth:`stop`."""
         return self._started and not self._stopped
 
-    def start(self) -> Tracker:
-        """Start measuring: open the run folder, write its header, start the sampler and the run window."""
+    def start(self, header: Mapping[str, Any] | None = None) -> Tracker:
+        """Start measuring: open the run folder, write its header, start the sampler and the run window.
+
+        Args:
+            header: Extra fields for the header line (adapters: the job's shape, a resumed run).
+        """
         if self._started:
             return self
         self._wall0, self._perf0 = time.time(), time.perf_counter_ns()
@@ -184,18 +203,22 @@ class Tracker:
 
             self.run_id = new_run_id()
         self._started = True
+        announce(self.choice)
         atexit.register(self._stop_at_exit)
         self._sampler.start()
         first = self._sampler.timeline.last_time or time.perf_counter_ns()
         self._open[RUN_WINDOW] = [_OpenWindow(RUN_WINDOW, first, self._sampler.timeline.at(first))]
-        self._write(self.header())
+        self._write({**self.header(), **dict(header or {})})
         return self
 
-    def stop(self, summary: Mapping[str, Any] | None = None) -> WindowResult | None:
+    def stop(self, summary: Mapping[str, Any] | None = None, write_run: bool = True) -> WindowResult | None:
         """Stop measuring: close open windows, write the summary line, release the meters.
 
         Args:
-            summary: Extra fields for the summary line (final metrics, status, ...).
+            summary: Extra fields for the summary line (final metrics, status, ...); they
+                override the run window's own fields.
+            write_run: Write the run window's line; False when the caller writes the job's own
+                (a distributed adapter summing every rank).
 
         Returns:
             The run window's result (also kept as :attr:`result`).
@@ -209,7 +232,7 @@ class Tracker:
         for name in [n for n in self._open if n != RUN_WINDOW]:
             while self._open.get(name):
                 self._close(name, t, {"closed_by": "stop"})
-        self.result = self._close(RUN_WINDOW, t, {}) if self._open.get(RUN_WINDOW) else None
+        self.result = self._close(RUN_WINDOW, t, {}, write=write_run) if self._open.get(RUN_WINDOW) else None
         self._fold_all()
         line: dict[str, Any] = {"type": "summary", "status": "completed"}
         if self.result is not None:
@@ -224,6 +247,13 @@ class Tracker:
         if self._recorder is not None:
             self._recorder.close()
         self.meter_set.close()
+        for source in self.choice.sources:
+            close = getattr(source, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as e:  # noqa: BLE001 - a source that fails to close must not fail the run
+                    log.warning("co2cb: could not close the intensity source %r (%s)", source, e)
         return self.result
 
     def _stop_at_exit(self) -> None:
@@ -266,12 +296,14 @@ class Tracker:
             t, joules = time.perf_counter_ns(), None  # resolved once the curve passes t
         self._open.setdefault(name, []).append(_OpenWindow(name, t, joules))
 
-    def end(self, name: str, meta: Mapping[str, Any] | None = None) -> WindowResult | None:
+    def end(self, name: str, meta: Mapping[str, Any] | None = None, write: bool = True) -> WindowResult | None:
         """Close the most recent open window of this name.
 
         Args:
             name: The window's name.
             meta: Extra fields recorded with a recorded window (epoch index, ...).
+            write: Write the window's line now; False when the caller writes a combined one
+                with :meth:`write_result` (a distributed adapter summing ranks).
 
         Returns:
             The window's result for a recorded window; None for a step window.
@@ -284,7 +316,17 @@ class Tracker:
             self._warn_once(f"end-{name}", f"co2cb: window {name!r} closed but it is not open; ignored")
             return None
         t = self._sampler.read_now() if self.config.sync_boundaries and self.running else time.perf_counter_ns()
-        return self._close(name, t, dict(meta or {}))
+        return self._close(name, t, dict(meta or {}), write=write)
+
+    def write_result(self, result: WindowResult) -> None:
+        """Write a window line for a result the caller made (e.g. summed over ranks)."""
+        if self._recorder is not None:
+            self._write(result.as_record())
+
+    def write_event(self, line: Mapping[str, Any]) -> None:
+        """Write one extra line (it must have a ``type``), e.g. a resume from a checkpoint."""
+        if self._recorder is not None:
+            self._write({"at": iso(time.time()), **dict(line)})
 
     @contextmanager
     def window(self, name: str, meta: Mapping[str, Any] | None = None) -> Iterator[WindowHandle]:
@@ -301,7 +343,7 @@ class Tracker:
         self._steps = {**self._steps, name: series}  # replace, never mutate: readers need no lock
         return series
 
-    def _close(self, name: str, t_ns: int, meta: dict[str, Any]) -> WindowResult:
+    def _close(self, name: str, t_ns: int, meta: dict[str, Any], write: bool = True) -> WindowResult:
         opened = self._open[name].pop()
         if not self._open[name]:
             del self._open[name]
@@ -309,7 +351,11 @@ class Tracker:
             timeline = self._sampler.timeline
             start_j = opened.joules if opened.joules is not None else timeline.at(opened.t_ns)
             result = self._result(name, opened.t_ns, start_j, t_ns, timeline.at(t_ns), {**opened.meta, **meta})
-        self._write(result.as_record())
+        if write and self._recorder is not None:
+            self._write(result.as_record())
+        if result.intensity_notes:
+            self._warn_once("intensity-notes", f"co2cb: window {name!r}: {result.intensity_notes[0]} (notes on the "
+                            "intensity are in each window's intensity_notes)")
         return result
 
     def _result(
@@ -327,20 +373,30 @@ class Tracker:
             total = sum(cum)
             segments.append((self._unix(prev_t), self._unix(t), total - prev_total))
             prev_t, prev_total = t, total
-        co2, g = co2_kg(segments, self.intensity, self.config.pue)
+        start_s, end_s = self._unix(t0), self._unix(t1)
+        co2, g = co2_kg(refine_segments(segments, self.intensity), self.intensity, self.pue)
+        notes = notes_for(self.intensity, start_s, end_s)
+        co2_m = g_m = None
+        if self.marginal_intensity is not None:
+            co2_m, g_m = co2_kg(refine_segments(segments, self.marginal_intensity), self.marginal_intensity, self.pue)
+            notes += [f"marginal: {n}" for n in notes_for(self.marginal_intensity, start_s, end_s)]
         return WindowResult(
             name=name,
-            start_unix_s=self._unix(t0),
-            end_unix_s=self._unix(t1),
+            start_unix_s=start_s,
+            end_unix_s=end_s,
             seconds=(t1 - t0) * 1e-9,
             joules=joules,
             meter_joules=meter_j,
             co2_kg=co2,
             g_per_kwh=g,
-            pue=self.config.pue,
+            pue=self.pue,
             provenance={k: "+".join(sorted(v)) for k, v in provenance.items()},
             unavailable=tuple(x.meter for x in self._sampler.losses if x.at_ns <= t1),
             meta=meta,
+            intensity_kind=self.intensity.info.kind,
+            co2_kg_marginal=co2_m,
+            g_per_kwh_marginal=g_m,
+            intensity_notes=tuple(notes),
         )
 
     # ----------------------------------------------------------------- queries
@@ -384,8 +440,13 @@ class Tracker:
         return {name: self.step_stats(name) for name in self._steps}
 
     def _fold(self, series: StepSeries) -> None:
-        with self._fold_lock, self._sampler.lock:
-            series.fold(self._sampler.timeline)
+        """Fold in chunks, releasing the curve's lock between them (boundary reads wait at most one chunk)."""
+        with self._fold_lock:
+            while True:
+                with self._sampler.lock:
+                    folded = series.fold(self._sampler.timeline, max_steps=_FOLD_CHUNK)
+                if folded < _FOLD_CHUNK:
+                    return
 
     def _on_tick(self) -> None:
         """After each background reading: settle window starts the curve now covers; fold big step buffers."""
@@ -437,7 +498,9 @@ class Tracker:
             "meters": [m.info.as_dict() for m in ms.meters],
             "meter_choices": [c.as_dict() for c in ms.choices],
             "intensity": self.intensity.info.as_dict(),
-            "pue": self.config.pue,
+            "marginal_intensity": None if self.marginal_intensity is None else self.marginal_intensity.info.as_dict(),
+            "pue": self.pue,
+            "pue_info": self.choice.pue.as_dict(),
             "config": self.config.as_record(),
             "versions": library_versions(),
         }

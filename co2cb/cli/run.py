@@ -25,7 +25,10 @@ def register(sub: Any) -> None:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between readings (0.05 to 60)")
     p.add_argument("--scope", choices=("process", "machine"), default="process")
     p.add_argument("--region", help="region code for the carbon intensity, e.g. FR or aws:eu-west-3")
-    p.add_argument("--pue", type=float, default=1.0, help="data centre PUE (default 1.0)")
+    p.add_argument(
+        "--pue", type=float, default=None,
+        help="data centre PUE (default: the cloud provider's published figure for a cloud region, else 1.0)",
+    )
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     p.set_defaults(handler=handle)
 

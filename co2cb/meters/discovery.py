@@ -92,7 +92,7 @@ def discover(
     cpu_tdp_w: float | None = None,
     ram_watts_per_gb: float | None = None,
     components: Iterable[str] = ("gpu", "cpu", "ram"),
-    pid: int | None = None,
+    pids: Sequence[int] | None = None,
 ) -> MeterSet:
     """Find and open the meters for this machine.
 
@@ -103,10 +103,10 @@ def discover(
         cpu_tdp_w: Force the CPU estimate to this TDP, watts (all sockets).
         ram_watts_per_gb: RAM estimate constant, watts per GB.
         components: Which of ``"gpu"``, ``"cpu"``, ``"ram"`` to measure.
-        pid: Root of the tracked process tree (default: this process).
+        pids: Roots of the tracked process tree (default: this process).
     """
     wanted = {Component(c) for c in components}
-    tree = ProcessTree(pid) if scope == "process" else None
+    tree = ProcessTree(pids) if scope == "process" else None
     result = MeterSet()
 
     if Component.GPU in wanted:

@@ -15,9 +15,11 @@ its parent's ``children_user``/``children_system`` times.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -53,24 +55,43 @@ class ProcessTree:
     sample share one walk of the process table. Thread-safe.
     """
 
-    def __init__(self, pid: int | None = None, cache_s: float = 0.005) -> None:
-        self._root = psutil.Process(pid if pid is not None else os.getpid())
+    def __init__(self, pids: Sequence[int] | None = None, cache_s: float = 0.005, members_s: float = 1.0) -> None:
+        """Args:
+        pids: Roots of the tree (default: this process); several for the ranks of a job on one host.
+        cache_s: How long a CPU reading is reused, seconds.
+        members_s: How long the list of descendants is reused, seconds (a new child counts in full
+            once seen: CPU times are cumulative).
+        """
+        roots = list(dict.fromkeys(pids)) if pids else [os.getpid()]
+        self._roots = [psutil.Process(p) for p in roots]
         self._cache_s = cache_s
+        self._members_s = members_s
         self._lock = threading.Lock()
         self._last_at = -1.0
         self._last: CpuSnapshot | None = None
+        self._members_at = -math.inf
+        self._members_cache: list[psutil.Process] = []
         self._tree_high = 0.0
 
     @property
-    def pid(self) -> int:
-        """Process id of the root of the tree."""
-        return self._root.pid
+    def pids(self) -> list[int]:
+        """Process ids of the roots of the tree."""
+        return [p.pid for p in self._roots]
 
     def _members(self) -> list[psutil.Process]:
-        try:
-            return [self._root, *self._root.children(recursive=True)]
-        except psutil.Error:
-            return [self._root]
+        now = time.monotonic()
+        if now - self._members_at < self._members_s:
+            return self._members_cache
+        known: dict[int, psutil.Process] = {p.pid: p for p in self._members_cache}
+        members: dict[int, psutil.Process] = {}
+        for root in self._roots:
+            members[root.pid] = root
+            for pid in _descendants(root.pid):
+                if pid not in members:
+                    members[pid] = known.get(pid) or _process(pid)
+        self._members_cache = [p for p in members.values() if p is not None]
+        self._members_at = now
+        return self._members_cache
 
     def cpu(self) -> CpuSnapshot:
         """Cumulative CPU seconds of the tree and of the machine (monotonic)."""
@@ -93,12 +114,59 @@ class ProcessTree:
     def rss_bytes(self) -> int:
         """Resident memory of the tree in bytes (shared pages count once per process)."""
         total = 0
-        for proc in self._members():
+        with self._lock:
+            members = self._members()
+        for proc in members:
             try:
                 total += proc.memory_info().rss
             except psutil.Error:
                 continue
         return total
+
+
+_HAS_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every descendant of ``pid``, read from ``/proc/PID/task/TID/children`` (Linux 3.5+).
+
+    That reads only the tree's own entries, where psutil's ``children(recursive=True)`` reads every
+    process of the machine (milliseconds on a busy node). Falls back to psutil where the file is absent.
+    """
+    if not _HAS_CHILDREN_FILES:
+        return _descendants_psutil(pid)
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        kids: list[int] = []
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", "rb") as f:
+                    kids.extend(int(x) for x in f.read().split())
+            except OSError:  # the thread or process ended meanwhile
+                continue
+        found.extend(kids)
+        todo.extend(kids)
+    return found
+
+
+def _descendants_psutil(pid: int) -> list[int]:
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def machine_used_memory_bytes() -> int:
