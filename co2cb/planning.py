@@ -27,6 +27,7 @@ from typing import Any
 
 from co2cb.emissions import IntensityInfo
 from co2cb.intensity.database import lookup, to_intensity_info
+from co2cb.intensity.pue import resolve_pue
 from co2cb.intensity.region import resolve_region
 from co2cb.meters.estimates import RAM_WATTS_PER_GB
 
@@ -507,7 +508,8 @@ def estimate(
         count: Number of accelerators (>= 1).
         hours: Job length, hours (> 0).
         region: Region code for the carbon intensity; None resolves it offline as a run would.
-        pue: Data centre PUE, 1.0 to 3.0 (default 1.0: no overhead, as on premises).
+        pue: Data centre PUE, 1.0 to 3.0 (default: the cloud provider's published figure for a cloud
+            region, else 1.0: no overhead, as on premises).
         utilization: Mean fraction of board power drawn, (0, 1] (default 1.0: board power
             all the time, an upper bound).
         cpu_watts: Mean CPU power of the whole job, watts (not multiplied by ``count``).
@@ -526,8 +528,9 @@ def estimate(
     match = find_accelerator(gpu) if gpu is not None else None
     if match is None and gpu_watts is None:
         raise PlanningInputError("give --gpu NAME (see --list-gpus) or the board power with --gpu-watts")
-    pue_source = "given by the user" if pue is not None else "default: 1.0, no data-centre overhead (on premises)"
-    pue = parse_pue(pue if pue is not None else 1.0)
+    pue_info = resolve_pue(parse_pue(pue) if pue is not None else None, region or resolve_region().code)
+    pue, pue_year = pue_info.value, pue_info.year
+    pue_source = pue_info.source if pue_info.source == "given by the user" else f"{pue_info.source}: {pue_info.reason}"
     util_source = ("given by the user" if utilization is not None
                    else "default: 1.0, board power all the time (an upper bound)")
     utilization = parse_utilization(utilization if utilization is not None else 1.0)
@@ -557,7 +560,7 @@ def estimate(
     if ram_gb:
         factors.append(Factor("RAM power", RAM_WATTS_PER_GB, "W/GB", RAM_SOURCE, None))
     factors += [
-        Factor("PUE", pue, "", pue_source, None),
+        Factor("PUE", pue, "", pue_source, pue_year),
         Factor("carbon intensity", intensity.g_per_kwh, "gCO2e/kWh",
                f"{intensity.source} ({intensity.kind}) for {intensity.region}", intensity.year),
     ]

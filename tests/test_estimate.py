@@ -154,9 +154,10 @@ def test_gpu_names_raise_only_unknown_accelerator(name: str) -> None:
 def test_estimate_arithmetic_is_exact() -> None:
     est = estimate("A100", 8, 36, "aws:us-east-1")
     g = lookup("aws:us-east-1").row.g_per_kwh
-    assert est.board_power_w == 400 and est.utilization == 1.0 and est.pue == 1.0
+    assert est.board_power_w == 400 and est.utilization == 1.0
+    assert est.pue == 1.15, "an AWS region takes AWS's published PUE"
     assert est.gpu_kwh == 8 * 36 * 400 * 1.0 / 1000.0 == pytest.approx(115.2, rel=1e-15)
-    assert est.it_kwh == est.gpu_kwh and est.total_kwh == est.it_kwh * 1.0
+    assert est.it_kwh == est.gpu_kwh and est.total_kwh == est.it_kwh * 1.15
     assert est.co2_kg == est.total_kwh * g / 1000.0
     assert est.intensity.region == "US-MIDA-PJM" and est.intensity.g_per_kwh == g
     assert est.label.startswith("ESTIMATE") and "not a measurement" in est.label
@@ -209,7 +210,7 @@ def test_cli_table_is_labelled_and_sourced(capsys: pytest.CaptureFixture[str]) -
     assert out.startswith("ESTIMATE from published board power, not a measurement")
     assert "8 x NVIDIA A100 SXM4 40GB, 400 W each" in out and "'A100' is taken as" in out
     assert "NVIDIA A100 Tensor Core GPU datasheet" in out and "nvidia-a100-datasheet" in out and ", 2020)" in out
-    assert "default: 1.0, board power all the time" in out and "default: 1.0, no data-centre overhead" in out
+    assert "default: 1.0, board power all the time" in out and "Amazon 2024 Sustainability Report" in out
     assert "8 x 36 h x 400 W x 1 = 115.2 kWh" in out and "(ESTIMATE)" in out
     g = lookup("aws:us-east-1").row
     assert f"{g.g_per_kwh:g} gCO2e/kWh" in out and f", {g.year})" in out and "Northern Virginia" in out
