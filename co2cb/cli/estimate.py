@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from co2cb.cli.regions import FORMATS, table_lines, write_csv
-from co2cb.cli.whatif import arg_type, format_energy, format_mass
+from co2cb.cli.whatif import arg_type
 from co2cb.intensity.database import UnknownRegionError
 from co2cb.planning import (
     PlanningEstimate,
@@ -23,6 +23,7 @@ from co2cb.planning import (
     parse_utilization,
     parse_watts,
 )
+from co2cb.units import format_energy, format_mass
 
 GPU_COLUMNS = ("name", "board_power_w", "form_factor", "vendor", "year", "aliases", "source", "url", "note")
 

@@ -11,6 +11,7 @@ from typing import Any
 from co2cb.config import ConfigError
 from co2cb.results import WindowResult
 from co2cb.tracker import Tracker
+from co2cb.units import format_energy, format_mass
 
 
 def register(sub: Any) -> None:
@@ -35,10 +36,12 @@ def register(sub: Any) -> None:
 
 def summary_text(result: WindowResult, folder: object) -> str:
     """A few lines a person can read."""
-    parts = ", ".join(f"{k} {v / 3600:.3f} Wh ({result.provenance.get(k, '?')})" for k, v in result.joules.items())
+    parts = ", ".join(
+        f"{k} {format_energy(v / 3.6e6)} ({result.provenance.get(k, '?')})" for k, v in result.joules.items()
+    )
     return (
-        f"co2cb: {result.seconds:.1f} s, {result.kwh * 1000:.3f} Wh [{parts}], "
-        f"{result.co2_kg * 1000:.3f} g CO2e at {result.g_per_kwh:.0f} gCO2e/kWh x PUE {result.pue:g}"
+        f"co2cb: {result.seconds:.1f} s, {format_energy(result.kwh)} [{parts}], "
+        f"{format_mass(result.co2_kg)} CO2e at {result.g_per_kwh:.0f} gCO2e/kWh x PUE {result.pue:g}"
         + (f"\nco2cb: record in {folder}" if folder else "")
     )
 

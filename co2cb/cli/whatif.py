@@ -11,6 +11,7 @@ from typing import Any
 from co2cb.cli.regions import FORMATS, table_lines, write_csv
 from co2cb.intensity.database import UnknownRegionError
 from co2cb.planning import PlanningInputError, parse_pue
+from co2cb.units import format_energy, format_mass
 from co2cb.whatif import PATTERSON_2022, WhatIf, WhatIfError, whatif
 
 CSV_COLUMNS = ("query", "region", "region_name", "g_per_kwh", "year", "source", "kind", "pue", "co2_kg", "ratio")
@@ -51,24 +52,6 @@ def register(sub: Any) -> None:
     p.add_argument("--marginal", action="store_true", help="use each region's marginal factor where there is one")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.set_defaults(handler=handle)
-
-
-def format_mass(kg: float) -> str:
-    """A mass of CO2e with a readable unit: ``0.0417`` -> ``"41.7 g"``."""
-    size = abs(kg)
-    for limit, factor, unit in ((1e3, 1e-3, "t"), (1.0, 1.0, "kg"), (1e-3, 1e3, "g"), (1e-6, 1e6, "mg")):
-        if size >= limit:
-            return f"{kg * factor:.4g} {unit}"
-    return f"{kg * 1e9:.4g} µg" if size else "0 g"
-
-
-def format_energy(kwh: float) -> str:
-    """An energy with a readable unit: ``0.000348`` -> ``"0.348 Wh"``."""
-    size = abs(kwh)
-    for limit, factor, unit in ((1e6, 1e-6, "GWh"), (1e3, 1e-3, "MWh"), (1.0, 1.0, "kWh"), (1e-3, 1e3, "Wh")):
-        if size >= limit:
-            return f"{kwh * factor:.4g} {unit}"
-    return f"{kwh * 3.6e6:.4g} J" if size else "0 Wh"
 
 
 def print_whatif(result: WhatIf, fmt: str) -> None:
