@@ -1,0 +1,15 @@
+"""``from co2cb.lightning import CO2Callback`` for the ``lightning`` package (``pip install co2cb[lightning]``)."""
+
+try:
+    import lightning.pytorch as _pl
+except ImportError as e:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "co2cb.lightning needs the 'lightning' package: pip install 'co2cb[lightning]' "
+        "(or use co2cb.pytorch_lightning with the 'pytorch_lightning' package)"
+    ) from e
+
+from co2cb.integrations.lightning_callback import build_callback
+
+CO2Callback = build_callback(_pl)
+
+__all__ = ["CO2Callback"]
