@@ -216,6 +216,7 @@ def build_callback(pl: ModuleType) -> type:
             self._apply_budget(trainer)
 
         # ------------------------------------------------------------ output
+        @guarded()
         def _log(self, trainer: Any, metrics: dict[str, float], step: int) -> None:
             for logger in trainer.loggers:  # Lightning's loggers write on global rank 0 only
                 logger.log_metrics(metrics, step=step)
