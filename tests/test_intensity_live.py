@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from co2cb import ConfigError, Meter, MeterInfo, Tracker, read_records
+from co2cb import ConfigError, Tracker, read_records
 from co2cb.intensity.database import lookup
 from co2cb.intensity.electricitymaps import (
     TOKEN_ENV,
@@ -23,21 +23,10 @@ from co2cb.intensity.electricitymaps import (
     clear_cache,
     zone_for,
 )
-from co2cb.meters.base import Component, Provenance, ReadingKind
+from tests.fakes.meters import ConstantPower
 
 TOKEN = "tok-5ecret-Zq81xW"  # a test token, looked for in every output
 FR = lookup("FR").row.g_per_kwh
-
-
-class _ConstantPower(Meter):
-    reading = ReadingKind.POWER
-
-    @property
-    def info(self) -> MeterInfo:
-        return MeterInfo("test:constant", Component.CPU, Provenance.ESTIMATE)
-
-    def read(self) -> float:
-        return 50.0
 
 
 class FakeApi:
@@ -270,7 +259,7 @@ def test_tracker_live_run_keeps_the_token_out_of_records_logs_and_stderr(
         clear_cache()
         fake.mode = mode
         out = tmp_path / mode
-        with Tracker(output_dir=out, meters=[_ConstantPower()], intensity="electricitymaps", region="FR",
+        with Tracker(output_dir=out, meters=[ConstantPower()], intensity="electricitymaps", region="FR",
                      interval_s=0.05) as tracker, tracker.window("epoch") as w:
             time.sleep(0.1)
         expected = 123 if mode == "ok" else FR
@@ -291,7 +280,7 @@ def test_tracker_with_a_bad_live_option_fails_at_construction(monkeypatch: pytes
     monkeypatch.setenv(URL_ENV, "not a url")
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     with pytest.raises(ConfigError, match="base URL") as err:
-        Tracker(save=False, meters=[_ConstantPower()], intensity="electricitymaps", region="FR")
+        Tracker(save=False, meters=[ConstantPower()], intensity="electricitymaps", region="FR")
     assert TOKEN not in str(err.value)
 
 
@@ -299,5 +288,5 @@ def test_live_provider_is_not_used_unless_asked(api: tuple[FakeApi, str], monkey
     fake, base = api
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     monkeypatch.setenv(URL_ENV, base)
-    Tracker(save=False, meters=[_ConstantPower()], region="FR", interval_s=0.05).start().stop()
+    Tracker(save=False, meters=[ConstantPower()], region="FR", interval_s=0.05).start().stop()
     assert fake.requests == []

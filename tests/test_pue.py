@@ -8,25 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from co2cb import ConfigError, Meter, MeterInfo, Tracker, read_records
+from co2cb import ConfigError, Tracker, read_records
 from co2cb.intensity.database import lookup
 from co2cb.intensity.pue import CLOUD_PUE, cloud_provider, resolve_pue
 from co2cb.intensity_choice import announce, announcement, choose, is_quiet
-from co2cb.meters.base import Component, Provenance, ReadingKind
+from tests.fakes.meters import ConstantPower
 
 CLOUD_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION", "GOOGLE_CLOUD_REGION", "CLOUDSDK_COMPUTE_REGION",
               "FUNCTION_REGION", "REGION_NAME", "AZURE_DEFAULTS_LOCATION", "CO2CB_REGION")
-
-
-class _ConstantPower(Meter):
-    reading = ReadingKind.POWER
-
-    @property
-    def info(self) -> MeterInfo:
-        return MeterInfo("test:constant", Component.CPU, Provenance.ESTIMATE)
-
-    def read(self) -> float:
-        return 50.0
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +76,7 @@ def test_on_premises_is_one_and_the_user_wins() -> None:
 
 
 def test_tracker_applies_and_records_the_cloud_pue(tmp_path: Path) -> None:
-    t = Tracker(output_dir=tmp_path, meters=[_ConstantPower()], region="gcp:europe-west9", interval_s=0.05)
+    t = Tracker(output_dir=tmp_path, meters=[ConstantPower()], region="gcp:europe-west9", interval_s=0.05)
     with t, t.window("epoch") as w:
         time.sleep(0.1)
     r = w.result
@@ -101,18 +90,18 @@ def test_tracker_applies_and_records_the_cloud_pue(tmp_path: Path) -> None:
 
 
 def test_tracker_user_pue_overrides_and_bad_pue_fails(tmp_path: Path) -> None:
-    t = Tracker(save=False, meters=[_ConstantPower()], region="aws:eu-west-3", pue=1.3)
+    t = Tracker(save=False, meters=[ConstantPower()], region="aws:eu-west-3", pue=1.3)
     assert t.pue == 1.3 and t.header()["pue_info"]["source"] == "given by the user"
     for bad in (0.8, 3.5, True, "1.2"):
         with pytest.raises(ConfigError, match=r"between 1\.0 and 3\.0"):
-            Tracker(save=False, meters=[_ConstantPower()], pue=bad)  # type: ignore[arg-type]
+            Tracker(save=False, meters=[ConstantPower()], pue=bad)  # type: ignore[arg-type]
 
 
 def test_cloud_region_from_the_environment_sets_the_pue_even_with_a_given_intensity(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_REGION", "eu-west-3")
-    t = Tracker(save=False, meters=[_ConstantPower()], intensity=250)
+    t = Tracker(save=False, meters=[ConstantPower()], intensity=250)
     assert t.pue == CLOUD_PUE["aws"].value and "aws:eu-west-3" in t.choice.pue.reason
     assert t.intensity.info.g_per_kwh == 250
 
@@ -158,13 +147,13 @@ def test_a_tracker_prints_at_start_to_stderr(
 
     monkeypatch.delenv("CO2CB_QUIET", raising=False)
     monkeypatch.setattr(intensity_choice, "_announced", set())
-    t = Tracker(save=False, meters=[_ConstantPower()], region="FR", interval_s=0.05)
+    t = Tracker(save=False, meters=[ConstantPower()], region="FR", interval_s=0.05)
     assert capsys.readouterr().err == ""  # construction prints nothing
     t.start()
     t.stop()
-    Tracker(save=False, meters=[_ConstantPower()], region="FR", interval_s=0.05).start().stop()
+    Tracker(save=False, meters=[ConstantPower()], region="FR", interval_s=0.05).start().stop()
     err = capsys.readouterr().err
     assert err.count("co2cb: carbon intensity") == 1 and "PUE 1" in err
     monkeypatch.setenv("CO2CB_QUIET", "1")
-    Tracker(save=False, meters=[_ConstantPower()], region="DE", interval_s=0.05).start().stop()
+    Tracker(save=False, meters=[ConstantPower()], region="DE", interval_s=0.05).start().stop()
     assert capsys.readouterr().err == ""

@@ -7,10 +7,11 @@ import tracemalloc
 
 import pytest
 
-from co2cb import Meter, MeterInfo, Tracker
-from co2cb.meters.base import Component, Provenance, ReadingKind
+from co2cb import Tracker
+from co2cb.meters.base import ReadingKind
 from co2cb.steps import LogHistogram, StepSeries
 from co2cb.timeline import Timeline
+from tests.fakes.meters import ConstantPower
 
 S = 1_000_000_000
 
@@ -68,19 +69,8 @@ def test_histogram_percentiles_within_a_few_percent() -> None:
         assert h.percentile(q) == pytest.approx(exact, rel=0.03)
 
 
-class _ConstantPower(Meter):
-    reading = ReadingKind.POWER
-
-    @property
-    def info(self) -> MeterInfo:
-        return MeterInfo("test:constant", Component.CPU, Provenance.ESTIMATE)
-
-    def read(self) -> float:
-        return 50.0
-
-
 def test_tracker_step_stats_and_bounded_memory() -> None:
-    tracker = Tracker(save=False, meters=[_ConstantPower()], intensity=100, interval_s=0.05)
+    tracker = Tracker(save=False, meters=[ConstantPower()], intensity=100, interval_s=0.05)
     begin, end = tracker.begin, tracker.end
     with tracker:
         tracemalloc.start()
