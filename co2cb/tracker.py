@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import atexit
+import difflib
+import inspect
 import logging
 import os
 import socket
@@ -19,6 +21,7 @@ from typing import Any
 from co2cb._version import __version__
 from co2cb.config import ConfigError, TrackerConfig, as_tuple
 from co2cb.emissions import IntensitySource, co2_kg
+from co2cb.intensity.database import lookup
 from co2cb.intensity.series import notes_for, refine_segments
 from co2cb.intensity_choice import IntensityOption, announce, choose
 from co2cb.meters.base import Meter
@@ -125,21 +128,10 @@ class Tracker:
             ConfigError: An option is invalid; the message says what to change.
         """
         try:
-            self.config = TrackerConfig(
-                run_name=run_name,
-                output_dir=Path(output_dir) if output_dir is not None else None,
-                save=save,
-                interval_s=interval_s,
-                scope=scope,
-                gpus=as_tuple(gpus),
-                components=tuple(as_tuple(components) or ()),
-                sync_boundaries=sync_boundaries,
-                pue=pue,
-                powercap_root=str(powercap_root) if powercap_root is not None else None,
-                cpu_tdp_w=cpu_tdp_w,
-                ram_watts_per_gb=ram_watts_per_gb,
-                keep_steps=keep_steps,
-                tags={str(k): v for k, v in (tags or {}).items()},
+            self.config = _config(
+                run_name=run_name, output_dir=output_dir, save=save, interval_s=interval_s, scope=scope, gpus=gpus,
+                components=components, sync_boundaries=sync_boundaries, pue=pue, powercap_root=powercap_root,
+                cpu_tdp_w=cpu_tdp_w, ram_watts_per_gb=ram_watts_per_gb, keep_steps=keep_steps, tags=tags,
             )
             self.choice = choose(intensity, region, marginal_intensity=marginal_intensity, pue=pue)
             self.intensity: IntensitySource = self.choice.source
@@ -318,6 +310,10 @@ class Tracker:
         t = self._sampler.read_now() if self.config.sync_boundaries and self.running else time.perf_counter_ns()
         return self._close(name, t, dict(meta or {}), write=write)
 
+    def open_windows(self, name: str) -> list[int]:
+        """Start marks (for :meth:`between`) of the open recorded windows of this name, oldest first."""
+        return [w.t_ns for w in self._open.get(name, [])]
+
     def write_result(self, result: WindowResult) -> None:
         """Write a window line for a result the caller made (e.g. summed over ranks)."""
         if self._recorder is not None:
@@ -414,13 +410,18 @@ class Tracker:
             tl = self._sampler.timeline
             return self._result(name, start, tl.at(start), end, tl.at(end), {})
 
-    def totals(self) -> WindowResult:
-        """The run so far (read off the curve)."""
+    def totals(self, read: bool = False) -> WindowResult:
+        """The run so far.
+
+        Args:
+            read: Read the meters now (exact; for epoch-level callers such as checkpoints). By
+                default the curve is extended from the last reading (no meter read: hot-path safe).
+        """
         opened = self._open.get(RUN_WINDOW)
         if not opened:
             return self.result if self.result is not None else self.between(self._perf0, self._perf0, RUN_WINDOW)
         run = opened[0]
-        end = time.perf_counter_ns()
+        end = self._sampler.read_now() if read and self.running else time.perf_counter_ns()
         with self._sampler.lock:
             tl = self._sampler.timeline
             return self._result(RUN_WINDOW, run.t_ns, run.joules or tl.at(run.t_ns), end, tl.at(end), {})
@@ -504,6 +505,55 @@ class Tracker:
             "config": self.config.as_record(),
             "versions": library_versions(),
         }
+
+
+def _config(**options: Any) -> TrackerConfig:
+    """The validated :class:`TrackerConfig` for Tracker arguments of the same names."""
+    o = dict(options)
+    return TrackerConfig(
+        run_name=o.get("run_name"),
+        output_dir=Path(o["output_dir"]) if o.get("output_dir") is not None else None,
+        save=o.get("save", True),
+        interval_s=o.get("interval_s", 1.0),
+        scope=o.get("scope", "process"),
+        gpus=as_tuple(o.get("gpus")),
+        components=tuple(as_tuple(o.get("components", ("gpu", "cpu", "ram"))) or ()),
+        sync_boundaries=o.get("sync_boundaries", True),
+        pue=o.get("pue"),
+        powercap_root=str(o["powercap_root"]) if o.get("powercap_root") is not None else None,
+        cpu_tdp_w=o.get("cpu_tdp_w"),
+        ram_watts_per_gb=o.get("ram_watts_per_gb"),
+        keep_steps=o.get("keep_steps", False),
+        tags={str(k): v for k, v in (o.get("tags") or {}).items()},
+    )
+
+
+def check_options(**options: Any) -> None:
+    """Check :class:`Tracker` options without measuring anything (adapters call it at construction).
+
+    Unknown names, out-of-range values, unknown regions and bad intensity series fail here; the
+    live intensity provider is not contacted.
+
+    Raises:
+        ConfigError: An option is invalid; the message says what to change.
+    """
+    names = set(inspect.signature(Tracker.__init__).parameters) - {"self"}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        hints = {u: difflib.get_close_matches(u, names, n=1) for u in unknown}
+        said = ", ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
+        raise ConfigError(f"unknown co2cb option {said}; the options are those of co2cb.Tracker")
+    try:
+        _config(**options)
+        live = "electricitymaps" in (options.get("intensity"), options.get("marginal_intensity"))
+        if live:
+            if options.get("region") is not None:
+                lookup(options["region"])
+        else:
+            choose(options.get("intensity"), options.get("region"),
+                   marginal_intensity=options.get("marginal_intensity"), pue=options.get("pue"))
+    except ValueError as e:
+        raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
 
 
 @dataclass

@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 from co2cb.emissions import JOULES_PER_KWH
 from co2cb.results import WindowResult
-from co2cb.tracker import Tracker
+from co2cb.tracker import Tracker, check_options
 from co2cb.units import format_mass
 
 log = logging.getLogger(__name__)
@@ -244,6 +244,7 @@ class TrainingMonitor:
             raise ValueError(f"budget_on={budget_on!r} is not valid: use 'total' or 'forecast'")
         if not isinstance(forecast_after_epochs, int) or forecast_after_epochs < 1:
             raise ValueError(f"forecast_after_epochs={forecast_after_epochs!r} is not valid: give an integer >= 1")
+        check_options(**{k: v for k, v in (tracker_options or {}).items() if k != "components"})
         self.run_name = run_name
         self.tags = dict(tags or {})
         self.monitor = tuple([monitor] if isinstance(monitor, str) else monitor)
@@ -360,8 +361,12 @@ class TrainingMonitor:
             progress: Share of the run done (0..1) for the forecast; None if unknown.
         """
         assert self.tracker is not None
+        if not self.tracker.open_windows(f"{kind}_epoch"):
+            return EpochReport({}, Energy(), self._stop_reason)  # not opened here: the epoch a checkpoint resumed in
         local = self.tracker.end(f"{kind}_epoch", write=False)
-        mine = Energy.of(local) if local is not None else Energy()
+        if local is None:
+            return EpochReport({}, Energy(), self._stop_reason)
+        mine = Energy.of(local)
         per_rank = [Energy.from_vector(v) for v in self.collective.gather(mine.vector())]
         job = sum_over_ranks(per_rank)
         prefix = PREFIX + f"{kind}_epoch_"
@@ -469,7 +474,7 @@ class TrainingMonitor:
             return None
         if self.collective.world_size == 1:
             return self._stop(status, None, {})
-        run = tracker.totals()
+        run = tracker.totals(read=True)
         per_rank = [Energy.from_vector(v) for v in self.collective.gather(Energy.of(run).vector())]
         job = sum_over_ranks(per_rank)
         if self.writer:
@@ -497,19 +502,31 @@ class TrainingMonitor:
             summary["mean_power_w"] = job.mean_watts
             summary["job"] = {"world_size": self.collective.world_size, **split}
         if self._resumed:  # the whole run across its segments (this segment read just before stopping)
-            mine = job if job is not None else Energy.of(self.tracker.totals())
+            mine = job if job is not None else Energy.of(self.tracker.totals(read=True))
             summary["resumed_total"] = self.totals_before_run.plus(mine).as_record()
         return self.tracker.stop(summary, write_run=job is None)
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
-        """Totals to save in a checkpoint (the job's, all ranks)."""
+        """Totals to save in a checkpoint: the job's finished epochs, plus this rank's share of the open one.
+
+        No collective here: frameworks may save checkpoints on one rank only. With one process the
+        totals are exact at any moment (mid-epoch or at validation end).
+        """
         tracker = self.tracker
+        so_far = self.totals
+        if tracker is not None and tracker.running:
+            if self.collective.world_size == 1:
+                so_far = Energy.of(tracker.totals(read=True))
+            else:
+                open_epoch = tracker.open_windows("train_epoch")
+                if open_epoch:
+                    so_far = so_far.plus(Energy.of(tracker.between(open_epoch[-1], name="open_epoch")))
         return {
             "version": STATE_VERSION,
             "run_id": tracker.run_id if tracker else None,
             "run_folder": str(tracker.run_folder) if tracker and tracker.run_folder else None,
-            "totals": self.totals_before_run.plus(self.totals).vector(),
+            "totals": self.totals_before_run.plus(so_far).vector(),
             "epochs_done": self.epochs_done + (self._resumed or {}).get("epochs_done", 0),
         }
 

@@ -188,8 +188,13 @@ def build_callback(pl: ModuleType) -> type:
 
         @guarded()
         def _epoch_begin(self, kind: str) -> None:
-            if self.co2.tracker is not None:
+            if self._measuring:
                 self.co2.epoch_begin(kind)
+
+        @property
+        def _measuring(self) -> bool:
+            """Between fit start and fit end (not during a later ``trainer.validate()``)."""
+            return self.co2.tracker is not None and self.co2.tracker.running
 
         def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             if not trainer.sanity_checking:
@@ -200,7 +205,7 @@ def build_callback(pl: ModuleType) -> type:
 
         @guarded()
         def _epoch_end(self, trainer: Any, kind: str) -> None:
-            if self.co2.tracker is None:
+            if not self._measuring:
                 return
             total = _total_steps(trainer)
             progress = trainer.global_step / total if total else None
@@ -216,10 +221,13 @@ def build_callback(pl: ModuleType) -> type:
             self._apply_budget(trainer)
 
         # ------------------------------------------------------------ output
-        @guarded()
         def _log(self, trainer: Any, metrics: dict[str, float], step: int) -> None:
             for logger in trainer.loggers:  # Lightning's loggers write on global rank 0 only
-                logger.log_metrics(metrics, step=step)
+                self._log_to(logger, metrics, step)
+
+        @guarded()
+        def _log_to(self, logger: Any, metrics: dict[str, float], step: int) -> None:
+            logger.log_metrics(metrics, step=step)
 
         def _apply_budget(self, trainer: Any) -> None:
             if self.co2.stop_reason and not trainer.should_stop:
