@@ -244,6 +244,12 @@ class TrainingMonitor:
             raise ValueError(f"budget_on={budget_on!r} is not valid: use 'total' or 'forecast'")
         if not isinstance(forecast_after_epochs, int) or forecast_after_epochs < 1:
             raise ValueError(f"forecast_after_epochs={forecast_after_epochs!r} is not valid: give an integer >= 1")
+        reserved = sorted({"run_name", "tags", "gpus", "pids"} & set(tracker_options or {}))
+        if reserved:
+            raise ValueError(
+                f"{', '.join(reserved)} cannot be passed as tracker options here: run_name and tags are the "
+                "callback's own arguments, and each rank's GPUs and processes are found from the framework"
+            )
         check_options(**{k: v for k, v in (tracker_options or {}).items() if k != "components"})
         self.run_name = run_name
         self.tags = dict(tags or {})
@@ -280,11 +286,13 @@ class TrainingMonitor:
         components = [c for c in options.pop("components", COMPONENTS) if c != "gpu" or uses_gpu]
         if rank.local_rank != 0:
             components = [c for c in components if c == "gpu"]
+        if not components:  # e.g. local rank 1 of a CPU job: its share is measured by local rank 0
+            options["meters"] = []
         return Tracker(
             run_name=self.run_name,
             tags=self.tags,
-            save=self.writer if rank.rank == 0 else False,
-            components=components or ["gpu"],
+            save=bool(options.pop("save", True)) and rank.rank == 0,
+            components=components or ["cpu"],
             gpus=list(gpus) if gpus is not None and uses_gpu else None,
             pids=rank.local_pids or None,
             **options,
@@ -371,7 +379,10 @@ class TrainingMonitor:
         job = sum_over_ranks(per_rank)
         prefix = PREFIX + f"{kind}_epoch_"
         if kind == "val":
-            self._val_in_epoch = self._val_in_epoch.plus(job)
+            if self.tracker.open_windows("train_epoch"):
+                self._val_in_epoch = self._val_in_epoch.plus(job)
+            else:  # an evaluation outside any training epoch counts in the totals by itself
+                self.totals = self.totals.plus(job)
             reported = job
         else:
             # Validation inside a training epoch is reported apart: train = epoch - validation.

@@ -14,22 +14,10 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from co2cb.integrations.torch_collective import TorchCollective
+from co2cb.intensity_choice import is_quiet
 from co2cb.training import RankInfo, SingleProcess, TrainingMonitor, guarded
 from co2cb.units import format_energy, format_mass
-
-
-class TorchCollective:
-    """Exchange small Python objects between ranks with ``torch.distributed.all_gather_object``."""
-
-    def __init__(self, dist: Any) -> None:
-        self._dist = dist
-        self.world_size = dist.get_world_size()
-        self.rank = dist.get_rank()
-
-    def gather(self, value: Any) -> list[Any]:
-        out: list[Any] = [None] * self.world_size
-        self._dist.all_gather_object(out, value)
-        return out
 
 
 def _collective(trainer: Any) -> TorchCollective | SingleProcess:
@@ -99,6 +87,7 @@ def build_callback(pl: ModuleType) -> type:
             )
             self.log_steps = log_steps
             self.progress_bar = progress_bar
+            self._batches = 0  # training batches seen, for the logging cadence (cheaper than Lightning's own check)
 
         @property
         def state_key(self) -> str:
@@ -121,14 +110,23 @@ def build_callback(pl: ModuleType) -> type:
                 hosts=tuple(host for host, _, _ in everyone),
             )
             gpus, uses_gpu = _devices(trainer)
-            tracker = self.co2.tracker_for(rank, gpus, uses_gpu)
-            plan = {
+            plan = {  # estimated_stepping_batches may be a collective: every rank runs it, before anything can fail
                 "max_epochs": trainer.max_epochs,
                 "max_steps": trainer.max_steps,
                 "total_steps": _total_steps(trainer),
                 "framework": pl.__name__,
             }
-            self.co2.start(tracker, collective, rank, plan)
+            error = None
+            try:
+                self.co2.start(self.co2.tracker_for(rank, gpus, uses_gpu), collective, rank, plan)
+            except Exception as e:  # noqa: BLE001 - reported below, after every rank has said how it went
+                error = f"{type(e).__name__}: {e}"
+            errors = [x for x in collective.gather(error) if x]
+            if errors:  # one rank could not start: none measures, or their collectives would not match
+                tracker, self.co2.tracker = self.co2.tracker, None
+                if tracker is not None and tracker.running:
+                    tracker.stop({"status": f"not measured: a rank could not start ({errors[0]})"})
+                raise RuntimeError(f"a rank could not start measuring ({errors[0]})")
 
         def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
             self._finish(trainer)
@@ -166,7 +164,8 @@ def build_callback(pl: ModuleType) -> type:
             if tracker is None:
                 return
             tracker.end("step")
-            if self.log_steps and trainer._logger_connector.should_update_logs:
+            self._batches += 1
+            if self.log_steps and self._batches % trainer.log_every_n_steps == 0:
                 self._log_step(trainer, pl_module)
 
         @guarded()
@@ -212,7 +211,7 @@ def build_callback(pl: ModuleType) -> type:
             report = self.co2.epoch_end(kind, trainer.current_epoch, progress)
             self.co2.record_metrics(trainer.callback_metrics)
             self._log(trainer, report.metrics, step=trainer.global_step)
-            if kind == "train" and self.co2.forecast is not None and self.co2.writer:
+            if kind == "train" and self.co2.forecast is not None and self.co2.writer and not is_quiet():
                 f = self.co2.forecast
                 print(
                     f"co2cb: after epoch {trainer.current_epoch} ({f.progress:.0%} done) the run is forecast at "
