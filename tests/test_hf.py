@@ -19,7 +19,6 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("CO2CB_QUIET", "1")
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -38,6 +37,12 @@ from transformers.integrations import TensorBoardCallback  # noqa: E402
 from co2cb import read_records  # noqa: E402
 from co2cb.hf import CO2Callback  # noqa: E402
 from co2cb.integrations import hf_callback  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No region lines on the console in these tests (set per test, so other test files still see them)."""
+    monkeypatch.setenv("CO2CB_QUIET", "1")
 from co2cb.training import TrainingMonitor  # noqa: E402
 from tests.fakes.meters import ConstantPower, RaisingMeter  # noqa: E402
 from tests.fakes.powercap import FakePowercap  # noqa: E402

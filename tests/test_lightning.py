@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -177,7 +179,8 @@ def fit(root: Path, *, ckpt_path: str | None = None, **kwargs: Any) -> Run:
     trainer, callback, module, counter = make(root, **kwargs)
     train, val = loaders()
     out = io.StringIO()
-    with co2cb_warnings() as warnings, contextlib.redirect_stdout(out):
+    with co2cb_warnings() as warnings, contextlib.redirect_stdout(out), mock.patch.dict(os.environ):
+        os.environ.pop("CO2CB_QUIET", None)  # the forecast lines are part of what is checked
         trainer.fit(module, train, val, ckpt_path=ckpt_path)
     return Run(trainer, callback, counter, out.getvalue(), warnings)
 

@@ -20,3 +20,10 @@ def test_snippet_runs(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_readme_has_exactly_two_setup_commands() -> None:
     setup = README.read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
     assert len(re.findall(r"```bash\n", setup)) == 2
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    text = README.read_text()
+    test_command = next(line for line in text.splitlines() if "python -m pytest" in line and line.startswith("python3"))
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert test_command.strip() in ci.splitlines()
