@@ -10,6 +10,7 @@ atomic ``mkdir``, so runs sharing a parent folder never touch each other's files
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -31,16 +32,27 @@ def default_output_dir() -> Path:
 
 
 def check_writable(parent: Path) -> None:
-    """Make ``parent`` if needed and prove a file can be written there.
+    """Prove that run folders can be made under ``parent``, without leaving anything behind.
+
+    An existing folder gets a probe file written and removed; a folder still to be made is checked
+    on its nearest existing ancestor, so merely checking options creates no folder.
 
     Raises:
         OSError: With the path and the system's reason.
     """
-    parent.mkdir(parents=True, exist_ok=True)
-    probe = parent / f".co2cb-write-test-{os.getpid()}-{secrets.token_hex(4)}"
-    with open(probe, "w") as f:
-        f.write("ok")
-    probe.unlink()
+    if parent.is_dir():
+        probe = parent / f".co2cb-write-test-{os.getpid()}-{secrets.token_hex(4)}"
+        with open(probe, "w") as f:
+            f.write("ok")
+        probe.unlink()
+        return
+    ancestor = parent.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(ancestor))
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "no permission to make a folder in it", str(ancestor))
 
 
 def new_run_id() -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from co2cb import ConfigError, Tracker, read_records
-from co2cb.records import RECORD_FILE, SCHEMA_VERSION
+from co2cb.records import RECORD_FILE, SCHEMA_VERSION, check_writable
 
 WRITER = """
 import sys, time
@@ -138,3 +138,19 @@ def test_a_tracker_left_running_is_stopped_at_exit(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
     (folder,) = tmp_path.iterdir()
     assert read_records(folder)[-1]["status"] == "stopped at interpreter exit"
+
+
+def test_checking_the_output_folder_creates_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "not" / "yet"
+    check_writable(target)
+    assert not (tmp_path / "not").exists()
+    check_writable(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone
+
+
+def test_an_output_folder_under_a_file_is_refused_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="file"):
+        check_writable(tmp_path / "file" / "runs")
+    with pytest.raises(ConfigError, match="pass output_dir= a writable folder"):
+        Tracker(output_dir=tmp_path / "file" / "runs", intensity=300)
