@@ -18,6 +18,7 @@ from typing import Any
 
 from co2cb.intensity.database import lookup
 from co2cb.records import RECORD_FILE, SCHEMA_VERSION, read_records
+from co2cb.run_folder import outermost_windows, window_totals
 
 PATTERSON_2022 = (
     "Patterson et al. (2022, 'The Carbon Footprint of Machine Learning Training Will Plateau, Then Shrink', "
@@ -151,30 +152,6 @@ def _total(line: dict[str, Any], key: str) -> float:
     return _number(energy.get("total")) if isinstance(energy, dict) else 0.0
 
 
-def _outermost(windows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """Windows inside no other, without overlaps, earliest first; and how many overlapping ones were left out.
-
-    A window nested in another (a validation inside an epoch) is counted by its parent; a
-    window that partly overlaps an earlier chosen one is left out rather than counted twice.
-    """
-    spans = [(w, _number(w.get("start_unix_s"), math.nan), _number(w.get("end_unix_s"), math.nan)) for w in windows]
-    spans = [(w, s, e) for w, s, e in spans if math.isfinite(s) and math.isfinite(e) and e >= s]
-    spans.sort(key=lambda t: (t[1], -t[2]))  # by start, the longest first among equal starts
-    chosen: list[dict[str, Any]] = []
-    max_end = last_end = -math.inf
-    skipped = 0
-    for w, s, e in spans:
-        if e <= max_end:  # inside a window that starts no later and ends no earlier
-            continue
-        max_end = e
-        if s < last_end:
-            skipped += 1
-            continue
-        chosen.append(w)
-        last_end = e
-    return chosen, skipped
-
-
 def load_run(folder: str | Path) -> RunEnergy:
     """Read a run folder's energy, CO2, PUE and intensity.
 
@@ -211,11 +188,12 @@ def load_run(folder: str | Path) -> RunEnergy:
         g = _number(summary.get("intensity_g_per_kwh"), _number(intensity.get("g_per_kwh")))
         energy_from = "the summary's energy_kwh.total"
     elif windows:
-        chosen, skipped = _outermost(windows)
+        chosen, skipped = outermost_windows(windows)
         if not chosen:
             raise WhatIfError(f"{path / RECORD_FILE} has no summary and no window with valid times")
-        energy = sum(_total(w, "energy_kwh") for w in chosen)
-        co2 = sum(_number(w.get("co2_kg")) for w in chosen)
+        totals = [window_totals(w) for w in chosen]  # an adapter's epoch with its validation added back
+        energy = sum(sum(e.values()) for e, _ in totals)
+        co2 = sum(c for _, c in totals)
         pue = _number(header.get("pue"), 1.0)
         g = co2 * 1000.0 / (energy * pue) if energy > 0 and pue > 0 else _number(intensity.get("g_per_kwh"))
         used = [str(w.get("name", "?")) for w in chosen]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,3 +14,12 @@ from tests.fakes.powercap import FakePowercap
 def powercap(tmp_path: Path) -> FakePowercap:
     """A one-package fake powercap tree with DRAM."""
     return FakePowercap(tmp_path / "powercap")
+
+
+@pytest.fixture(scope="session")
+def recorded_runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Real runs of every kind (Lightning, Hugging Face, `co2cb run`, Tracker, a killed one), made once per session;
+    see :mod:`tests.recorded_runs`."""
+    from tests.recorded_runs import make_runs
+
+    return make_runs(tmp_path_factory.mktemp("recorded"))
