@@ -1,0 +1,44 @@
+"""``co2cb statement RUN [RUN...]``: a paragraph on the runs' energy and CO2e for a paper or a model card."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from co2cb.model_card import TRAINING_TYPES
+from co2cb.run_folder import RunFolderError, find_runs
+from co2cb.statement import FORMATS, render
+
+
+def register(sub: Any) -> None:
+    """Add the ``statement`` subcommand."""
+    p = sub.add_parser(
+        "statement",
+        help="print a paragraph on recorded runs' energy and CO2e, for a paper, a model card or a report",
+        description="Print a statement of the energy and CO2e of one or more recorded runs (e.g. pre-training, "
+        "then fine-tuning: their totals, then each run): hardware, duration, energy per component and whether it "
+        "was measured or estimated (and how), CO2e, the region, carbon intensity (source, year) and PUE, and the "
+        "co2cb version. Every figure is the run record's. --format hf-model-card prints the co2_eq_emissions "
+        "metadata a Hugging Face model card's YAML front matter holds (emissions in grams).",
+        epilog="How the figures are made: docs/methodology.md. Exit status: 0 printed, 1 a RUN is not a readable "
+        "run folder.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run folder made by co2cb (e.g. co2cb-runs/20261127-021939-3fa2c1), or a folder holding "
+                   "run folders (all of its runs, oldest first)")
+    p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    p.add_argument("--training-type", choices=TRAINING_TYPES,
+                   help="for hf-model-card: the model card's training_type (default: the runs' training_type tag)")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Print the statement; 1 when a RUN cannot be read."""
+    try:
+        runs = find_runs(args.runs)
+    except RunFolderError as exc:
+        print(f"co2cb statement: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render(runs, args.format, training_type=args.training_type))
+    return 0
