@@ -20,7 +20,7 @@ from typing import Any
 
 from co2cb._version import __version__
 from co2cb.config import ConfigError, TrackerConfig, as_tuple
-from co2cb.emissions import IntensitySource, co2_kg
+from co2cb.emissions import FixedIntensity, IntensitySource, co2_kg
 from co2cb.intensity.database import lookup
 from co2cb.intensity.series import notes_for, refine_segments
 from co2cb.intensity_choice import IntensityOption, announce, choose
@@ -137,6 +137,9 @@ class Tracker:
             self.intensity: IntensitySource = self.choice.source
             self.marginal_intensity: IntensitySource | None = self.choice.marginal
             self.pue = self.choice.pue.value
+            self._intensity_fixed = all(
+                type(s) is FixedIntensity for s in (self.intensity, self.marginal_intensity) if s is not None
+            )
             if meters is not None:
                 self.meter_set = MeterSet(meters=list(meters))
             else:
@@ -363,13 +366,16 @@ class Tracker:
         for ch, comp, prov in zip(self._channels, self._components, self._provenance):
             joules[comp] = joules.get(comp, 0.0) + meter_j[ch]
             provenance.setdefault(comp, set()).add(prov)
-        segments = []
-        prev_t, prev_total = t0, sum(j0)
-        for t, cum in [*self._sampler.timeline.points_between(t0, t1), (t1, j1)]:
-            total = sum(cum)
-            segments.append((self._unix(prev_t), self._unix(t), total - prev_total))
-            prev_t, prev_total = t, total
         start_s, end_s = self._unix(t0), self._unix(t1)
+        if self._intensity_fixed:  # one figure for all times: the window's energy needs no splitting
+            segments = [(start_s, end_s, sum(j1) - sum(j0))]
+        else:
+            segments = []
+            prev_t, prev_total = t0, sum(j0)
+            for t, cum in [*self._sampler.timeline.points_between(t0, t1), (t1, j1)]:
+                total = sum(cum)
+                segments.append((self._unix(prev_t), self._unix(t), total - prev_total))
+                prev_t, prev_total = t, total
         co2, g = co2_kg(refine_segments(segments, self.intensity), self.intensity, self.pue)
         notes = notes_for(self.intensity, start_s, end_s)
         co2_m = g_m = None
