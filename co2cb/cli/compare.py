@@ -6,14 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from co2cb.cli.recorded import METRIC_HELP, RUNS_HELP, CommandError, load_runs, metric_for
 from co2cb.compare.plot import PlotUnavailableError, write_plot
-from co2cb.compare.quality import choose_metric
 from co2cb.compare.table import FORMATS, comparison_rows, render
-from co2cb.run_folder import RunFolderError, find_runs
-
-RUNS_HELP = "run folders made by co2cb, or folders holding them (e.g. co2cb-runs); the first is the reference"
-METRIC_HELP = ("quality metric for the CO2e-against-quality plot, as recorded with monitor=[...]; NAME:min or "
-               "NAME:max says which way is better (default: the metric most runs recorded)")
 
 
 def register(sub: Any) -> None:
@@ -40,22 +35,13 @@ def register(sub: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Load, print, plot; 1 for a bad run folder, 2 for a bad option or a figure that cannot be made."""
-    try:
-        runs = find_runs(args.runs)
-    except RunFolderError as exc:
-        print(f"co2cb compare: {exc}", file=sys.stderr)
-        return 1
-    try:
-        metric = choose_metric(runs, args.metric)
-    except ValueError as exc:
-        print(f"co2cb compare: --metric: {exc}", file=sys.stderr)
-        return 2
+    runs = load_runs(args.runs)
+    metric = metric_for(runs, args.metric)
     sys.stdout.write(render(comparison_rows(runs), args.format))
     if args.plot:
         try:
             path = write_plot(runs, args.plot, metric)
         except (PlotUnavailableError, OSError) as exc:
-            print(f"co2cb compare: --plot: {exc}", file=sys.stderr)
-            return 2
+            raise CommandError(f"--plot: {exc}", 2) from exc
         print(f"co2cb compare: figure written to {path}", file=sys.stderr)
     return 0

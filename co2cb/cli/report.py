@@ -6,10 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from co2cb.cli.compare import METRIC_HELP, RUNS_HELP
-from co2cb.compare.quality import choose_metric
+from co2cb.cli.recorded import METRIC_HELP, RUNS_HELP, CommandError, load_runs, metric_for
 from co2cb.compare.report import write_report
-from co2cb.run_folder import RunFolderError, find_runs
 
 DEFAULT_OUTPUT = "co2cb-report.html"
 
@@ -38,20 +36,11 @@ def register(sub: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Load and write; 1 for a bad run folder, 2 for a bad option or an unwritable file."""
-    try:
-        runs = find_runs(args.runs)
-    except RunFolderError as exc:
-        print(f"co2cb report: {exc}", file=sys.stderr)
-        return 1
-    try:
-        metric = choose_metric(runs, args.metric)
-    except ValueError as exc:
-        print(f"co2cb report: --metric: {exc}", file=sys.stderr)
-        return 2
+    runs = load_runs(args.runs)
+    metric = metric_for(runs, args.metric)
     try:
         path = write_report(runs, args.output, metric)
     except OSError as exc:
-        print(f"co2cb report: cannot write {args.output}: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(f"cannot write {args.output}: {exc}", 2) from exc
     print(f"co2cb report: {len(runs)} run{'s' if len(runs) > 1 else ''} reported in {path}", file=sys.stderr)
     return 0

@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from co2cb.cli.recorded import load_runs
 from co2cb.model_card import TRAINING_TYPES
-from co2cb.run_folder import RunFolderError, find_runs
 from co2cb.statement import FORMATS, render
 
 
@@ -35,10 +35,5 @@ def register(sub: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Print the statement; 1 when a RUN cannot be read."""
-    try:
-        runs = find_runs(args.runs)
-    except RunFolderError as exc:
-        print(f"co2cb statement: {exc}", file=sys.stderr)
-        return 1
-    sys.stdout.write(render(runs, args.format, training_type=args.training_type))
+    sys.stdout.write(render(load_runs(args.runs), args.format, training_type=args.training_type))
     return 0
