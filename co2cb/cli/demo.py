@@ -1,60 +1,84 @@
-"""``co2cb demo``: measure a small CPU workload with epoch and step windows, and show the result.
+"""``co2cb demo``: pretrain a small model, fine-tune a copy of it, and compare what each emitted.
 
-It needs no ML framework: each "epoch" runs steps of pure-Python arithmetic.
+The training job is :mod:`co2cb.examples.pretrain_finetune` (torch and Lightning, on the CPU and
+generated data); it is imported only once they are known to be installed. The comparison, figure and
+report are the ``compare`` and ``report`` commands' own.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import importlib.util
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from co2cb.records import read_records
-from co2cb.tracker import Tracker
+NEEDS = ("torch", "lightning", "tensorboard", "matplotlib")
+INSTALL = 'pip install torch==2.13.0 && pip install -e ".[lightning,plot]"'
+QUALITY_METRIC = "val_acc"  # the fine-tuned model's, the quality the job is for
 
 
 def register(sub: Any) -> None:
     """Add the ``demo`` subcommand."""
-    p = sub.add_parser("demo", help="measure a small CPU workload and print what co2cb records")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--steps", type=int, default=1000, help="steps per epoch")
-    p.add_argument("--output-dir", help="parent folder of run folders (default: CO2CB_OUTPUT_DIR or ./co2cb-runs)")
+    p = sub.add_parser(
+        "demo",
+        help="pretrain a small model, fine-tune a copy, compare their energy and CO2 (needs torch and lightning)",
+        description="On generated data and the CPU: pretrain a small transformer from scratch (masked tokens), "
+        "fine-tune a copy of it on a small labelled task, each with co2cb's Lightning callback and a TensorBoard "
+        "logger; then compare the two runs, draw the comparison and write the HTML report. About 1-2 minutes on "
+        "2 cores.",
+        epilog=f"Needs torch, lightning, tensorboard and matplotlib: {INSTALL}. Exit status: 0 done, 1 the "
+        "comparison or the report failed, 2 a bad option or a package missing.",
+    )
+    p.add_argument("--output-dir", type=Path, default=Path("co2cb-demo"),
+                   help="where run folders, TensorBoard logs, the figure and the report go (default: ./co2cb-demo)")
+    p.add_argument("--epochs", type=_positive_int, help="epochs of each stage (default: 6, or 2 with --quick)")
+    p.add_argument("--quick", action="store_true", help="tiny data and 2 epochs: a few seconds (for tests)")
     p.set_defaults(handler=handle)
 
 
-def _step(size: int = 12_000) -> float:
-    return sum(i * i for i in range(size)) ** 0.5
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of epochs >= 1")
+    return value
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Run the workload under a tracker and print per-epoch energy and CO2."""
-    tracker = Tracker(run_name="co2cb-demo", output_dir=args.output_dir, interval_s=0.1, tags={"kind": "demo"})
-    info = tracker.intensity.info
-    print(f"Intensity: {info.g_per_kwh:.0f} gCO2e/kWh for {info.region} ({info.source}"
-          f"{', ' + str(info.year) if info.year else ''}); {info.reason}")
-    for choice in tracker.meter_set.choices:
-        print(f"{choice.component.value:>3}: {', '.join(choice.chosen) or 'none'}: {choice.reason}")
-    print(f"\n{'epoch':>5} {'seconds':>8} {'energy Wh':>10} {'mean W':>7} {'mg CO2e':>8}  provenance")
-    with tracker:
-        for epoch in range(args.epochs):
-            with tracker.window("epoch", meta={"epoch": epoch}) as w:
-                for _ in range(args.steps):
-                    tracker.begin("step", record=False)
-                    _step()
-                    tracker.end("step")
-            r = w.result
-            if r is not None:
-                prov = ", ".join(f"{k}: {v}" for k, v in r.provenance.items())
-                print(f"{epoch:>5} {r.seconds:>8.2f} {r.kwh * 1000:>10.4f} {r.mean_watts:>7.1f} "
-                      f"{r.co2_kg * 1e6:>8.3f}  {prov}")
-        time.sleep(tracker.config.interval_s * 2)  # let the sampler pass the last step
-        steps = tracker.step_stats("step")
-    run = tracker.result
-    if run is not None:
-        print(f"\nrun: {run.seconds:.2f} s, {run.kwh * 1000:.4f} Wh, {run.co2_kg * 1e6:.3f} mg CO2e")
-    print(f"steps: {steps.count}, median {steps.duration_percentiles_s['p50'] * 1000:.2f} ms, "
-          f"{steps.mean_joules:.3f} J each on average")
-    if tracker.run_folder is not None:
-        lines = read_records(tracker.run_folder)
-        print(f"record: {tracker.run_folder / 'run.jsonl'} ({len(lines)} lines: header, windows, summary)")
+    """Train both stages, then compare, plot and report; print where everything is."""
+    missing = [name for name in NEEDS if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"co2cb demo needs {', '.join(NEEDS)}; missing: {', '.join(missing)}. Install them with:\n"
+              f"  {INSTALL}\n(from a co2cb checkout; elsewhere: pip install \"co2cb[lightning,plot]\")",
+              file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorboard loads TensorFlow where it is installed
+    from co2cb.cli.main import main
+    from co2cb.examples.pretrain_finetune import QUICK, Plan, pretrain_then_finetune
+
+    plan = QUICK if args.quick else Plan()
+    if args.epochs:
+        plan = replace(plan, epochs=args.epochs)
+    out = args.output_dir.resolve()
+    print("co2cb demo: pretraining a small transformer from scratch, then fine-tuning a copy of it, on generated "
+          f"data and the CPU; everything goes to {out}\n")
+    pretrain, finetune = pretrain_then_finetune(out, plan)
+    runs = [str(pretrain.run_folder), str(finetune.run_folder)]
+    plot, report = out / "comparison.png", out / "report.html"
+    print()
+    if main(["compare", *runs, "--metric", QUALITY_METRIC, "--plot", str(plot)]) != 0:
+        return 1
+    if main(["report", *runs, "--metric", QUALITY_METRIC, "-o", str(report)]) != 0:
+        return 1
+    if finetune.co2_kg > 0:
+        print(f"\nPretraining emitted {pretrain.co2_kg / finetune.co2_kg:.3g}x the CO2e of fine-tuning its copy.")
+    print(f"\nRun folders:      {pretrain.run_folder}\n                  {finetune.run_folder}")
+    print(f"TensorBoard logs: {out / 'tensorboard'}  (view: tensorboard --logdir {out / 'tensorboard'})")
+    print(f"Plot:             {plot}")
+    print(f"Report:           {report}")
     return 0
