@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
+
+from co2cb.cli.main import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
@@ -27,3 +31,18 @@ def test_ci_runs_the_readme_test_command() -> None:
     test_command = next(line for line in text.splitlines() if "python -m pytest" in line and line.startswith("python3"))
     ci = (README.parent / ".ci" / "run").read_text()
     assert test_command.strip() in ci.splitlines()
+
+
+def test_command_lines_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``co2cb ...`` line of the README's shell blocks, in order, in a fresh folder; each exits 0."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CO2CB_QUIET", "1")
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
+    python = f"{sys.executable} "  # the README's "python" is the one running the tests
+    commands = [shlex.split(line.replace("python ", python, 1)) for line in lines if line.startswith("co2cb ")]
+    assert len(commands) >= 7
+    for argv in commands:
+        assert main(argv[1:]) == 0, argv
+    assert len(list((tmp_path / "co2cb-runs").iterdir())) == 2
+    assert (tmp_path / "compare.png").stat().st_size > 0 and (tmp_path / "report.html").stat().st_size > 0
