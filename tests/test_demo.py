@@ -1,7 +1,8 @@
-"""``co2cb demo``: pretraining and fine-tuning under the Lightning callback, then compare, plot and report.
+"""``co2cb demo``: pretraining, fine-tuning and training from scratch under the Lightning callback, then compare,
+plot and report.
 
 One ``co2cb demo --quick`` runs in a subprocess, as a user runs it; what it left behind is read back:
-both run folders (:func:`co2cb.run_folder.find_runs`), the TensorBoard event files (TensorBoard's own
+the three run folders (:func:`co2cb.run_folder.find_runs`), the TensorBoard event files (TensorBoard's own
 ``EventAccumulator``), the figure and the report, and the paths it printed.
 """
 
@@ -27,7 +28,7 @@ for _module in demo.NEEDS:
 CO2_TAGS = ("co2cb/train_epoch_co2_kg", "co2cb/train_epoch_energy_kwh", "co2cb/val_epoch_co2_kg",
             "co2cb/total_co2_kg", "co2cb/forecast_co2_kg", "co2cb/intensity_g_per_kwh", "co2cb/step_co2_kg")
 QUICK_EPOCHS = 2
-STAGES = {"pretrain": "val_masked_acc", "finetune": "val_acc"}  # run name -> its quality metric
+STAGES = {"pretrain": "val_masked_acc", "finetune": "val_acc", "scratch": "val_acc"}  # run name -> its metric
 
 
 @dataclass
@@ -72,7 +73,7 @@ def tb_scalars(log_dir: Path) -> dict[str, list[float]]:
     return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_both_stages_leave_a_completed_run_with_its_quality_metric(runs: dict[str, RecordedRun]) -> None:
+def test_each_stage_leaves_a_completed_run_with_its_quality_metric(runs: dict[str, RecordedRun]) -> None:
     assert set(runs) == set(STAGES)
     for name, metric in STAGES.items():
         run = runs[name]
@@ -82,6 +83,8 @@ def test_both_stages_leave_a_completed_run_with_its_quality_metric(runs: dict[st
         assert len(run.epochs) == QUICK_EPOCHS
         assert run.total_kwh > 0 and run.co2_kg > 0  # the meters found on this machine, never 0 J
     assert runs["finetune"].header["tags"]["init"] == "pretrain"
+    assert runs["scratch"].header["tags"]["init"] == "random"
+    assert runs["scratch"].header["tags"]["sequences"] == runs["finetune"].header["tags"]["sequences"]
 
 
 def test_tensorboard_logs_hold_co2cb_values_next_to_the_loss(quick_demo: Demo, runs: dict[str, RecordedRun]) -> None:
@@ -102,7 +105,10 @@ def test_it_prints_the_comparison_and_where_everything_is(quick_demo: Demo, runs
     table = quick_demo.stdout.split("\nrun ", 1)[1]
     assert "val_acc" in table and "val_masked_acc" in table and "CO2e x first" in table
     assert "Pretraining emitted" in quick_demo.stdout
-    assert quick_demo.printed("Run folders") == [str(runs["pretrain"].path), str(runs["finetune"].path)]
+    acc = {name: f"val_acc {runs[name].final_metrics['val_acc']:.3f}" for name in ("finetune", "scratch")}
+    (summary,) = [line for line in quick_demo.stdout.splitlines() if line.startswith("Fine-tuned from the pretrained")]
+    assert summary.index(acc["finetune"]) < summary.index("from scratch") < summary.index(acc["scratch"])
+    assert quick_demo.printed("Run folders") == [str(runs[name].path) for name in STAGES]  # in training order
     assert quick_demo.printed("TensorBoard logs") == [str(out / "tensorboard")]
     assert quick_demo.printed("Plot") == [str(out / "comparison.png")]
     assert quick_demo.printed("Report") == [str(out / "report.html")]
@@ -110,7 +116,7 @@ def test_it_prints_the_comparison_and_where_everything_is(quick_demo: Demo, runs
     assert "Traceback" not in quick_demo.stderr and "Warning" not in quick_demo.stderr
 
 
-def test_the_plot_and_the_report_cover_both_runs(quick_demo: Demo, runs: dict[str, RecordedRun]) -> None:
+def test_the_plot_and_the_report_cover_every_run(quick_demo: Demo, runs: dict[str, RecordedRun]) -> None:
     assert (quick_demo.out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (quick_demo.out / "report.html").read_text()
     assert "data:image/png;base64," in report

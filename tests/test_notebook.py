@@ -44,10 +44,11 @@ def test_the_notebook_runs_and_shows_its_plots_inline(tmp_path: Path, monkeypatc
     out = tmp_path / "co2cb-notebook"
     runs = {r.name: r for r in find_runs([out / "runs"])}
     assert runs["pretrain"].final_metrics.keys() == {"val_masked_acc"}
-    assert runs["finetune"].final_metrics.keys() == {"val_acc"}
+    assert runs["finetune"].final_metrics.keys() == runs["scratch"].final_metrics.keys() == {"val_acc"}
+    assert runs["scratch"].header["tags"]["init"] == "random"
     assert all(r.status == "completed" and r.co2_kg > 0 for r in runs.values())
     assert (out / "report.html").is_file()
-    assert {p.name for p in (out / "tensorboard").iterdir()} == {"pretrain", "finetune"}
+    assert {p.name for p in (out / "tensorboard").iterdir()} == {"pretrain", "finetune", "scratch"}
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "Traceback" not in text
 

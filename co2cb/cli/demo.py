@@ -1,4 +1,5 @@
-"""``co2cb demo``: pretrain a small model, fine-tune a copy of it, and compare what each emitted.
+"""``co2cb demo``: pretrain a small model, fine-tune a copy of it, train the same classifier from scratch, and
+compare what each emitted and what quality it reached.
 
 The training job is :mod:`co2cb.examples.pretrain_finetune` (torch and Lightning, on the CPU and
 generated data); it is imported only once they are known to be installed. The comparison, figure and
@@ -17,18 +18,19 @@ from typing import Any
 
 NEEDS = ("torch", "lightning", "tensorboard", "matplotlib")
 INSTALL = 'pip install torch==2.13.0 && pip install -e ".[lightning,plot]"'
-QUALITY_METRIC = "val_acc"  # the fine-tuned model's, the quality the job is for
+QUALITY_METRIC = "val_acc"  # the classifiers' (fine-tuned and from scratch), the quality the job is for
 
 
 def register(sub: Any) -> None:
     """Add the ``demo`` subcommand."""
     p = sub.add_parser(
         "demo",
-        help="pretrain a small model, fine-tune a copy, compare their energy and CO2 (needs torch and lightning)",
+        help="pretrain a small model, fine-tune a copy, train it from scratch too, compare their energy, CO2 and "
+        "quality (needs torch and lightning)",
         description="On generated data and the CPU: pretrain a small transformer from scratch (masked tokens), "
-        "fine-tune a copy of it on a small labelled task, each with co2cb's Lightning callback and a TensorBoard "
-        "logger; then compare the two runs, draw the comparison and write the HTML report. About 1-2 minutes on "
-        "2 cores.",
+        "fine-tune a copy of it on a small labelled task, and train the same classifier from a random encoder on the "
+        "same task, each with co2cb's Lightning callback and a TensorBoard logger; then compare the three runs, draw "
+        "the comparison and write the HTML report. About 1-2 minutes on 2 cores.",
         epilog=f"Needs torch, lightning, tensorboard and matplotlib: {INSTALL}. Exit status: 0 done, 1 the "
         "comparison or the report failed, 2 a bad option or a package missing.",
     )
@@ -50,7 +52,7 @@ def _positive_int(text: str) -> int:
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Train both stages, then compare, plot and report; print where everything is."""
+    """Train the three stages, then compare, plot and report; print the outcome and where everything is."""
     missing = [name for name in NEEDS if importlib.util.find_spec(name) is None]
     if missing:
         print(f"co2cb demo needs {', '.join(NEEDS)}; missing: {', '.join(missing)}. Install them with:\n"
@@ -60,24 +62,31 @@ def handle(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorboard loads TensorFlow where it is installed
     from co2cb.cli.main import main
     from co2cb.examples.pretrain_finetune import QUICK, Plan, pretrain_then_finetune
+    from co2cb.units import format_mass
 
     plan = QUICK if args.quick else Plan()
     if args.epochs:
         plan = replace(plan, epochs=args.epochs)
     out = args.output_dir.resolve()
-    print("co2cb demo: pretraining a small transformer from scratch, then fine-tuning a copy of it, on generated "
-          f"data and the CPU; everything goes to {out}\n")
-    pretrain, finetune = pretrain_then_finetune(out, plan)
-    runs = [str(pretrain.run_folder), str(finetune.run_folder)]
+    print("co2cb demo: pretraining a small transformer from scratch, fine-tuning a copy of it, and training the same "
+          f"classifier from a random encoder, on generated data and the CPU; everything goes to {out}\n")
+    pretrain, finetune, scratch = stages = pretrain_then_finetune(out, plan)
+    runs = [str(stage.run_folder) for stage in stages]  # the pretraining first: the reference of the ratios
     plot, report = out / "comparison.png", out / "report.html"
     print()
     if main(["compare", *runs, "--metric", QUALITY_METRIC, "--plot", str(plot)]) != 0:
         return 1
     if main(["report", *runs, "--metric", QUALITY_METRIC, "-o", str(report)]) != 0:
         return 1
+    print()
     if finetune.co2_kg > 0:
-        print(f"\nPretraining emitted {pretrain.co2_kg / finetune.co2_kg:.3g}x the CO2e of fine-tuning its copy.")
-    print(f"\nRun folders:      {pretrain.run_folder}\n                  {finetune.run_folder}")
+        print(f"Pretraining emitted {format_mass(pretrain.co2_kg)} CO2e, {pretrain.co2_kg / finetune.co2_kg:.3g}x "
+              f"the {format_mass(finetune.co2_kg)} of fine-tuning its copy.")
+    print(f"Fine-tuned from the pretrained encoder: {QUALITY_METRIC} {finetune.metrics[QUALITY_METRIC]:.3f} for "
+          f"{format_mass(finetune.co2_kg)} CO2e; trained from scratch on the same data: {QUALITY_METRIC} "
+          f"{scratch.metrics[QUALITY_METRIC]:.3f} for {format_mass(scratch.co2_kg)} CO2e (the pretraining's CO2e "
+          "is the price of the difference).")
+    print("\nRun folders:      " + "\n                  ".join(str(stage.run_folder) for stage in stages))
     print(f"TensorBoard logs: {out / 'tensorboard'}  (view: tensorboard --logdir {out / 'tensorboard'})")
     print(f"Plot:             {plot}")
     print(f"Report:           {report}")

@@ -160,6 +160,8 @@ def _against_quality(ax: Any, runs: Sequence[RecordedRun], labels: list[str], co
     ax.set_xlabel(f"final {metric.name}")
     ax.set_ylabel(f"CO2e ({unit})")
     ax.margins(0.15)
+    if points:
+        ax.set_ylim(0, max(y for _, y in points) * 1.15 or 1)  # from zero, so small CO2e gaps look small
     ax.grid(alpha=0.3)
 
 

@@ -7,7 +7,9 @@ of it on a small labelled task. Here on generated data and the CPU, nothing down
 * **pretrain**: a small transformer encoder learns to fill in masked tokens (15 %) of unlabelled
   sequences; its quality is the masked-token accuracy ``val_masked_acc``;
 * **finetune**: a copy of the pretrained encoder under a new head learns the topic of a few labelled
-  sequences; its quality is ``val_acc``.
+  sequences; its quality is ``val_acc``;
+* **scratch**: the same classifier on the same labelled sequences and epochs, from a fresh random encoder:
+  the baseline that shows what the pretraining buys (``val_acc`` again, so the two share the quality axis).
 
 Each stage is one ``Trainer.fit`` with a :class:`co2cb.lightning.CO2Callback` (run name, tags, the
 quality metric in ``monitor``) and a ``TensorBoardLogger``: each leaves a run folder, and TensorBoard
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning.pytorch as pl
 import torch
@@ -42,7 +44,7 @@ SEQ_LEN = 32
 TOPICS = 4
 MASK_RATE = 0.15
 WIDTH = 64
-PRETRAIN, FINETUNE = "pretrain", "finetune"
+PRETRAIN, FINETUNE, SCRATCH = "pretrain", "finetune", "scratch"
 MODEL_TAG = f"transformer encoder, 2 layers x {WIDTH} wide"
 DATA_TAG = f"generated: {TOPICS} Markov-chain topics over {VOCAB} tokens, length {SEQ_LEN}"
 
@@ -53,7 +55,7 @@ class Plan:
 
     Attributes:
         pretrain_sequences: Unlabelled training sequences of the pretraining.
-        finetune_sequences: Labelled training sequences of the fine-tuning.
+        finetune_sequences: Labelled training sequences of the fine-tuning (and of the training from scratch).
         val_sequences: Validation sequences of each stage.
         epochs: Epochs of each stage (over its own data).
         batch_size: Sequences per batch.
@@ -78,7 +80,7 @@ class Stage:
     """What one stage left behind.
 
     Attributes:
-        name: ``"pretrain"`` or ``"finetune"`` (also the run name and the TensorBoard run).
+        name: ``"pretrain"``, ``"finetune"`` or ``"scratch"`` (also the run name and the TensorBoard run).
         run_folder: The co2cb run folder.
         log_dir: The TensorBoard log folder of this stage.
         seconds: Duration of the fit, seconds.
@@ -100,6 +102,14 @@ class Stage:
         quality = ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items())
         return (f"{self.name}: {self.seconds:.1f} s, {format_energy(self.kwh)}, {format_mass(self.co2_kg)} CO2e, "
                 f"{quality}")
+
+
+class Stages(NamedTuple):
+    """The three runs of :func:`pretrain_then_finetune`, in the order they ran."""
+
+    pretrain: Stage
+    finetune: Stage
+    scratch: Stage
 
 
 # ---------------------------------------------------------------------------- data
@@ -178,7 +188,7 @@ class MaskedTokens(pl.LightningModule):
 
 
 class TopicClassifier(pl.LightningModule):
-    """Fine-tuning: the topic of a sequence, from an encoder's mean hidden state under a new head."""
+    """The topic of a sequence, from an encoder's mean hidden state under a new head (pretrained or fresh encoder)."""
 
     def __init__(self, encoder: Encoder, lr: float = 1e-3) -> None:
         super().__init__()
@@ -271,18 +281,19 @@ def pretrain_then_finetune(
     seed: int = 0,
     echo: Callable[[str], None] = print,
     **tracker_options: Any,
-) -> tuple[Stage, Stage]:
-    """Pretrain the encoder by masked tokens, then fine-tune a copy of it on topic classification.
+) -> Stages:
+    """Pretrain the encoder by masked tokens, fine-tune a copy of it on topic classification, and train the same
+    classifier from a fresh random encoder on the same labelled data, for comparison.
 
     Args:
-        output_dir: Folder for both stages' run folders (``runs/``) and TensorBoard logs (``tensorboard/``).
+        output_dir: Folder for the stages' run folders (``runs/``) and TensorBoard logs (``tensorboard/``).
         plan: Data sizes and epochs (default :class:`Plan`).
         seed: Seed of the generated language, data and weights.
         echo: Where progress lines go.
-        **tracker_options: Options for both stages' :class:`co2cb.Tracker` (``region``, ``pue``...).
+        **tracker_options: Options for each stage's :class:`co2cb.Tracker` (``region``, ``pue``...).
 
     Returns:
-        The pretraining and the fine-tuning stage.
+        The pretraining, the fine-tuning and the training from scratch.
     """
     output_dir, plan = Path(output_dir), plan or Plan()
     torch.manual_seed(seed)
@@ -292,26 +303,37 @@ def pretrain_then_finetune(
     val_inputs, val_targets = mask_tokens(unlabelled[:split], torch.Generator().manual_seed(seed))
     pretrain_data = _loaders((unlabelled[split:],), (val_inputs, val_targets), plan.batch_size)
     tokens, topics = sequences(plan.finetune_sequences + split, chains, seed + 2)
-    finetune_data = _loaders((tokens[split:], topics[split:]), (tokens[:split], topics[:split]), plan.batch_size)
+    labelled = (tokens[split:], topics[split:]), (tokens[:split], topics[:split])
+    classifier_tags = {"objective": f"topic classification ({TOPICS} classes)", "model": MODEL_TAG, "data": DATA_TAG,
+                       "sequences": plan.finetune_sequences}
 
     echo(f"{PRETRAIN}: masked-token pretraining from scratch on {plan.pretrain_sequences} unlabelled sequences, "
          f"{plan.epochs} epochs")
     pretrained = MaskedTokens()
-    first = fit_stage(
+    pretrain = fit_stage(
         pretrained, pretrain_data, name=PRETRAIN, monitor="val_masked_acc", plan=plan, output_dir=output_dir,
         tags={"stage": PRETRAIN, "objective": "masked tokens", "init": "random", "model": MODEL_TAG,
               "data": DATA_TAG, "sequences": plan.pretrain_sequences},
         **tracker_options,
     )
-    echo(first.summary())
+    echo(pretrain.summary())
+
     echo(f"{FINETUNE}: a copy of the pretrained encoder learns the topic of {plan.finetune_sequences} labelled "
          f"sequences, {plan.epochs} epochs")
-    second = fit_stage(
-        TopicClassifier(copy.deepcopy(pretrained.encoder)), finetune_data, name=FINETUNE, monitor="val_acc",
-        plan=plan, output_dir=output_dir,
-        tags={"stage": FINETUNE, "objective": f"topic classification ({TOPICS} classes)", "init": PRETRAIN,
-              "model": MODEL_TAG, "data": DATA_TAG, "sequences": plan.finetune_sequences},
+    finetune = fit_stage(
+        TopicClassifier(copy.deepcopy(pretrained.encoder)), _loaders(*labelled, plan.batch_size), name=FINETUNE,
+        monitor="val_acc", plan=plan, output_dir=output_dir,
+        tags={"stage": FINETUNE, "init": PRETRAIN, **classifier_tags}, **tracker_options,
+    )
+    echo(finetune.summary())
+
+    echo(f"{SCRATCH}: the same classifier from a fresh random encoder, on the same {plan.finetune_sequences} "
+         f"labelled sequences, {plan.epochs} epochs")
+    torch.manual_seed(seed + 3)
+    scratch = fit_stage(
+        TopicClassifier(Encoder()), _loaders(*labelled, plan.batch_size), name=SCRATCH, monitor="val_acc",
+        plan=plan, output_dir=output_dir, tags={"stage": SCRATCH, "init": "random", **classifier_tags},
         **tracker_options,
     )
-    echo(second.summary())
-    return first, second
+    echo(scratch.summary())
+    return Stages(pretrain, finetune, scratch)
