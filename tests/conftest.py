@@ -7,7 +7,18 @@ from typing import Any
 
 import pytest
 
+from tests.fakes import FakeGpu, FakePynvml, MakeFake, install_fake_pynvml
 from tests.fakes.powercap import FakePowercap
+
+
+@pytest.fixture
+def nvml(monkeypatch: pytest.MonkeyPatch) -> MakeFake:
+    """``nvml(gpu, ..., init_error=None, cuda_visible_devices=None)`` installs a fake pynvml."""
+
+    def make(*gpus: FakeGpu, **kwargs: Any) -> FakePynvml:
+        return install_fake_pynvml(monkeypatch, gpus, **kwargs)
+
+    return make
 
 
 @pytest.fixture

@@ -10,14 +10,13 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable
 
 import pytest
 
 from co2cb import Tracker, WindowResult
 from co2cb import tracker as tracker_module
 
-from .fakes import Constant, FakeGpu, FakePynvml, Sine, install_fake_pynvml, perf_bounds
+from .fakes import Constant, FakeGpu, MakeFake, Sine, perf_bounds
 
 INTERVAL_S = 0.05  # the shortest sampling interval co2cb allows
 ENERGY = "nvmlDeviceGetTotalEnergyConsumption"
@@ -25,15 +24,6 @@ POWER = "nvmlDeviceGetPowerUsage"
 SAMPLER_THREAD = "co2cb-sampler"
 TRACE = {"mean": 150.0, "amplitude": 60.0, "period": 1.7}  # watts; slope up to 222 W/s
 
-MakeFake = Callable[..., FakePynvml]
-
-
-@pytest.fixture
-def nvml(monkeypatch: pytest.MonkeyPatch) -> MakeFake:
-    def make(*gpus: FakeGpu, **kwargs: object) -> FakePynvml:
-        return install_fake_pynvml(monkeypatch, gpus, **kwargs)  # type: ignore[arg-type]
-
-    return make
 
 
 def smooth_gpu(counter: bool = False, **kwargs: object) -> FakeGpu:

@@ -7,7 +7,6 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,8 @@ from .fakes import (
     FakeGpu,
     FakePynvml,
     Fault,
+    MakeFake,
     Sine,
-    install_fake_pynvml,
     make_gpus,
     perf_bounds,
 )
@@ -40,17 +39,6 @@ UUIDS = (
     "GPU-a7e1f00d-0000-4000-8000-00000000000c",
 )
 
-MakeFake = Callable[..., FakePynvml]
-
-
-@pytest.fixture
-def nvml(monkeypatch: pytest.MonkeyPatch) -> MakeFake:
-    """``nvml(gpu, ..., init_error=None, cuda_visible_devices=None)`` installs a fake pynvml."""
-
-    def make(*gpus: FakeGpu, **kwargs: object) -> FakePynvml:
-        return install_fake_pynvml(monkeypatch, gpus, **kwargs)  # type: ignore[arg-type]
-
-    return make
 
 
 def three_gpus() -> list[FakeGpu]:

@@ -1,14 +1,7 @@
 """Fakes of hardware libraries, for testing co2cb's real code paths without the hardware.
 
-Typical use in a test module::
-
-    from .fakes import FakeGpu, install_fake_pynvml
-
-    @pytest.fixture
-    def nvml(monkeypatch):
-        return lambda *gpus, **kw: install_fake_pynvml(monkeypatch, gpus, **kw)
-
-or import the :func:`fake_nvml` fixture factory defined here.
+Tests use the ``nvml`` fixture of ``tests/conftest.py``: ``nvml(FakeGpu(...), ...)`` installs a fake
+pynvml (see :func:`install_fake_pynvml`) and returns it.
 """
 
 from __future__ import annotations
@@ -45,7 +38,7 @@ __all__ = [
     "FakePynvml",
     "Fault",
     "Sine",
-    "fake_nvml",
+    "MakeFake",
     "install_fake_pynvml",
     "integrate",
     "make_gpus",
@@ -74,14 +67,8 @@ def install_fake_pynvml(
     return fake
 
 
-@pytest.fixture
-def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakePynvml]:
-    """Factory fixture: ``fake_nvml(gpu0, gpu1, init_error=..., cuda_visible_devices=...)``."""
-
-    def make(*gpus: FakeGpu, **kwargs: Any) -> FakePynvml:
-        return install_fake_pynvml(monkeypatch, gpus, **kwargs)
-
-    return make
+MakeFake = Callable[..., FakePynvml]
+"""The ``nvml`` fixture's type: ``nvml(gpu0, gpu1, init_error=..., cuda_visible_devices=...)``."""
 
 
 def perf_bounds(tracker: Any, result: Any) -> tuple[float, float]:
