@@ -46,7 +46,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -394,14 +394,8 @@ class ElectricityMapsIntensity(IntensitySource):
         if last is None or not last.live:
             why = last.detail if last is not None else "no answer yet"
             until = f" until a refresh (every {human_seconds(self.ttl_s)}) succeeds" if self._thread is not None else ""
-            return IntensityInfo(
-                g_per_kwh=fb.g_per_kwh,
-                region=fb.region,
-                region_name=fb.region_name,
-                source=fb.source,
-                year=fb.year,
-                kind=fb.kind,
-                reason=f"{fb.reason}; Electricity Maps live intensity not used: {why}; the {table} is used{until}",
+            return replace(
+                fb, reason=f"{fb.reason}; Electricity Maps live intensity not used: {why}; the {table} is used{until}"
             )
         same = fb.region.upper() == (self.zone or "").upper()
         return IntensityInfo(
