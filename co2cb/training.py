@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -83,6 +84,19 @@ class RankInfo:
     world_size: int = 1
     local_pids: tuple[int, ...] = ()
     hosts: tuple[str, ...] = field(default_factory=lambda: (socket.gethostname(),))
+
+    @classmethod
+    def gathered(cls, collective: Collective, local_rank: int) -> RankInfo:
+        """This process's place in the job, from every rank's host and pid (a collective: every rank calls it)."""
+        me = (socket.gethostname(), os.getpid(), local_rank)
+        everyone = collective.gather(me)
+        return cls(
+            rank=collective.rank,
+            local_rank=local_rank,
+            world_size=collective.world_size,
+            local_pids=tuple(pid for host, pid, _ in everyone if host == me[0]),
+            hosts=tuple(host for host, _, _ in everyone),
+        )
 
 
 @dataclass

@@ -41,8 +41,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import socket
 import sys
 import weakref
 from collections.abc import Sequence
@@ -316,15 +314,7 @@ class CO2Callback(TrainerCallback, ExportableState):
             if saved is not None:
                 self.co2.load_state_dict(saved)
         collective = _collective(args)
-        me = (socket.gethostname(), os.getpid(), args.local_process_index)
-        everyone = collective.gather(me)
-        rank = RankInfo(
-            rank=collective.rank,
-            local_rank=args.local_process_index,
-            world_size=collective.world_size,
-            local_pids=tuple(pid for host, pid, _ in everyone if host == me[0]),
-            hosts=tuple(host for host, _, _ in everyone),
-        )
+        rank = RankInfo.gathered(collective, args.local_process_index)
         gpus, uses_gpu = _devices(args)
         tracker = self.co2.tracker_for(rank, gpus, uses_gpu)
         import transformers

@@ -8,8 +8,6 @@ TensorBoard, CSV, MLflow, W&B...), which write on global rank 0 only.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -100,15 +98,7 @@ def build_callback(pl: ModuleType) -> type:
         @guarded()
         def _start(self, trainer: Any) -> None:
             collective = _collective(trainer)
-            me = (socket.gethostname(), os.getpid(), trainer.local_rank)
-            everyone = collective.gather(me)
-            rank = RankInfo(
-                rank=collective.rank,
-                local_rank=trainer.local_rank,
-                world_size=collective.world_size,
-                local_pids=tuple(pid for host, pid, _ in everyone if host == me[0]),
-                hosts=tuple(host for host, _, _ in everyone),
-            )
+            rank = RankInfo.gathered(collective, trainer.local_rank)
             gpus, uses_gpu = _devices(trainer)
             plan = {  # estimated_stepping_batches may be a collective: every rank runs it, before anything can fail
                 "max_epochs": trainer.max_epochs,
