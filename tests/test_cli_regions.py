@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -14,17 +13,13 @@ from hypothesis import strategies as st
 from co2cb.cli import regions
 from co2cb.intensity.database import count_by_table, count_grids, search
 from co2cb.region_listing import list_regions
+from tests.cli import run_cli
 
 ECO2AI_ROWS = 365  # rows Eco2AI ships, none with a year or a source
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="co2cb")
-    regions.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["regions", *argv])
-    code = args.handler(args)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(["regions", *argv], capsys)
 
 
 def test_search_shows_rows_aliases_and_the_count_line(capsys: pytest.CaptureFixture[str]) -> None:

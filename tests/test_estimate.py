@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from co2cb.cli import estimate as estimate_cli
+from co2cb.cli.main import build_parser
 from co2cb.intensity.database import UnknownRegionError, lookup
 from co2cb.meters.estimates import RAM_WATTS_PER_GB
 from co2cb.planning import (
@@ -35,6 +34,7 @@ from co2cb.planning import (
     parse_watts,
     validate_accelerator,
 )
+from tests.cli import run_cli
 
 REQUIRED = {
     "NVIDIA V100 SXM2": 300, "NVIDIA V100 PCIe": 250, "NVIDIA T4": 70, "NVIDIA A10": 150,
@@ -47,13 +47,7 @@ REQUIRED = {
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    parser = argparse.ArgumentParser(prog="co2cb")
-    estimate_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["estimate", *argv])
-    code = args.handler(args)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(["estimate", *argv], capsys)
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -306,10 +300,8 @@ def test_parsers_read_back_what_they_are_given(hours: float, count: int, percent
 @given(value=st.text(max_size=12), option=st.sampled_from(["--hours", "--count", "--utilization", "--pue",
                                                             "--cpu-watts", "--ram-gb", "--gpu-watts"]))
 def test_cli_parsers_exit_cleanly(value: str, option: str) -> None:
-    parser = argparse.ArgumentParser(prog="co2cb")
-    estimate_cli.register(parser.add_subparsers(dest="command", required=True))
     try:
-        parser.parse_args(["estimate", f"{option}={value}"])
+        build_parser().parse_args(["estimate", f"{option}={value}"])
     except SystemExit as stop:
         assert stop.code == 2
 

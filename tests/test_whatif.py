@@ -18,6 +18,7 @@ from co2cb.intensity.database import UnknownRegionError, lookup
 from co2cb.planning import PlanningInputError, parse_pue
 from co2cb.records import RECORD_FILE
 from co2cb.whatif import WhatIfError, load_run, whatif
+from tests.cli import run_cli
 
 RUN_G_PER_KWH = 100.0
 RUN_PUE = 1.2
@@ -60,13 +61,7 @@ def run(tmp_path: Path) -> Path:
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    parser = argparse.ArgumentParser(prog="co2cb")
-    whatif_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["whatif", *argv])
-    code = args.handler(args)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(["whatif", *argv], capsys)
 
 
 def test_ratio_is_the_intensity_ratio(run: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -11,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from co2cb.cli import when
 from co2cb.cli.when import best_start, parse_hours, parse_start
 from co2cb.intensity.series import SeriesIntensity
+from tests.cli import run_cli
 
 T0 = 1_714_521_600  # 2024-05-01T00:00:00Z
 H = 3600
@@ -26,15 +25,11 @@ def _series(tmp_path: Path, values: list[float], step: float = H, name: str = "g
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="co2cb")
-    when.register(parser.add_subparsers(dest="command", required=True))
     try:
-        args = parser.parse_args(argv)
-        code = args.handler(args)
+        return run_cli(argv, capsys)
     except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+        out = capsys.readouterr()
+        return int(e.code or 0), out.out, out.err
 
 
 # ----------------------------------------------------------------------------- the search
