@@ -14,8 +14,30 @@ def iso(unix_s: float) -> str:
     return datetime.fromtimestamp(unix_s, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
+class EnergySums:
+    """Totals of anything holding ``joules`` per component (before PUE) over ``seconds``."""
+
+    joules: dict[str, float]
+    seconds: float
+
+    @property
+    def total_joules(self) -> float:
+        """Energy of all components, joules, before PUE."""
+        return sum(self.joules.values())
+
+    @property
+    def kwh(self) -> float:
+        """Energy of all components, kWh, before PUE."""
+        return self.total_joules / JOULES_PER_KWH
+
+    @property
+    def mean_watts(self) -> float:
+        """Mean power of all components, watts (0 for an empty stretch)."""
+        return self.total_joules / self.seconds if self.seconds > 0 else 0.0
+
+
 @dataclass(frozen=True)
-class WindowResult:
+class WindowResult(EnergySums):
     """Energy and CO2 of one closed window.
 
     Attributes:
@@ -56,21 +78,6 @@ class WindowResult:
     co2_kg_marginal: float | None = None
     g_per_kwh_marginal: float | None = None
     intensity_notes: tuple[str, ...] = ()
-
-    @property
-    def total_joules(self) -> float:
-        """Energy of all components, joules, before PUE."""
-        return sum(self.joules.values())
-
-    @property
-    def kwh(self) -> float:
-        """Energy of all components, kWh, before PUE."""
-        return self.total_joules / JOULES_PER_KWH
-
-    @property
-    def mean_watts(self) -> float:
-        """Mean power of all components over the window, watts (0 for an empty window)."""
-        return self.total_joules / self.seconds if self.seconds > 0 else 0.0
 
     def as_record(self) -> dict[str, Any]:
         """The window as a run-record line (energy in kWh, CO2 in kg)."""

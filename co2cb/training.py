@@ -32,7 +32,7 @@ from functools import wraps
 from typing import Any, Protocol, TypeVar
 
 from co2cb.emissions import JOULES_PER_KWH
-from co2cb.results import WindowResult
+from co2cb.results import EnergySums, WindowResult
 from co2cb.tracker import Tracker, check_options
 from co2cb.units import format_mass
 
@@ -100,7 +100,7 @@ class RankInfo:
 
 
 @dataclass
-class Energy:
+class Energy(EnergySums):
     """Energy and CO2 of a stretch of training (summable across ranks and windows).
 
     Attributes:
@@ -112,21 +112,6 @@ class Energy:
     joules: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 0.0))
     co2_kg: float = 0.0
     seconds: float = 0.0
-
-    @property
-    def total_joules(self) -> float:
-        """All components, joules."""
-        return sum(self.joules.values())
-
-    @property
-    def kwh(self) -> float:
-        """All components, kWh."""
-        return self.total_joules / JOULES_PER_KWH
-
-    @property
-    def mean_watts(self) -> float:
-        """Mean power, watts (0 for an empty stretch)."""
-        return self.total_joules / self.seconds if self.seconds > 0 else 0.0
 
     @classmethod
     def of(cls, result: WindowResult) -> Energy:
