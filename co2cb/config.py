@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,8 +107,3 @@ def as_tuple(value: Sequence[Any] | None) -> tuple[Any, ...] | None:
     if isinstance(value, (str, int)):
         return (value,)
     return tuple(value)
-
-
-def env_flag(name: str) -> str | None:
-    """An environment variable's value, None when unset or empty."""
-    return os.environ.get(name) or None

@@ -221,11 +221,6 @@ def _marginal(value: IntensityOption, region: str | None, resolution: Any) -> In
     )
 
 
-def choose_intensity(intensity: IntensityOption, region: str | None) -> IntensitySource:
-    """The intensity source for a run (see :func:`choose`; kept for callers that need only this)."""
-    return choose(intensity, region, pue=1.0).source
-
-
 # ---------------------------------------------------------------------- printed once
 _announced: set[str] = set()
 _announce_lock = threading.Lock()

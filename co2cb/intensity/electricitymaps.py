@@ -61,7 +61,6 @@ TOKEN_ENV = "ELECTRICITYMAPS_API_TOKEN"
 URL_ENV = "CO2CB_ELECTRICITYMAPS_URL"
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_TTL_S = 900.0
-PROVIDER = "electricitymaps"
 _MAX_BYTES = 65_536
 _ZONE_KEY = re.compile(r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,10}){0,3}$")  # shown in reasons only if it looks like a zone
 
