@@ -83,8 +83,13 @@ def run(setup: str, opts: argparse.Namespace, data: Tokens, tmp: Path, index: in
     out = tmp / f"{setup}-{index}"
     torch.manual_seed(0)
     model = BertForSequenceClassification(
-        BertConfig(hidden_size=opts.hidden, num_hidden_layers=2, num_attention_heads=2,
-                   intermediate_size=2 * opts.hidden, vocab_size=100)
+        BertConfig(
+            hidden_size=opts.hidden,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=2 * opts.hidden,
+            vocab_size=100,
+        )
     )
     args = TrainingArguments(
         output_dir=str(out),
@@ -111,8 +116,18 @@ def run(setup: str, opts: argparse.Namespace, data: Tokens, tmp: Path, index: in
     return seconds, cpu
 
 
-HOOKS = ("on_init_end", "on_train_begin", "on_epoch_begin", "on_step_begin", "on_step_end", "on_log",
-         "on_epoch_end", "on_evaluate", "on_prediction_step", "on_train_end")
+HOOKS = (
+    "on_init_end",
+    "on_train_begin",
+    "on_epoch_begin",
+    "on_step_begin",
+    "on_step_end",
+    "on_log",
+    "on_epoch_end",
+    "on_evaluate",
+    "on_prediction_step",
+    "on_train_end",
+)
 
 
 def instrumented(opts: argparse.Namespace, data: Tokens, tmp: Path) -> None:
@@ -152,13 +167,19 @@ def instrumented(opts: argparse.Namespace, data: Tokens, tmp: Path) -> None:
     print("|---|---|---|---|---|")
     for name in HOOKS:
         if calls[name]:
-            print(f"| {name} | {calls[name]} | {1000 * spent[name]:.2f} | {1e6 * spent[name] / calls[name]:.1f} | "
-                  f"{spent[name] / wall:.3%} |")
+            print(
+                f"| {name} | {calls[name]} | {1000 * spent[name]:.2f} | {1e6 * spent[name] / calls[name]:.1f} | "
+                f"{spent[name] / wall:.3%} |"
+            )
     step = spent["on_step_begin"] + spent["on_step_end"]
-    print(f"| all hooks (training thread) | | {1000 * total:.2f} | | {total / wall:.3%} (target <= {TARGET:.0%}: "
-          f"{'ok' if total / wall <= TARGET else 'OVER'}) |")
-    print(f"| of which per step (begin + end) | {steps} | {1000 * step:.2f} | {1e6 * step / steps:.1f} | "
-          f"{step / wall:.3%} |")
+    print(
+        f"| all hooks (training thread) | | {1000 * total:.2f} | | {total / wall:.3%} (target <= {TARGET:.0%}: "
+        f"{'ok' if total / wall <= TARGET else 'OVER'}) |"
+    )
+    print(
+        f"| of which per step (begin + end) | {steps} | {1000 * step:.2f} | {1e6 * step / steps:.1f} | "
+        f"{step / wall:.3%} |"
+    )
     if sampler_cpu:
         print(f"| sampler thread CPU (other thread) | | {1000 * sampler_cpu[0]:.2f} | | {sampler_cpu[0] / wall:.3%} |")
 
@@ -189,10 +210,14 @@ def main() -> None:
         print(f"codecarbon left out: {missing}")
         setups.remove("codecarbon")
     data = Tokens(opts.steps * opts.batch, opts.seq)
-    print(f"co2cb HF Trainer overhead: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load {os.getloadavg()[0]:.2f}; torch {torch.__version__}, {opts.threads} thread(s)")
-    print(f"tiny BERT (hidden {opts.hidden}, 2 layers), batch {opts.batch} x {opts.seq} tokens, {opts.epochs} epochs "
-          f"x {opts.steps} steps, logging every {opts.logging_steps} steps; {opts.pairs} pairs, rotating order")
+    print(
+        f"co2cb HF Trainer overhead: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.2f}; torch {torch.__version__}, {opts.threads} thread(s)"
+    )
+    print(
+        f"tiny BERT (hidden {opts.hidden}, 2 layers), batch {opts.batch} x {opts.seq} tokens, {opts.epochs} epochs "
+        f"x {opts.steps} steps, logging every {opts.logging_steps} steps; {opts.pairs} pairs, rotating order"
+    )
     wall: dict[str, list[float]] = {s: [] for s in setups}
     cpu: dict[str, list[float]] = {s: [] for s in setups}
     with tempfile.TemporaryDirectory(prefix="co2cb-bench-hf-") as folder:
@@ -200,17 +225,18 @@ def main() -> None:
         for s in setups:  # warm-up: imports, first-call costs
             run(s, opts, data, tmp, -1)
         for i in range(opts.pairs):
-            order = setups[i % len(setups):] + setups[: i % len(setups)]
+            order = setups[i % len(setups) :] + setups[: i % len(setups)]
             for s in order:
                 w, c = run(s, opts, data, tmp, i)
                 wall[s].append(w)
                 cpu[s].append(c)
-            print(f"  pair {i + 1}/{opts.pairs}: " + ", ".join(f"{s} {wall[s][-1]:.3f} s" for s in setups),
-                  flush=True)
+            print(f"  pair {i + 1}/{opts.pairs}: " + ", ".join(f"{s} {wall[s][-1]:.3f} s" for s in setups), flush=True)
     steps = opts.steps * opts.epochs
     print()
-    print("| set-up | median train() wall s | ms/step | wall overhead vs none (median of pairs) | pairs min..max "
-          "| process CPU s | CPU overhead (median of pairs) | target |")
+    print(
+        "| set-up | median train() wall s | ms/step | wall overhead vs none (median of pairs) | pairs min..max "
+        "| process CPU s | CPU overhead (median of pairs) | target |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for s in setups:
         ratios = [t / b - 1 for t, b in zip(wall[s], wall["none"])]
@@ -219,8 +245,10 @@ def main() -> None:
         over = statistics.median(ratios)
         target = f"<= {TARGET:.0%}: {'ok' if over <= TARGET else 'OVER'}" if s == "co2cb" else ""
         spread = f"{min(ratios):+.2%}..{max(ratios):+.2%}" if s != "none" else "-"
-        print(f"| {s} | {med:.3f} | {1000 * med / steps:.2f} | {over:+.2%} | {spread} | "
-              f"{statistics.median(cpu[s]):.3f} | {statistics.median(cpu_ratios):+.2%} | {target} |")
+        print(
+            f"| {s} | {med:.3f} | {1000 * med / steps:.2f} | {over:+.2%} | {spread} | "
+            f"{statistics.median(cpu[s]):.3f} | {statistics.median(cpu_ratios):+.2%} | {target} |"
+        )
     with tempfile.TemporaryDirectory(prefix="co2cb-bench-hf-") as folder:
         instrumented(opts, data, Path(folder))
     print(f"\nload at the end {os.getloadavg()[0]:.2f} (rerun when it is high: timings move on a shared VM)")

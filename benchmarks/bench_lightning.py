@@ -70,9 +70,12 @@ class TinyMLP(pl.LightningModule):
     def __init__(self, width: int, inputs: int = 128, classes: int = 10) -> None:
         super().__init__()
         self.net = torch.nn.Sequential(
-            torch.nn.Linear(inputs, width), torch.nn.ReLU(),
-            torch.nn.Linear(width, width), torch.nn.ReLU(),
-            torch.nn.Linear(width, width), torch.nn.ReLU(),
+            torch.nn.Linear(inputs, width),
+            torch.nn.ReLU(),
+            torch.nn.Linear(width, width),
+            torch.nn.ReLU(),
+            torch.nn.Linear(width, width),
+            torch.nn.ReLU(),
             torch.nn.Linear(width, classes),
         )
 
@@ -234,8 +237,17 @@ class HookTimes:
 
 
 FIT_HOOKS = ("on_fit_start", "on_fit_end", "teardown")  # outside the timed loop
-HOOKS = ["on_fit_start", "on_train_epoch_start", "on_train_batch_start", "on_train_batch_end",
-         "on_validation_epoch_start", "on_validation_epoch_end", "on_train_epoch_end", "on_fit_end", "teardown"]
+HOOKS = [
+    "on_fit_start",
+    "on_train_epoch_start",
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_validation_epoch_start",
+    "on_validation_epoch_end",
+    "on_train_epoch_end",
+    "on_fit_end",
+    "teardown",
+]
 
 
 class NoOp(pl.Callback):
@@ -301,6 +313,7 @@ def alternating_steps(work: Workload, steps: int, block: int) -> Alternating:
     Blocks a few steps long alternate far faster than the load of a shared machine changes, which
     whole fits cannot; epoch hooks and the sampler run as usual and are not in this difference.
     """
+
     def gate(step: int) -> bool:
         return (step // block) % 2 == 1
 
@@ -320,14 +333,17 @@ def alternating_steps(work: Workload, steps: int, block: int) -> Alternating:
         cb.on_train_batch_start, cb.on_train_batch_end = gated_start, gated_end
         fit_once("co2cb", replace(work, steps=steps, steps_per_epoch=steps), None, extra=[clock, cb])
     by_block: dict[int, list[float]] = {}
-    for step, _, dt in clock.samples[work.warmup:]:
+    for step, _, dt in clock.samples[work.warmup :]:
         by_block.setdefault(step // block, []).append(dt)
-    diffs = [statistics.median(by_block[b + 1]) - statistics.median(by_block[b])
-             for b in sorted(by_block) if b % 2 == 0 and b + 1 in by_block]
+    diffs = [
+        statistics.median(by_block[b + 1]) - statistics.median(by_block[b])
+        for b in sorted(by_block)
+        if b % 2 == 0 and b + 1 in by_block
+    ]
     return Alternating(
         block,
-        statistics.median(dt for _, on, dt in clock.samples[work.warmup:] if on),
-        statistics.median(dt for _, on, dt in clock.samples[work.warmup:] if not on),
+        statistics.median(dt for _, on, dt in clock.samples[work.warmup :] if on),
+        statistics.median(dt for _, on, dt in clock.samples[work.warmup :] if not on),
         diffs,
     )
 
@@ -353,11 +369,15 @@ def print_header(work: Workload, args: argparse.Namespace) -> None:
     cpu = platform.processor() or platform.machine()
     print(f"co2cb {co2cb.__version__} Lightning callback benchmark")
     print(f"  date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"  python {platform.python_version()}, torch {torch.__version__}, lightning {pl.__version__}, "
-          f"{psutil.cpu_count()} logical CPUs ({cpu}), torch threads {torch.get_num_threads()}")
-    print(f"  workload: MLP 128-{work.width}-{work.width}-{work.width}-10, batch {work.batch}, {work.steps} steps "
-          f"per fit = {work.epochs} epochs of {work.steps_per_epoch} steps (+5 validation batches each), "
-          f"loop timed from step {work.warmup}; {args.rounds} rounds, variants shuffled in each")
+    print(
+        f"  python {platform.python_version()}, torch {torch.__version__}, lightning {pl.__version__}, "
+        f"{psutil.cpu_count()} logical CPUs ({cpu}), torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"  workload: MLP 128-{work.width}-{work.width}-{work.width}-10, batch {work.batch}, {work.steps} steps "
+        f"per fit = {work.epochs} epochs of {work.steps_per_epoch} steps (+5 validation batches each), "
+        f"loop timed from step {work.warmup}; {args.rounds} rounds, variants shuffled in each"
+    )
     print(f"  load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
@@ -409,11 +429,15 @@ def report(results: dict[str, list[Fit]], hooks: dict[str, HookTimes], alt: Alte
         if name.startswith("no-op"):
             continue
         in_loop = sum(sum(d) for hook, d in times.durations.items() if hook not in FIT_HOOKS) / work.steps
-        print(f"{name}: time inside its hooks during the loop (extra fit, tables below): {_us(in_loop)} per step "
-              f"= {100 * in_loop / wall:.2f} % of 'off''s loop wall, {100 * in_loop / cpu:.2f} % of its loop CPU")
+        print(
+            f"{name}: time inside its hooks during the loop (extra fit, tables below): {_us(in_loop)} per step "
+            f"= {100 * in_loop / wall:.2f} % of 'off''s loop wall, {100 * in_loop / cpu:.2f} % of its loop CPU"
+        )
     for name, key in METRICS[:2]:
-        print(f"per round, {name} ms/step: " + "; ".join(
-            f"{v} " + " ".join(f"{key(f) * 1e3:.3f}" for f in fits) for v, fits in results.items()))
+        print(
+            f"per round, {name} ms/step: "
+            + "; ".join(f"{v} " + " ".join(f"{key(f) * 1e3:.3f}" for f in fits) for v, fits in results.items())
+        )
 
     for name, times in hooks.items():
         print()
@@ -429,8 +453,10 @@ def report(results: dict[str, list[Fit]], hooks: dict[str, HookTimes], alt: Alte
                 continue
             total = sum(d)
             grand += total
-            print(f"{hook:<28}{len(d):>7}{_us(statistics.median(d)):>12}{_us(max(d)):>12}{_us(total):>12}"
-                  f"{_us(total / work.steps):>20}")
+            print(
+                f"{hook:<28}{len(d):>7}{_us(statistics.median(d)):>12}{_us(max(d)):>12}{_us(total):>12}"
+                f"{_us(total / work.steps):>20}"
+            )
         print(_rule(len(head)))
         print(f"{'all hooks':<28}{'':>7}{'':>12}{'':>12}{_us(grand):>12}{_us(grand / work.steps):>20}")
 
@@ -438,16 +464,22 @@ def report(results: dict[str, list[Fit]], hooks: dict[str, HookTimes], alt: Alte
     diff = statistics.median(alt.pair_diffs_s)
     epoch_hooks = sum(sum(d) for h, d in hooks["co2cb"].durations.items() if "epoch" in h) / work.steps
     print(f"co2cb's batch hooks on and off in turn every {alt.block} steps, inside one fit (one epoch):")
-    print(f"  median step without them {_ms(alt.off_s)}, with them {_ms(alt.on_s)}; median over "
-          f"{len(alt.pair_diffs_s)} adjacent block pairs of (on - off): {_us(diff)} = "
-          f"{100 * diff / alt.off_s:+.2f} % of a step")
+    print(
+        f"  median step without them {_ms(alt.off_s)}, with them {_ms(alt.on_s)}; median over "
+        f"{len(alt.pair_diffs_s)} adjacent block pairs of (on - off): {_us(diff)} = "
+        f"{100 * diff / alt.off_s:+.2f} % of a step"
+    )
     sampler = hooks["co2cb"].sampler_share
-    print(f"  plus co2cb's epoch hooks at {work.steps_per_epoch} steps per epoch (hook table): {_us(epoch_hooks)} per "
-          f"step = {100 * epoch_hooks / alt.off_s:.2f} %")
+    print(
+        f"  plus co2cb's epoch hooks at {work.steps_per_epoch} steps per epoch (hook table): {_us(epoch_hooks)} per "
+        f"step = {100 * epoch_hooks / alt.off_s:.2f} %"
+    )
     print(f"  plus its sampler thread (1 s interval; CPU s / run s in the run record): {100 * sampler:.3f} %")
     total = 100 * (diff + epoch_hooks) / alt.off_s + 100 * sampler
-    print(f"  estimate of co2cb's loop overhead: {total:+.2f} % (target <= {TARGET_PCT:g} %: "
-          f"{'ok' if total <= TARGET_PCT else 'OVER'})")
+    print(
+        f"  estimate of co2cb's loop overhead: {total:+.2f} % (target <= {TARGET_PCT:g} %: "
+        f"{'ok' if total <= TARGET_PCT else 'OVER'})"
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -487,8 +519,11 @@ def main(argv: list[str] | None = None) -> int:
         order = rng.sample(variants, len(variants))
         for v in order:
             results[v].append(fit_once(v, work, cc_cls))
-        print(f"  round {r + 1}/{args.rounds}: " + ", ".join(
-            f"{v} {results[v][-1].per_step_s * 1e3:.3f} ms" for v in order), flush=True)
+        print(
+            f"  round {r + 1}/{args.rounds}: "
+            + ", ".join(f"{v} {results[v][-1].per_step_s * 1e3:.3f} ms" for v in order),
+            flush=True,
+        )
     hooks = hook_costs(work, cc_cls)
     alt = alternating_steps(work, args.ab_steps, args.ab_block)
     report(results, hooks, alt, work)

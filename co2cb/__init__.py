@@ -5,13 +5,13 @@ The core (this package) knows no ML framework; the adapters live in
 """
 
 from co2cb._version import __version__
-from co2cb.config import ConfigError
-from co2cb.emissions import FixedIntensity, IntensityInfo, IntensitySource
+from co2cb.core.config import ConfigError
+from co2cb.core.results import WindowResult
+from co2cb.core.steps import StepStats
+from co2cb.core.tracker import Tracker, WindowHandle
+from co2cb.intensity.base import FixedIntensity, IntensityInfo, IntensitySource
 from co2cb.meters.base import Meter, MeterError, MeterInfo
-from co2cb.records import read_records
-from co2cb.results import WindowResult
-from co2cb.steps import StepStats
-from co2cb.tracker import Tracker, WindowHandle
+from co2cb.records.reader import read_records
 
 __all__ = [
     "ConfigError",
@@ -26,5 +26,7 @@ __all__ = [
     "WindowHandle",
     "WindowResult",
     "__version__",
+    "find_runs",
+    "load_run",
     "read_records",
 ]

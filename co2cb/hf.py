@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from co2cb.integrations.hf_callback import CO2Callback
+    from co2cb.integrations.hf import CO2Callback
 
 __all__ = ["CO2Callback"]
 
@@ -36,7 +36,7 @@ if _transformers_missing():
 def __getattr__(name: str) -> Any:
     if name == "CO2Callback":
         try:
-            from co2cb.integrations.hf_callback import CO2Callback
+            from co2cb.integrations.hf import CO2Callback
         except ImportError as e:
             raise ImportError(f"{_MISSING} ({e})") from e
         globals()["CO2Callback"] = CO2Callback

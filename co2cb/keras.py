@@ -18,6 +18,6 @@ if int(str(getattr(_keras, "__version__", "0")).split(".")[0]) < 3:  # pragma: n
         "(tf.keras of TensorFlow < 2.16 is Keras 2 and is not supported)"
     )
 
-from co2cb.integrations.keras_callback import CO2Callback
+from co2cb.integrations.keras import CO2Callback
 
 __all__ = ["CO2Callback"]

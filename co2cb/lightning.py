@@ -8,7 +8,7 @@ except ImportError as e:  # pragma: no cover - depends on what is installed
         "(or use co2cb.pytorch_lightning with the 'pytorch_lightning' package)"
     ) from e
 
-from co2cb.integrations.lightning_callback import build_callback
+from co2cb.integrations.lightning import build_callback
 
 CO2Callback = build_callback(_pl)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+JOULES_PER_KWH = 3.6e6
+"""Joules in one kilowatt-hour."""
+
 _MASS_UNITS = ((1e3, 1e-3, "t"), (1.0, 1.0, "kg"), (1e-3, 1e3, "g"), (1e-6, 1e6, "mg"))
 
 
@@ -28,7 +31,7 @@ def format_energy(kwh: float) -> str:
     for limit, factor, unit in ((1e6, 1e-6, "GWh"), (1e3, 1e-3, "MWh"), (1.0, 1.0, "kWh"), (1e-3, 1e3, "Wh")):
         if size >= limit:
             return f"{kwh * factor:.4g} {unit}"
-    return f"{kwh * 3.6e6:.4g} J" if size else "0 Wh"
+    return f"{kwh * JOULES_PER_KWH:.4g} J" if size else "0 Wh"
 
 
 def format_duration(seconds: float) -> str:

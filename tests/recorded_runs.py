@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from co2cb.records import RECORD_FILE
+from co2cb.records.writer import RECORD_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 G_PER_KWH = 100.0
@@ -70,10 +70,23 @@ def _lightning(parent: Path, epochs: int, name: str) -> Path:
     from tests.lightning_models import StepJoules, loaders, tiny_module
 
     counter = StepJoules()
-    callback = CO2Callback(run_name=name, monitor=["val_acc"], meters=[counter], intensity=G_PER_KWH,
-                           interval_s=0.05, output_dir=str(parent), tags={"model": "mlp"})
-    trainer = pl.Trainer(max_epochs=epochs, callbacks=[callback], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    callback = CO2Callback(
+        run_name=name,
+        monitor=["val_acc"],
+        meters=[counter],
+        intensity=G_PER_KWH,
+        interval_s=0.05,
+        output_dir=str(parent),
+        tags={"model": "mlp"},
+    )
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     train, val = loaders()
     trainer.fit(tiny_module(pl, meter=counter), train, val)
     return Path(callback.co2.tracker.run_folder)
@@ -87,16 +100,37 @@ def _hf(parent: Path, work: Path) -> Path:
     from tests.fakes.meters import ConstantPower
     from tests.test_hf import Tokens, tiny_bert
 
-    callback = CO2Callback(run_name="tiny-bert", monitor=["eval_loss"], meters=[ConstantPower(HF_WATTS)],
-                           intensity=G_PER_KWH, interval_s=0.05, output_dir=str(parent))
-    args = TrainingArguments(output_dir=str(work), num_train_epochs=2, per_device_train_batch_size=8,
-                             per_device_eval_batch_size=8, logging_steps=2, eval_strategy="epoch",
-                             save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True, seed=0)
+    callback = CO2Callback(
+        run_name="tiny-bert",
+        monitor=["eval_loss"],
+        meters=[ConstantPower(HF_WATTS)],
+        intensity=G_PER_KWH,
+        interval_s=0.05,
+        output_dir=str(parent),
+    )
+    args = TrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=8,
+        logging_steps=2,
+        eval_strategy="epoch",
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        Trainer(model=tiny_bert(), args=args, train_dataset=Tokens(32), eval_dataset=Tokens(16, seed=1),
-                callbacks=[callback]).train()
+        Trainer(
+            model=tiny_bert(),
+            args=args,
+            train_dataset=Tokens(32),
+            eval_dataset=Tokens(16, seed=1),
+            callbacks=[callback],
+        ).train()
     finally:
         torch.set_num_threads(threads)
     return Path(callback.co2.tracker.run_folder)
@@ -105,9 +139,28 @@ def _hf(parent: Path, work: Path) -> Path:
 def _cli(parent: Path) -> Path:
     before = set(parent.iterdir())
     env = {**os.environ, "CO2CB_QUIET": "1", "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "co2cb", "run", "--output-dir", str(parent), "--region", "FR",
-                    "--interval", "0.1", "--", sys.executable, "-c", "sum(range(3 * 10**6))"],
-                   check=True, env=env, capture_output=True, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "co2cb",
+            "run",
+            "--output-dir",
+            str(parent),
+            "--region",
+            "FR",
+            "--interval",
+            "0.1",
+            "--",
+            sys.executable,
+            "-c",
+            "sum(range(3 * 10**6))",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        cwd=ROOT,
+    )
     return _only_new(parent, before)
 
 
@@ -115,8 +168,14 @@ def _tracker(parent: Path) -> Path:
     import co2cb
     from tests.fakes.meters import ConstantPower
 
-    with co2cb.Tracker(run_name="cloud-epochs", output_dir=parent, meters=[ConstantPower(20.0)],
-                       region="aws:eu-west-3", interval_s=0.05, tags={"samples": 600}) as tracker:
+    with co2cb.Tracker(
+        run_name="cloud-epochs",
+        output_dir=parent,
+        meters=[ConstantPower(20.0)],
+        region="aws:eu-west-3",
+        interval_s=0.05,
+        tags={"samples": 600},
+    ) as tracker:
         for epoch in range(3):
             with tracker.window("epoch", meta={"epoch": epoch}):
                 for _ in range(10):

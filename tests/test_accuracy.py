@@ -14,7 +14,7 @@ import time
 import pytest
 
 from co2cb import Tracker, WindowResult
-from co2cb import tracker as tracker_module
+from co2cb.core import tracker as tracker_module
 
 from .fakes import Constant, FakeGpu, MakeFake, Sine, perf_bounds
 
@@ -23,7 +23,6 @@ ENERGY = "nvmlDeviceGetTotalEnergyConsumption"
 POWER = "nvmlDeviceGetPowerUsage"
 SAMPLER_THREAD = "co2cb-sampler"
 TRACE = {"mean": 150.0, "amplitude": 60.0, "period": 1.7}  # watts; slope up to 222 W/s
-
 
 
 def smooth_gpu(counter: bool = False, **kwargs: object) -> FakeGpu:

@@ -30,8 +30,12 @@ def test_info_text_and_json(tmp_path: Path) -> None:
 
 def test_run_passes_exit_code_and_writes_a_record(tmp_path: Path) -> None:
     code = "import sys; sum(range(3_000_000)); sys.exit(3)"
-    done = subprocess.run([*CLI, "run", "--name", "demo", "--interval", "0.1", "--", sys.executable, "-c", code],
-                          capture_output=True, text=True, env=_env(tmp_path))
+    done = subprocess.run(
+        [*CLI, "run", "--name", "demo", "--interval", "0.1", "--", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+    )
     assert done.returncode == 3
     assert "g CO2e" in done.stderr and "record in" in done.stderr
     (folder,) = (tmp_path / "runs").iterdir()
@@ -43,17 +47,20 @@ def test_run_passes_exit_code_and_writes_a_record(tmp_path: Path) -> None:
 
 
 def test_run_success_and_missing_command(tmp_path: Path) -> None:
-    ok = subprocess.run([*CLI, "run", "--", sys.executable, "-c", "pass"], capture_output=True, text=True,
-                        env=_env(tmp_path))
+    ok = subprocess.run(
+        [*CLI, "run", "--", sys.executable, "-c", "pass"], capture_output=True, text=True, env=_env(tmp_path)
+    )
     assert ok.returncode == 0
-    missing = subprocess.run([*CLI, "run", "--", "no-such-command-co2cb"], capture_output=True, text=True,
-                             env=_env(tmp_path))
+    missing = subprocess.run(
+        [*CLI, "run", "--", "no-such-command-co2cb"], capture_output=True, text=True, env=_env(tmp_path)
+    )
     assert missing.returncode == 127 and "cannot start" in missing.stderr
     empty = subprocess.run([*CLI, "run"], capture_output=True, text=True, env=_env(tmp_path))
     assert empty.returncode == 2 and "give a command" in empty.stderr
 
 
 def test_run_bad_option_says_what_to_change(tmp_path: Path) -> None:
-    bad = subprocess.run([*CLI, "run", "--interval", "0", "--", "true"], capture_output=True, text=True,
-                         env=_env(tmp_path))
+    bad = subprocess.run(
+        [*CLI, "run", "--interval", "0", "--", "true"], capture_output=True, text=True, env=_env(tmp_path)
+    )
     assert bad.returncode == 2 and "between 0.05 and 60" in bad.stderr

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from co2cb.cli import regions
 from co2cb.intensity.database import count_by_table, count_grids, search
-from co2cb.region_listing import list_regions
+from co2cb.intensity.listing import list_regions
 from tests.cli import run_cli
 
 ECO2AI_ROWS = 365  # rows Eco2AI ships, none with a year or a source

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from co2cb.cli.main import main
-from co2cb.compare import FORMATS, PlotUnavailableError, comparison_rows, render, write_plot
-from co2cb.compare.quality import choose_metric, lower_is_better, pareto_front, parse_metric
-from co2cb.records import RECORD_FILE, SCHEMA_VERSION
-from co2cb.run_folder import NO_SUMMARY, RunFolderError, find_runs, load_run
+from co2cb.planning.whatif import load_run as whatif_run
+from co2cb.records.reader import NO_SUMMARY, RunFolderError, find_runs, load_run
+from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION
+from co2cb.report.compare import FORMATS, PlotUnavailableError, comparison_rows, render, write_plot
+from co2cb.report.compare.quality import choose_metric, lower_is_better, pareto_front, parse_metric
 from co2cb.units import format_mass
-from co2cb.whatif import load_run as whatif_run
 from tests.recorded_runs import E_EPOCH_J, G_PER_KWH, KWH, ROOT, Runs, lines
 
 CO2_EPOCH_KG = E_EPOCH_J / KWH * G_PER_KWH / 1000  # one Lightning epoch, PUE 1
@@ -41,8 +41,10 @@ def epoch_co2(folder: Path) -> list[float]:
     """CO2 of each epoch: train_epoch windows plus the validation they leave out, else epoch windows."""
     windows = [x for x in lines(folder) if x["type"] == "window"]
     epochs = [w for w in windows if w["name"] == "train_epoch"] or [w for w in windows if w["name"] == "epoch"]
-    return [w["co2_kg"] + w["meta"].get("validation_excluded", {}).get("co2_kg", 0.0)
-            for w in sorted(epochs, key=lambda w: w["end_unix_s"])]
+    return [
+        w["co2_kg"] + w["meta"].get("validation_excluded", {}).get("co2_kg", 0.0)
+        for w in sorted(epochs, key=lambda w: w["end_unix_s"])
+    ]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -173,8 +175,9 @@ def test_every_format_carries_the_same_figures(recorded_runs: Runs) -> None:
         assert float(p["energy_cpu_kwh"]) == row.energy_kwh["cpu"]
         assert (p["metric:val_acc"] and float(p["metric:val_acc"])) == row.final_metrics.get("val_acc", "")
     as_json = json.loads(render(rows, "json"))["runs"]
-    assert [(j["co2_kg"], j["energy_kwh"], j["co2_ratio"]) for j in as_json] == \
-        [(r.co2_kg, r.energy_kwh, r.co2_ratio) for r in rows]
+    assert [(j["co2_kg"], j["energy_kwh"], j["co2_ratio"]) for j in as_json] == [
+        (r.co2_kg, r.energy_kwh, r.co2_ratio) for r in rows
+    ]
     markdown = render(rows, "markdown").splitlines()
     assert len(markdown) == 2 + len(rows) and markdown[1].startswith("|---")
     table = render(rows, "table").splitlines()
@@ -186,12 +189,22 @@ def test_every_format_carries_the_same_figures(recorded_runs: Runs) -> None:
         render(rows, "xml")
 
 
-def test_compare_cli_prints_the_table_and_writes_the_plot(recorded_runs: Runs, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_cli_prints_the_table_and_writes_the_plot(
+    recorded_runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "compare.png"
-    code = main(["compare", str(recorded_runs.parent), str(recorded_runs.crashed.parent), "--format", "json",
-                 "--plot", str(png)])
+    code = main(
+        [
+            "compare",
+            str(recorded_runs.parent),
+            str(recorded_runs.crashed.parent),
+            "--format",
+            "json",
+            "--plot",
+            str(png),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and f"figure written to {png}" in err
     shown = json.loads(out)["runs"]
@@ -203,8 +216,9 @@ def test_compare_cli_prints_the_table_and_writes_the_plot(recorded_runs: Runs, t
     assert imread(png).shape[:2] == (height, width)
 
 
-def test_plot_needs_matplotlib(recorded_runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_plot_needs_matplotlib(
+    recorded_runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(PlotUnavailableError, match=r'pip install "co2cb\[plot\]"'):
@@ -215,7 +229,7 @@ def test_plot_needs_matplotlib(recorded_runs: Runs, tmp_path: Path, monkeypatch:
 
 
 def test_the_core_does_not_import_matplotlib() -> None:
-    code = "import sys, co2cb.compare, co2cb.cli.main; print('matplotlib' in sys.modules)"
+    code = "import sys, co2cb.report.compare, co2cb.cli.main; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "False"
 
@@ -266,7 +280,8 @@ def test_bad_folders_get_clear_errors(recorded_runs: Runs, tmp_path: Path) -> No
     with pytest.raises(RunFolderError, match="at least one"):
         find_runs([])
     for command in ("compare", "report"):
-        done = subprocess.run([sys.executable, "-m", "co2cb", command, str(newer)], capture_output=True, text=True,
-                              cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-m", "co2cb", command, str(newer)], capture_output=True, text=True, cwd=ROOT
+        )
         assert done.returncode == 1 and "Traceback" not in done.stderr
         assert done.stderr.startswith(f"co2cb {command}: ") and "upgrade co2cb" in done.stderr

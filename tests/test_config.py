@@ -20,7 +20,7 @@ from co2cb import ConfigError, Tracker
         ({"cpu_tdp_w": -5}, "greater than 0"),
         ({"ram_watts_per_gb": 0}, "greater than 0"),
         ({"gpus": ["cuda:0"]}, "CUDA ordinals"),
-        ({"intensity": -3}, "between 0 and 5000"),
+        ({"intensity": -3}, "between 0 and 1500"),
         ({"intensity": "low"}, "gCO2e/kWh as a number"),
     ],
 )

@@ -516,7 +516,7 @@ SHARED_DATA = Path(os.environ.get("CO2CB_SHARED_DATA", "/work/shared/data"))
     ],
 )
 def test_parse_year(text: str, year: int | None) -> None:
-    from co2cb.data.build_cpu_tables import parse_year
+    from tools.build_cpu_tables import parse_year
 
     assert parse_year(text, 2026) == year
 
@@ -535,14 +535,14 @@ def test_parse_year(text: str, year: int | None) -> None:
     ],
 )
 def test_parse_watts(text: str, watts: float | None) -> None:
-    from co2cb.data.build_cpu_tables import parse_watts
+    from tools.build_cpu_tables import parse_watts
 
     assert parse_watts(text) == watts
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="raw datasets not available")
 def test_builder_reproduces_shipped_tables(tmp_path: Path) -> None:
-    from co2cb.data.build_cpu_tables import main
+    from tools.build_cpu_tables import main
 
     assert main(["--shared", str(SHARED_DATA), "--out", str(tmp_path)]) == 0
     for name in ("cpu_tdp.csv", "vcpu_power.csv"):

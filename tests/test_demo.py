@@ -2,7 +2,7 @@
 plot and report.
 
 One ``co2cb demo --quick`` runs in a subprocess, as a user runs it; what it left behind is read back:
-the three run folders (:func:`co2cb.run_folder.find_runs`), the TensorBoard event files (TensorBoard's own
+the three run folders (:func:`co2cb.records.reader.find_runs`), the TensorBoard event files (TensorBoard's own
 ``EventAccumulator``), the figure and the report, and the paths it printed.
 """
 
@@ -20,13 +20,20 @@ import pytest
 
 from co2cb.cli import demo
 from co2cb.cli.main import main
-from co2cb.run_folder import RecordedRun, find_runs
+from co2cb.records.reader import RecordedRun, find_runs
 
 for _module in demo.NEEDS:
     pytest.importorskip(_module)
 
-CO2_TAGS = ("co2cb/train_epoch_co2_kg", "co2cb/train_epoch_energy_kwh", "co2cb/val_epoch_co2_kg",
-            "co2cb/total_co2_kg", "co2cb/forecast_co2_kg", "co2cb/intensity_g_per_kwh", "co2cb/step_co2_kg")
+CO2_TAGS = (
+    "co2cb/train_epoch_co2_kg",
+    "co2cb/train_epoch_energy_kwh",
+    "co2cb/val_epoch_co2_kg",
+    "co2cb/total_co2_kg",
+    "co2cb/forecast_co2_kg",
+    "co2cb/intensity_g_per_kwh",
+    "co2cb/step_co2_kg",
+)
 QUICK_EPOCHS = 2
 STAGES = {"pretrain": "val_masked_acc", "finetune": "val_acc", "scratch": "val_acc"}  # run name -> its metric
 
@@ -44,7 +51,7 @@ class Demo:
         lines = self.stdout.splitlines()
         (i,) = [n for n, line in enumerate(lines) if line.startswith(f"{label}:")]
         found = [lines[i].split(":", 1)[1].strip().split("  (")[0]]
-        found += [line.strip() for line in lines[i + 1:] if line.startswith(" ") and line.strip()]
+        found += [line.strip() for line in lines[i + 1 :] if line.startswith(" ") and line.strip()]
         return found
 
 
@@ -53,8 +60,13 @@ def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     out = tmp_path_factory.mktemp("demo") / "out"
     env = {**os.environ, "CO2CB_REGION": "FR"}
     env.pop("CO2CB_OUTPUT_DIR", None)
-    done = subprocess.run([sys.executable, "-m", "co2cb", "demo", "--quick", "--output-dir", str(out)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "co2cb", "demo", "--quick", "--output-dir", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return Demo(out, done.stdout, done.stderr)
 
@@ -124,8 +136,9 @@ def test_the_plot_and_the_report_cover_every_run(quick_demo: Demo, runs: dict[st
         assert run.run_id in report
 
 
-def test_without_torch_or_lightning_it_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_torch_or_lightning_it_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     real = importlib.util.find_spec
 
     def find_spec(name: str, *args: Any) -> Any:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from co2cb.cli.main import build_parser
 from co2cb.intensity.database import UnknownRegionError, lookup
 from co2cb.meters.estimates import RAM_WATTS_PER_GB
-from co2cb.planning import (
+from co2cb.planning.estimate import (
     ACCELERATOR_COLUMNS,
     MAX_HOURS,
     PlanningInputError,
@@ -37,12 +37,25 @@ from co2cb.planning import (
 from tests.cli import run_cli
 
 REQUIRED = {
-    "NVIDIA V100 SXM2": 300, "NVIDIA V100 PCIe": 250, "NVIDIA T4": 70, "NVIDIA A10": 150,
-    "NVIDIA A100 SXM4 40GB": 400, "NVIDIA A100 SXM4 80GB": 400, "NVIDIA A100 PCIe 40GB": 250,
-    "NVIDIA A100 PCIe 80GB": 300, "NVIDIA L4": 72, "NVIDIA L40S": 350, "NVIDIA H100 SXM5": 700,
-    "NVIDIA H100 PCIe": 350, "NVIDIA H100 NVL": 400, "NVIDIA H200 SXM": 700,
-    "NVIDIA GH200 Grace Hopper Superchip": 1000, "NVIDIA B200 (HGX)": 1000, "AMD Instinct MI250X": 560,
-    "AMD Instinct MI300X": 750, "Google TPU v4": 192,
+    "NVIDIA V100 SXM2": 300,
+    "NVIDIA V100 PCIe": 250,
+    "NVIDIA T4": 70,
+    "NVIDIA A10": 150,
+    "NVIDIA A100 SXM4 40GB": 400,
+    "NVIDIA A100 SXM4 80GB": 400,
+    "NVIDIA A100 PCIe 40GB": 250,
+    "NVIDIA A100 PCIe 80GB": 300,
+    "NVIDIA L4": 72,
+    "NVIDIA L40S": 350,
+    "NVIDIA H100 SXM5": 700,
+    "NVIDIA H100 PCIe": 350,
+    "NVIDIA H100 NVL": 400,
+    "NVIDIA H200 SXM": 700,
+    "NVIDIA GH200 Grace Hopper Superchip": 1000,
+    "NVIDIA B200 (HGX)": 1000,
+    "AMD Instinct MI250X": 560,
+    "AMD Instinct MI300X": 750,
+    "Google TPU v4": 192,
 }
 
 
@@ -96,15 +109,29 @@ def test_bad_tables_are_refused(tmp_path: Path) -> None:
 # -- names ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("A100", "NVIDIA A100 SXM4 40GB"), ("a100", "NVIDIA A100 SXM4 40GB"), ("a100-80gb", "NVIDIA A100 SXM4 80GB"),
-    ("A100 PCIe", "NVIDIA A100 PCIe 40GB"), ("H100 SXM", "NVIDIA H100 SXM5"), ("h100", "NVIDIA H100 SXM5"),
-    ("NVIDIA A100-SXM4-40GB", "NVIDIA A100 SXM4 40GB"), ("Tesla V100-SXM2-16GB", "NVIDIA V100 SXM2"),
-    ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5"), ("Tesla T4", "NVIDIA T4"), ("NVIDIA L4", "NVIDIA L4"),
-    ("amd instinct mi300x", "AMD Instinct MI300X"), ("MI250X", "AMD Instinct MI250X"),
-    ("TPU v4", "Google TPU v4"), ("  h200  ", "NVIDIA H200 SXM"), ("GH200", "NVIDIA GH200 Grace Hopper Superchip"),
-    ("B200", "NVIDIA B200 (HGX)"), ("H100 NVL", "NVIDIA H100 NVL"),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("A100", "NVIDIA A100 SXM4 40GB"),
+        ("a100", "NVIDIA A100 SXM4 40GB"),
+        ("a100-80gb", "NVIDIA A100 SXM4 80GB"),
+        ("A100 PCIe", "NVIDIA A100 PCIe 40GB"),
+        ("H100 SXM", "NVIDIA H100 SXM5"),
+        ("h100", "NVIDIA H100 SXM5"),
+        ("NVIDIA A100-SXM4-40GB", "NVIDIA A100 SXM4 40GB"),
+        ("Tesla V100-SXM2-16GB", "NVIDIA V100 SXM2"),
+        ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5"),
+        ("Tesla T4", "NVIDIA T4"),
+        ("NVIDIA L4", "NVIDIA L4"),
+        ("amd instinct mi300x", "AMD Instinct MI300X"),
+        ("MI250X", "AMD Instinct MI250X"),
+        ("TPU v4", "Google TPU v4"),
+        ("  h200  ", "NVIDIA H200 SXM"),
+        ("GH200", "NVIDIA GH200 Grace Hopper Superchip"),
+        ("B200", "NVIDIA B200 (HGX)"),
+        ("H100 NVL", "NVIDIA H100 NVL"),
+    ],
+)
 def test_names_and_aliases(query: str, expected: str) -> None:
     assert find_accelerator(query).accelerator.name == expected
 
@@ -123,16 +150,22 @@ def test_unknown_gpu_names_near_ones() -> None:
     assert "no board power for the A10G" in str(caught.value) and "--gpu-watts" in str(caught.value)
     with pytest.raises(UnknownAcceleratorError) as caught:
         find_accelerator("H100 SXM6")
-    assert caught.value.suggestions[:3] == ["NVIDIA H100 SXM5 (700 W)", "NVIDIA H100 PCIe (350 W)",
-                                            "NVIDIA H100 NVL (400 W)"]
+    assert caught.value.suggestions[:3] == [
+        "NVIDIA H100 SXM5 (700 W)",
+        "NVIDIA H100 PCIe (350 W)",
+        "NVIDIA H100 NVL (400 W)",
+    ]
     for bad in ("", "   ", "---", None, 42):
         with pytest.raises(UnknownAcceleratorError):
             find_accelerator(bad)
 
 
 @settings(max_examples=400, deadline=None)
-@given(name=st.one_of(st.text(max_size=40), st.from_regex(r"(nvidia |amd )?[A-Za-z]{1,3}[0-9]{1,3}[A-Za-z -]{0,8}",
-                                                        fullmatch=True)))
+@given(
+    name=st.one_of(
+        st.text(max_size=40), st.from_regex(r"(nvidia |amd )?[A-Za-z]{1,3}[0-9]{1,3}[A-Za-z -]{0,8}", fullmatch=True)
+    )
+)
 def test_gpu_names_raise_only_unknown_accelerator(name: str) -> None:
     try:
         match = find_accelerator(name)
@@ -211,14 +244,31 @@ def test_cli_table_is_labelled_and_sourced(capsys: pytest.CaptureFixture[str]) -
 
 
 def test_cli_json_and_csv(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--gpu", "h100 sxm", "--count", "2", "--hours", "1.5d", "--region", "FR", "--pue", "1.1",
-            "--utilization", "80%", "--cpu-watts", "200W", "--ram-gb", "256"]
+    argv = [
+        "--gpu",
+        "h100 sxm",
+        "--count",
+        "2",
+        "--hours",
+        "1.5d",
+        "--region",
+        "FR",
+        "--pue",
+        "1.1",
+        "--utilization",
+        "80%",
+        "--cpu-watts",
+        "200W",
+        "--ram-gb",
+        "256",
+    ]
     code, out, _ = _cli([*argv, "--format", "json"], capsys)
     found = json.loads(out)
     assert code == 0 and found["label"].startswith("ESTIMATE") and found["hours"] == 36.0
     assert found["utilization"] == 0.8 and found["accelerator"]["name"] == "NVIDIA H100 SXM5"
-    assert found["co2_kg"] == estimate("H100 SXM", 2, 36, "FR", pue=1.1, utilization=0.8, cpu_watts=200,
-                                       ram_gb=256).co2_kg
+    assert (
+        found["co2_kg"] == estimate("H100 SXM", 2, 36, "FR", pue=1.1, utilization=0.8, cpu_watts=200, ram_gb=256).co2_kg
+    )
     code, out, _ = _cli([*argv, "--format", "csv"], capsys)
     (row,) = list(csv.DictReader(io.StringIO(out)))
     assert row["label"].startswith("ESTIMATE") and float(row["co2_kg"]) == found["co2_kg"]
@@ -233,9 +283,13 @@ def test_cli_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "give --count" in err
     code, _, err = _cli(["--count", "1", "--hours", "1"], capsys)
     assert code == 2 and "--gpu (or --gpu-watts)" in err
-    for option, value, message in [("--hours", "0", "outside 0 < hours"), ("--count", "2.5", "whole number"),
-                                   ("--utilization", "150%", "outside 0 < u <= 1"), ("--pue", "5", "1.0..3.0"),
-                                   ("--hours", "36 parsecs", "unknown unit")]:
+    for option, value, message in [
+        ("--hours", "0", "outside 0 < hours"),
+        ("--count", "2.5", "whole number"),
+        ("--utilization", "150%", "outside 0 < u <= 1"),
+        ("--pue", "5", "1.0..3.0"),
+        ("--hours", "36 parsecs", "unknown unit"),
+    ]:
         with pytest.raises(SystemExit) as stop:
             _cli(["--gpu", "A100", "--count", "1", "--hours", "1", option, value], capsys)
         assert stop.value.code == 2
@@ -287,8 +341,11 @@ def test_parsers_raise_only_planning_input_error(value: object) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(hours=st.floats(min_value=1e-6, max_value=MAX_HOURS), count=st.integers(1, 1_000_000),
-       percent=st.floats(min_value=0.01, max_value=100.0))
+@given(
+    hours=st.floats(min_value=1e-6, max_value=MAX_HOURS),
+    count=st.integers(1, 1_000_000),
+    percent=st.floats(min_value=0.01, max_value=100.0),
+)
 def test_parsers_read_back_what_they_are_given(hours: float, count: int, percent: float) -> None:
     assert parse_hours(repr(hours)) == hours and parse_hours(f"{hours!r}h") == hours
     assert parse_hours(f"{hours / 24!r}d") == pytest.approx(hours, rel=1e-12)
@@ -297,8 +354,10 @@ def test_parsers_read_back_what_they_are_given(hours: float, count: int, percent
 
 
 @settings(max_examples=100, deadline=None)
-@given(value=st.text(max_size=12), option=st.sampled_from(["--hours", "--count", "--utilization", "--pue",
-                                                            "--cpu-watts", "--ram-gb", "--gpu-watts"]))
+@given(
+    value=st.text(max_size=12),
+    option=st.sampled_from(["--hours", "--count", "--utilization", "--pue", "--cpu-watts", "--ram-gb", "--gpu-watts"]),
+)
 def test_cli_parsers_exit_cleanly(value: str, option: str) -> None:
     try:
         build_parser().parse_args(["estimate", f"{option}={value}"])
@@ -307,11 +366,16 @@ def test_cli_parsers_exit_cleanly(value: str, option: str) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(count=st.integers(1, 10_000), hours=st.floats(min_value=0.01, max_value=10_000),
-       utilization=st.floats(min_value=0.01, max_value=1.0), pue=st.floats(min_value=1.0, max_value=3.0),
-       gpu=st.sampled_from([r.name for r in accelerators()]))
-def test_estimate_is_the_product_of_its_factors(count: int, hours: float, utilization: float, pue: float,
-                                                gpu: str) -> None:
+@given(
+    count=st.integers(1, 10_000),
+    hours=st.floats(min_value=0.01, max_value=10_000),
+    utilization=st.floats(min_value=0.01, max_value=1.0),
+    pue=st.floats(min_value=1.0, max_value=3.0),
+    gpu=st.sampled_from([r.name for r in accelerators()]),
+)
+def test_estimate_is_the_product_of_its_factors(
+    count: int, hours: float, utilization: float, pue: float, gpu: str
+) -> None:
     est = estimate(gpu, count, hours, "FR", pue=pue, utilization=utilization)
     g = lookup("FR").row.g_per_kwh
     w = find_accelerator(gpu).accelerator.board_power_w

@@ -36,14 +36,16 @@ from transformers.integrations import TensorBoardCallback  # noqa: E402
 
 from co2cb import read_records  # noqa: E402
 from co2cb.hf import CO2Callback  # noqa: E402
-from co2cb.integrations import hf_callback  # noqa: E402
+from co2cb.integrations import hf as hf_callback  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     """No region lines on the console in these tests (set per test, so other test files still see them)."""
     monkeypatch.setenv("CO2CB_QUIET", "1")
-from co2cb.training import TrainingMonitor  # noqa: E402
+
+
+from co2cb.training.monitor import TrainingMonitor  # noqa: E402
 from tests.fakes.meters import ConstantPower, RaisingMeter  # noqa: E402
 from tests.fakes.powercap import FakePowercap  # noqa: E402
 
@@ -91,8 +93,9 @@ class Tokens(torch.utils.data.Dataset):
 
 def tiny_bert() -> Any:
     torch.manual_seed(0)
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                        vocab_size=100)
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100
+    )
     return BertForSequenceClassification(config)
 
 
@@ -116,8 +119,13 @@ def trainer_for(out: Path, callbacks: list[Any] | None = None, **overrides: Any)
         "seed": 0,
     }
     settings.update(overrides)
-    return Trainer(model=tiny_bert(), args=TrainingArguments(**settings), train_dataset=Tokens(32),
-                   eval_dataset=Tokens(16, seed=1), callbacks=callbacks)
+    return Trainer(
+        model=tiny_bert(),
+        args=TrainingArguments(**settings),
+        train_dataset=Tokens(32),
+        eval_dataset=Tokens(16, seed=1),
+        callbacks=callbacks,
+    )
 
 
 def run_folder(out: Path) -> Path:
@@ -156,10 +164,12 @@ def entries(trainer: Trainer, key: str) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------------- the plain set-up
-def test_plain_callback_reaches_tensorboard_log_history_and_record(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    callback = co2(tmp_path, run_name="bert-tiny", tags={"model": "bert", "data": "tokens"},
-                   monitor=["eval_loss", "train_loss"])
+def test_plain_callback_reaches_tensorboard_log_history_and_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    callback = co2(
+        tmp_path, run_name="bert-tiny", tags={"model": "bert", "data": "tokens"}, monitor=["eval_loss", "train_loss"]
+    )
     trainer = trainer_for(tmp_path, [callback], eval_strategy="epoch")
     names = [type(cb).__name__ for cb in trainer.callback_handler.callbacks]
     assert names.index("DefaultFlowCallback") < names.index("CO2Callback") < names.index("TensorBoardCallback")
@@ -179,8 +189,7 @@ def test_plain_callback_reaches_tensorboard_log_history_and_record(tmp_path: Pat
     epochs = entries(trainer, "co2cb/train_epoch_co2_kg")
     evals = entries(trainer, "co2cb/val_epoch_co2_kg")
     assert [e["step"] for e in epochs] == [4, 8] and [e["step"] for e in evals] == [4, 8]
-    assert all(EPOCH_KEYS | {"co2cb/forecast_co2_kg", "co2cb/forecast_energy_kwh", "epoch"} <= e.keys()
-               for e in epochs)
+    assert all(EPOCH_KEYS | {"co2cb/forecast_co2_kg", "co2cb/forecast_energy_kwh", "epoch"} <= e.keys() for e in epochs)
     for e in epochs:
         assert e["co2cb/train_epoch_power_w"] == pytest.approx(WATTS, rel=1e-6)
         assert e["co2cb/train_epoch_energy_cpu_kwh"] == pytest.approx(e["co2cb/train_epoch_energy_kwh"])
@@ -188,8 +197,7 @@ def test_plain_callback_reaches_tensorboard_log_history_and_record(tmp_path: Pat
     history = trainer.state.log_history
     assert history.index(evals[0]) > history.index(entries(trainer, "eval_loss")[0])
     # totals: every training epoch and every evaluation, once
-    spent = sum(e["co2cb/train_epoch_energy_kwh"] for e in epochs) + sum(e["co2cb/val_epoch_energy_kwh"]
-                                                                         for e in evals)
+    spent = sum(e["co2cb/train_epoch_energy_kwh"] for e in epochs) + sum(e["co2cb/val_epoch_energy_kwh"] for e in evals)
     assert epochs[-1]["co2cb/total_energy_kwh"] == pytest.approx(spent, rel=1e-9)
     # forecast after the first epoch: the whole run (2 epochs) from half of it
     assert epochs[0]["co2cb/forecast_energy_kwh"] == pytest.approx(2 * epochs[0]["co2cb/total_energy_kwh"])
@@ -205,21 +213,32 @@ def test_plain_callback_reaches_tensorboard_log_history_and_record(tmp_path: Pat
     for w, v in zip(windows(lines, "train_epoch"), evals):
         assert w["meta"]["validation_excluded"]["co2_kg"] == pytest.approx(v["co2cb/val_epoch_co2_kg"])
     assert end["status"] == "completed"
-    assert end["final_metrics"] == {"eval_loss": pytest.approx(entries(trainer, "eval_loss")[-1]["eval_loss"]),
-                                    "train_loss": pytest.approx(trainer.state.log_history[-1]["train_loss"])}
+    assert end["final_metrics"] == {
+        "eval_loss": pytest.approx(entries(trainer, "eval_loss")[-1]["eval_loss"]),
+        "train_loss": pytest.approx(trainer.state.log_history[-1]["train_loss"]),
+    }
     assert end["co2_kg"] >= epochs[-1]["co2cb/total_co2_kg"] > 0
     assert end["steps"]["step"]["count"] == 2 * STEPS_PER_EPOCH
 
     # TensorBoard got every value, at the Trainer's global step (as float32)
     tb = tensorboard(tmp_path)
     assert tb["train/co2cb/train_epoch_co2_kg"] == [
-        (e["step"], pytest.approx(e["co2cb/train_epoch_co2_kg"], rel=1e-6)) for e in epochs]
+        (e["step"], pytest.approx(e["co2cb/train_epoch_co2_kg"], rel=1e-6)) for e in epochs
+    ]
     assert tb["train/co2cb/val_epoch_energy_kwh"] == [
-        (e["step"], pytest.approx(e["co2cb/val_epoch_energy_kwh"], rel=1e-6)) for e in evals]
-    assert tb["train/co2cb/step_co2_kg"] == [(e["step"], pytest.approx(e["co2cb/step_co2_kg"], rel=1e-6))
-                                            for e in steps]
-    assert {"train/co2cb/total_co2_kg", "train/co2cb/forecast_co2_kg", "train/co2cb/train_epoch_energy_ram_kwh",
-            "train/co2cb/intensity_g_per_kwh", "train/loss", "eval/loss"} <= tb.keys()
+        (e["step"], pytest.approx(e["co2cb/val_epoch_energy_kwh"], rel=1e-6)) for e in evals
+    ]
+    assert tb["train/co2cb/step_co2_kg"] == [
+        (e["step"], pytest.approx(e["co2cb/step_co2_kg"], rel=1e-6)) for e in steps
+    ]
+    assert {
+        "train/co2cb/total_co2_kg",
+        "train/co2cb/forecast_co2_kg",
+        "train/co2cb/train_epoch_energy_ram_kwh",
+        "train/co2cb/intensity_g_per_kwh",
+        "train/loss",
+        "eval/loss",
+    } <= tb.keys()
 
 
 def test_trainer_epoch_loss_is_still_logged(tmp_path: Path) -> None:
@@ -246,8 +265,11 @@ def test_evaluation_inside_an_epoch_is_reported_apart(tmp_path: Path) -> None:
     train = windows(lines, "train_epoch")
     excluded = [w["meta"]["validation_excluded"]["energy_kwh"]["total"] for w in train]
     for epoch, held in enumerate(excluded):  # each epoch leaves out exactly the evaluations inside it
-        inside = [e["co2cb/val_epoch_energy_kwh"] for e in evals if epoch * STEPS_PER_EPOCH < e["step"] <= (
-            epoch + 1) * STEPS_PER_EPOCH]
+        inside = [
+            e["co2cb/val_epoch_energy_kwh"]
+            for e in evals
+            if epoch * STEPS_PER_EPOCH < e["step"] <= (epoch + 1) * STEPS_PER_EPOCH
+        ]
         assert held == pytest.approx(sum(inside)) and inside
     epochs = entries(trainer, "co2cb/train_epoch_energy_kwh")
     spent = sum(e["co2cb/train_epoch_energy_kwh"] for e in epochs) + sum(excluded)
@@ -260,8 +282,9 @@ def test_evaluation_inside_an_epoch_is_reported_apart(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- attach
 def test_attach_binds_a_callback_added_after_the_trainer_was_built(tmp_path: Path) -> None:
     trainer = trainer_for(tmp_path)
-    callback = CO2Callback.attach(trainer, intensity=100, interval_s=0.05, output_dir=str(tmp_path / "co2"),
-                                  meters=[ConstantPower(WATTS)])
+    callback = CO2Callback.attach(
+        trainer, intensity=100, interval_s=0.05, output_dir=str(tmp_path / "co2"), meters=[ConstantPower(WATTS)]
+    )
     assert CO2Callback.attach(trainer) is callback
     with pytest.raises(ValueError, match="already has a CO2Callback"):
         CO2Callback.attach(trainer, region="FR")
@@ -274,12 +297,13 @@ def test_attach_binds_a_callback_added_after_the_trainer_was_built(tmp_path: Pat
 
 
 def test_without_the_handler_values_stay_in_log_history_and_attach_fixes_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """If the handler cannot be found on the stack, TensorBoard misses the values: that is what attach() is for."""
     monkeypatch.setattr(hf_callback, "_from_stack", lambda callback: (None, None))
     blind = tmp_path / "blind"
     trainer = trainer_for(blind, [co2(blind)])
-    with caplog.at_level(logging.WARNING, logger="co2cb.integrations.hf_callback"):
+    with caplog.at_level(logging.WARNING, logger="co2cb.integrations.hf"):
         trainer.train()
     assert any("CO2Callback.attach(trainer)" in r.getMessage() for r in caplog.records)
     assert len(entries(trainer, "co2cb/train_epoch_co2_kg")) == 2 and len(entries(trainer, "co2cb/step_co2_kg")) == 4
@@ -327,8 +351,9 @@ def _broken_epoch_end(self: TrainingMonitor, *args: Any, **kwargs: Any) -> Any:
 
 
 @pytest.mark.parametrize("case", ["raising meter", "raising monitor", "unwritable output"])
-def test_nothing_the_callback_does_stops_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  caplog: pytest.LogCaptureFixture, case: str) -> None:
+def test_nothing_the_callback_does_stops_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
     if case == "raising meter":
         callback = co2(tmp_path, meters=[ConstantPower(WATTS), RaisingMeter(good_reads=2)])
     elif case == "raising monitor":
@@ -384,22 +409,31 @@ def test_resume_from_checkpoint_keeps_totals(tmp_path: Path, restore: bool) -> N
     epochs = entries(trainer, "co2cb/train_epoch_energy_kwh")
     assert [e["step"] for e in epochs] == [4, 8]  # epoch 0 from the checkpoint's log history, then this one
     resumed = epochs[-1]
-    assert resumed["co2cb/total_energy_kwh"] == pytest.approx(sum(at_six[:3]) / KWH + resumed[
-        "co2cb/train_epoch_energy_kwh"], rel=1e-9)
+    assert resumed["co2cb/total_energy_kwh"] == pytest.approx(
+        sum(at_six[:3]) / KWH + resumed["co2cb/train_epoch_energy_kwh"], rel=1e-9
+    )
     assert resumed["co2cb/total_co2_kg"] == pytest.approx(at_six[3] + resumed["co2cb/train_epoch_co2_kg"], rel=1e-9)
     folder = next(f for f in (tmp_path / "co2").iterdir() if f != first_folder)
     lines = read_records(folder)
     assert lines[0]["resumed_from"]["run_id"] == first_id and lines[0]["tags"] == {"try": 2}
     end = summary(lines)
     # (the monitor reads this segment just before the tracker's last reading: within a few ms)
-    assert end["resumed_total"]["energy_kwh"]["total"] == pytest.approx(sum(at_six[:3]) / KWH + end["energy_kwh"][
-        "total"], rel=1e-2)
+    assert end["resumed_total"]["energy_kwh"]["total"] == pytest.approx(
+        sum(at_six[:3]) / KWH + end["energy_kwh"]["total"], rel=1e-2
+    )
 
 
 def test_state_is_json_and_rebuilds_the_callback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the default output folder is checked (and made) at construction
-    callback = CO2Callback(run_name="r", tags={"a": 1}, monitor="eval_loss", budget_kg=2.0, region="FR",
-                           meters=[ConstantPower()], log_steps=False)
+    callback = CO2Callback(
+        run_name="r",
+        tags={"a": 1},
+        monitor="eval_loss",
+        budget_kg=2.0,
+        region="FR",
+        meters=[ConstantPower()],
+        log_steps=False,
+    )
     state = json.loads(json.dumps(callback.state()))
     assert "meters" not in state["args"] and state["args"]["region"] == "FR"
     copy = CO2Callback(**state["args"])
@@ -417,12 +451,26 @@ def test_two_processes_sum_ranks_count_host_meters_once_and_write_once(tmp_path:
     out = tmp_path / "job"
     out.mkdir()
     start_uj = powercap.get_uj("package-0")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "CO2CB_QUIET": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CO2CB_QUIET": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(ROOT / "tests" / "scripts" / "hf_ddp.py"), "--out", str(out), "--powercap", str(powercap.root)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(ROOT / "tests" / "scripts" / "hf_ddp.py"),
+            "--out",
+            str(out),
+            "--powercap",
+            str(powercap.root),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=240,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -448,7 +496,8 @@ def test_two_processes_sum_ranks_count_host_meters_once_and_write_once(tmp_path:
         epochs = [e for e in r["log_history"] if "co2cb/train_epoch_co2_kg" in e]
         assert [e["co2cb/train_epoch_co2_kg"] for e in epochs] == [w["co2_kg"] for w in train]
         assert [e["co2cb/train_epoch_energy_cpu_kwh"] * KWH for e in epochs] == [
-            pytest.approx(added[e], abs=1e-6) for e in (0, 1)]
+            pytest.approx(added[e], abs=1e-6) for e in (0, 1)
+        ]
         assert r["callbacks"].index("CO2Callback") < r["callbacks"].index("TensorBoardCallback")
     assert [r["world_process_zero"] for r in ranks] == [True, False]
     events = list((out / "hf").rglob("events.out.tfevents.*"))
@@ -456,7 +505,8 @@ def test_two_processes_sum_ranks_count_host_meters_once_and_write_once(tmp_path:
     acc = event_accumulator.EventAccumulator(str(events[0].parent))
     acc.Reload()
     assert [e.value * KWH for e in acc.Scalars("train/co2cb/train_epoch_energy_cpu_kwh")] == [
-        pytest.approx(added[e], rel=1e-5) for e in (0, 1)]
+        pytest.approx(added[e], rel=1e-5) for e in (0, 1)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- import path

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from co2cb.emissions import FixedIntensity, IntensityInfo
 from co2cb.intensity import database as db
+from co2cb.intensity.base import FixedIntensity, IntensityInfo
 from co2cb.intensity.database import (
     ALIAS_FILES,
     TABLE_FILES,

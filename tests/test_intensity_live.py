@@ -191,8 +191,16 @@ def test_the_token_comes_from_the_environment(api: tuple[FakeApi, str]) -> None:
 
 @pytest.mark.parametrize(
     ("region", "zone"),
-    [("FR", "FR"), ("fra", "FR"), ("aws:eu-west-3", "FR"), ("gcp:europe-west9", "FR"), ("US-CA", "US-CAL-CISO"),
-     ("DK-DK1", "DK-DK1"), ("CAMX", None), ("WORLD", None)],
+    [
+        ("FR", "FR"),
+        ("fra", "FR"),
+        ("aws:eu-west-3", "FR"),
+        ("gcp:europe-west9", "FR"),
+        ("US-CA", "US-CAL-CISO"),
+        ("DK-DK1", "DK-DK1"),
+        ("CAMX", None),
+        ("WORLD", None),
+    ],
 )
 def test_zones_come_from_the_database(region: str, zone: str | None) -> None:
     assert zone_for(region)[0] == zone
@@ -247,8 +255,11 @@ def test_refresh_runs_in_the_background_and_never_on_reads(api: tuple[FakeApi, s
 
 
 def test_tracker_live_run_keeps_the_token_out_of_records_logs_and_stderr(
-    api: tuple[FakeApi, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    api: tuple[FakeApi, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     fake, base = api
@@ -259,8 +270,12 @@ def test_tracker_live_run_keeps_the_token_out_of_records_logs_and_stderr(
         clear_cache()
         fake.mode = mode
         out = tmp_path / mode
-        with Tracker(output_dir=out, meters=[ConstantPower()], intensity="electricitymaps", region="FR",
-                     interval_s=0.05) as tracker, tracker.window("epoch") as w:
+        with (
+            Tracker(
+                output_dir=out, meters=[ConstantPower()], intensity="electricitymaps", region="FR", interval_s=0.05
+            ) as tracker,
+            tracker.window("epoch") as w,
+        ):
             time.sleep(0.1)
         expected = 123 if mode == "ok" else FR
         assert w.result is not None and w.result.g_per_kwh == pytest.approx(expected)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from co2cb import ConfigError, FixedIntensity, IntensityInfo, Meter, MeterInfo, Tracker, read_records
-from co2cb.emissions import JOULES_PER_KWH, co2_kg
+from co2cb.core.emissions import co2_kg
 from co2cb.intensity.database import lookup
 from co2cb.intensity.series import (
     SeriesError,
@@ -25,6 +25,7 @@ from co2cb.intensity.series import (
     refine_segments,
 )
 from co2cb.meters.base import Component, Provenance, ReadingKind
+from co2cb.units import JOULES_PER_KWH
 
 T0 = 1_714_521_600  # 2024-05-01T00:00:00Z
 H = 3600
@@ -179,8 +180,8 @@ def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
 def test_header_bom_quotes_comments_and_trailing_comma(tmp_path: Path) -> None:
     path = tmp_path / "grid.csv"
     path.write_bytes(
-        "\ufeff# from my utility\n\"datetime\",\"carbonIntensity\"\n"
-        "\"2024-05-01T00:00Z\",\"56\"\n\n   # later\n2024-05-01T01:00Z, 60 ,\n".encode()
+        '\ufeff# from my utility\n"datetime","carbonIntensity"\n'
+        '"2024-05-01T00:00Z","56"\n\n   # later\n2024-05-01T01:00Z, 60 ,\n'.encode()
     )
     times, values, lines = read_series(path)
     assert times == [T0, T0 + H] and values == [56, 60] and lines == [3, 6]
@@ -283,8 +284,12 @@ def _series_around_now(tmp_path: Path, values: list[float], step: float, name: s
 def test_tracker_window_co2_integrates_energy_times_intensity(tmp_path: Path) -> None:
     path = _series_around_now(tmp_path, [100, 300, 50, 700] * 15, step=0.25)
     series = SeriesIntensity(path)
-    with Tracker(output_dir=tmp_path / "runs", meters=[_ConstantPower(50.0)], intensity=path, region="FR",
-                 interval_s=0.05) as tracker, tracker.window("epoch") as w:
+    with (
+        Tracker(
+            output_dir=tmp_path / "runs", meters=[_ConstantPower(50.0)], intensity=path, region="FR", interval_s=0.05
+        ) as tracker,
+        tracker.window("epoch") as w,
+    ):
         time.sleep(1.2)
     r = w.result
     assert r is not None and r.intensity_kind == "average" and r.intensity_notes == ()
@@ -306,8 +311,12 @@ def test_tracker_outside_the_series_uses_the_region_table(tmp_path: Path, caplog
     caplog.set_level(logging.WARNING)
     path = _hourly(tmp_path, [900, 900, 900])  # May 2024: long before this run
     fr = lookup("FR").row.g_per_kwh
-    with Tracker(output_dir=tmp_path / "runs", meters=[_ConstantPower()], intensity=path, region="FR",
-                 interval_s=0.05) as tracker, tracker.window("epoch") as w:
+    with (
+        Tracker(
+            output_dir=tmp_path / "runs", meters=[_ConstantPower()], intensity=path, region="FR", interval_s=0.05
+        ) as tracker,
+        tracker.window("epoch") as w,
+    ):
         time.sleep(0.2)
     r = w.result
     assert r is not None and r.g_per_kwh == pytest.approx(fr)
@@ -321,8 +330,15 @@ def test_tracker_outside_the_series_uses_the_region_table(tmp_path: Path, caplog
 # ----------------------------------------------------------------------------- average and marginal apart
 def test_average_and_marginal_are_recorded_apart(tmp_path: Path) -> None:
     marginal = _series_around_now(tmp_path, [400, 800] * 20, step=0.5, name="marginal.csv")
-    tracker = Tracker(output_dir=tmp_path / "runs", meters=[_ConstantPower(50.0)], intensity=100.0,
-                      marginal_intensity=marginal, region="FR", pue=1.5, interval_s=0.05)
+    tracker = Tracker(
+        output_dir=tmp_path / "runs",
+        meters=[_ConstantPower(50.0)],
+        intensity=100.0,
+        marginal_intensity=marginal,
+        region="FR",
+        pue=1.5,
+        interval_s=0.05,
+    )
     with tracker, tracker.window("epoch") as w:
         time.sleep(0.6)
     r = w.result
@@ -345,8 +361,12 @@ def test_marginal_table_factor_and_misuse(tmp_path: Path) -> None:
     assert t.intensity.info.kind == "average"
     path = _hourly(tmp_path, [100, 200])
     with pytest.raises(ConfigError, match="already marginal"):
-        Tracker(save=False, meters=[_ConstantPower()], intensity=SeriesIntensity(path, kind="marginal"),
-                marginal_intensity=300)
+        Tracker(
+            save=False,
+            meters=[_ConstantPower()],
+            intensity=SeriesIntensity(path, kind="marginal"),
+            marginal_intensity=300,
+        )
     with pytest.raises(ConfigError, match="give a marginal one"):
         Tracker(save=False, meters=[_ConstantPower()], intensity=100, marginal_intensity=SeriesIntensity(path))
     with pytest.raises(ConfigError, match="is not valid"):
@@ -356,8 +376,13 @@ def test_marginal_table_factor_and_misuse(tmp_path: Path) -> None:
 
 
 def test_a_marginal_series_falls_back_to_the_marginal_table(tmp_path: Path) -> None:
-    t = Tracker(save=False, meters=[_ConstantPower()], region="FR", intensity=100,
-                marginal_intensity=_hourly(tmp_path, [500, 600]))
+    t = Tracker(
+        save=False,
+        meters=[_ConstantPower()],
+        region="FR",
+        intensity=100,
+        marginal_intensity=_hourly(tmp_path, [500, 600]),
+    )
     m = t.marginal_intensity
     assert isinstance(m, SeriesIntensity) and m.fallback is not None and m.fallback.info.kind == "marginal"
     assert m.g_per_kwh_at(T0 + 10 * H) == lookup("FR", marginal=True).row.g_per_kwh
@@ -428,9 +453,7 @@ def test_any_text_is_a_value_or_a_value_error(text: str) -> None:
         assert 0 <= value <= 1500
 
 
-ROWS = st.lists(
-    st.tuples(st.integers(1, 4 * H), st.floats(min_value=0, max_value=1500)), min_size=2, max_size=30
-)
+ROWS = st.lists(st.tuples(st.integers(1, 4 * H), st.floats(min_value=0, max_value=1500)), min_size=2, max_size=30)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)

@@ -349,7 +349,10 @@ def test_run_name_tags_and_monitored_metric_are_recorded(main_run: Run) -> None:
     assert header["tags"] == {"model": "mlp", "data": "generated"}
     assert header["monitor"] == ["val_acc"]
     assert header["job"]["framework_plan"] == {
-        "max_epochs": EPOCHS, "max_steps": -1, "total_steps": EPOCHS * TRAIN_BATCHES, "framework": "lightning.pytorch"
+        "max_epochs": EPOCHS,
+        "max_steps": -1,
+        "total_steps": EPOCHS * TRAIN_BATCHES,
+        "framework": "lightning.pytorch",
     }
     final = float(main_run.trainer.callback_metrics["val_acc"])
     assert summary["final_metrics"] == {"val_acc": final}
@@ -384,9 +387,21 @@ def tensorboard_url(main_run: Run, tmp_path_factory: pytest.TempPathFactory) -> 
     log_file = tmp_path_factory.mktemp("tensorboard") / "server.log"
     with open(log_file, "wb") as log:
         server = subprocess.Popen(
-            [exe, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), "--load_fast=false",
-             "--reload_interval", "1"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                exe,
+                "--logdir",
+                str(logdir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--load_fast=false",
+                "--reload_interval",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -420,8 +435,13 @@ def test_tensorboard_server_serves_the_co2_tags(main_run: Run, tensorboard_url: 
     for tag in (*expected, "co2cb/intensity_g_per_kwh", "co2cb/step_co2_kg", "co2cb/run_co2_kg"):
         assert tag in tags[run], tag
     epoch_steps = [TRAIN_BATCHES * (e + 1) for e in range(EPOCHS)]
-    for tag in ("co2cb/train_epoch_co2_kg", "co2cb/val_epoch_co2_kg", "co2cb/total_co2_kg", "co2cb/forecast_co2_kg",
-                "co2cb/train_epoch_energy_kwh"):
+    for tag in (
+        "co2cb/train_epoch_co2_kg",
+        "co2cb/val_epoch_co2_kg",
+        "co2cb/total_co2_kg",
+        "co2cb/forecast_co2_kg",
+        "co2cb/train_epoch_energy_kwh",
+    ):
         query = urllib.parse.urlencode({"run": run, "tag": tag})
         points = _get_json(f"{tensorboard_url}/data/plugin/scalars/scalars?{query}")  # [wall_time, step, value]
         assert [p[1] for p in points] == epoch_steps, tag
@@ -448,7 +468,11 @@ def test_each_import_path_with_the_meters_co2cb_finds(tmp_path: Path, package: s
     pl, callback_class = (L, CO2Callback) if package == "lightning.pytorch" else (PL, PLCO2Callback)
     epochs = 2
     run = fit(
-        tmp_path, pl=pl, callback_class=callback_class, meters=None, max_epochs=epochs,
+        tmp_path,
+        pl=pl,
+        callback_class=callback_class,
+        meters=None,
+        max_epochs=epochs,
         loggers=[pl.loggers.TensorBoardLogger(tmp_path / "tb"), pl.loggers.CSVLogger(tmp_path / "csv")],
     )
     assert run.header["job"]["framework_plan"]["framework"] == package
@@ -473,8 +497,12 @@ def test_forecast_waits_for_forecast_after_epochs(tmp_path: Path) -> None:
 
 def test_forecast_follows_max_steps(tmp_path: Path) -> None:
     max_steps = 40  # 2.5 epochs
-    run = fit(tmp_path, max_epochs=10, trainer_options={"max_steps": max_steps},
-              loggers=[L.loggers.CSVLogger(tmp_path / "csv")])
+    run = fit(
+        tmp_path,
+        max_epochs=10,
+        trainer_options={"max_steps": max_steps},
+        loggers=[L.loggers.CSVLogger(tmp_path / "csv")],
+    )
     assert run.trainer.global_step == max_steps
     assert run.header["job"]["framework_plan"]["total_steps"] == max_steps
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
@@ -493,8 +521,13 @@ def test_a_tiny_budget_stops_training_in_the_first_epoch(tmp_path: Path, log_ste
     budget = 1e-12
     # constant power: the run's CO2 read off the curve is above zero at the first logging step, whenever the
     # sampler last ticked (a counter still flat since the epoch started would read zero there)
-    run = fit(tmp_path, meters=[ConstantPower(50.0)], budget_kg=budget, log_steps=log_steps,
-              loggers=[L.loggers.CSVLogger(tmp_path / "csv")])
+    run = fit(
+        tmp_path,
+        meters=[ConstantPower(50.0)],
+        budget_kg=budget,
+        log_steps=log_steps,
+        loggers=[L.loggers.CSVLogger(tmp_path / "csv")],
+    )
     trainer = run.trainer
     assert trainer.should_stop
     assert trainer.global_step == stop_step and trainer.current_epoch < EPOCHS
@@ -531,8 +564,13 @@ def test_budget_on_forecast_stops_before_the_total_passes(tmp_path: Path, budget
 
 # ---------------------------------------------------------------------------- progress bar
 def test_progress_bar_shows_the_co2_so_far(tmp_path: Path) -> None:
-    run = fit(tmp_path, meters=[ConstantPower(50.0)], progress_bar=True, max_epochs=1,
-              loggers=[L.loggers.CSVLogger(tmp_path / "csv")])
+    run = fit(
+        tmp_path,
+        meters=[ConstantPower(50.0)],
+        progress_bar=True,
+        max_epochs=1,
+        loggers=[L.loggers.CSVLogger(tmp_path / "csv")],
+    )
     shown = run.trainer.progress_bar_metrics["co2_g"]  # at the last logging step (the epoch's last batch)
     train = run.windows("train_epoch")[0]
     assert 0.5 * train["co2_kg"] * 1000 < shown <= run.summary["co2_kg"] * 1000
@@ -661,8 +699,12 @@ def test_an_exception_in_training_step_stops_the_measurement(tmp_path: Path) -> 
 def _fit_with_checkpoints(root: Path, max_epochs: int, ckpt: Path | None = None, **ckpt_options: Any) -> Run:
     checkpoints = L.callbacks.ModelCheckpoint(dirpath=root / "ckpt", save_last=True, **ckpt_options)
     return fit(
-        root, max_epochs=max_epochs, loggers=[L.loggers.CSVLogger(root / "csv")], extra_callbacks=[checkpoints],
-        trainer_options={"enable_checkpointing": True}, ckpt_path=str(ckpt) if ckpt else None,
+        root,
+        max_epochs=max_epochs,
+        loggers=[L.loggers.CSVLogger(root / "csv")],
+        extra_callbacks=[checkpoints],
+        trainer_options={"enable_checkpointing": True},
+        ckpt_path=str(ckpt) if ckpt else None,
     )
 
 
@@ -680,7 +722,9 @@ def test_a_resumed_run_continues_the_totals_and_links_the_first_run(tmp_path: Pa
     assert values(after, "co2cb/forecast_co2_kg") == approx([second.co2(4 * E_EPOCH)] * 2, 1e-9)
     assert [w["meta"]["epoch"] for w in second.windows("train_epoch")] == [2, 3]
     assert second.header["resumed_from"] == {
-        "run_id": first.header["run_id"], "run_folder": str(first.folder), "epochs_done": 2
+        "run_id": first.header["run_id"],
+        "run_folder": str(first.folder),
+        "epochs_done": 2,
     }
     summary = second.summary
     assert summary["energy_kwh"]["total"] == approx(2 * E_EPOCH / KWH, 1e-9)  # this segment
@@ -691,8 +735,9 @@ def test_a_resumed_run_continues_the_totals_and_links_the_first_run(tmp_path: Pa
 
 def test_a_run_resumed_from_a_validation_end_checkpoint_loses_no_energy(tmp_path: Path) -> None:
     first = _fit_with_checkpoints(tmp_path, max_epochs=2, save_on_train_epoch_end=False)
-    second = _fit_with_checkpoints(tmp_path, max_epochs=4, ckpt=tmp_path / "ckpt" / "last.ckpt",
-                                   save_on_train_epoch_end=False)
+    second = _fit_with_checkpoints(
+        tmp_path, max_epochs=4, ckpt=tmp_path / "ckpt" / "last.ckpt", save_on_train_epoch_end=False
+    )
     assert first.summary["energy_kwh"]["total"] == approx(2 * E_EPOCH / KWH, 1e-9)
     assert second.summary["resumed_total"]["energy_kwh"]["total"] == approx(4 * E_EPOCH / KWH, 1e-9)
     assert second.warnings == []

@@ -61,8 +61,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 # Variables that would make Lightning think it runs under a cluster or an outer launcher.
-_LAUNCHER_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-                 "MASTER_PORT", "TORCHELASTIC_RUN_ID", "PL_GLOBAL_SEED", "CUDA_VISIBLE_DEVICES")
+_LAUNCHER_ENV = (
+    "LOCAL_RANK",
+    "RANK",
+    "WORLD_SIZE",
+    "NODE_RANK",
+    "GROUP_RANK",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "TORCHELASTIC_RUN_ID",
+    "PL_GLOBAL_SEED",
+    "CUDA_VISIBLE_DEVICES",
+)
 
 
 @dataclass
@@ -114,8 +125,19 @@ def _start(root: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path, FakeP
         OMP_NUM_THREADS="1",
     )
     counter = powercap.zones["package-0"] / "energy_uj"
-    cmd = [sys.executable, str(SCRIPT), "--out", str(out), "--counter", str(counter), "--joules", str(JOULES),
-           "--epochs", str(EPOCHS), *args]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--out",
+        str(out),
+        "--counter",
+        str(counter),
+        "--joules",
+        str(JOULES),
+        "--epochs",
+        str(EPOCHS),
+        *args,
+    ]
     with open(root / "output.log", "wb") as log:  # a file, not a pipe: a full pipe would block the job
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     return proc, out, powercap
@@ -283,7 +305,8 @@ def test_logged_epoch_co2_is_the_records_sum_over_ranks(jobs: dict[str, Any], na
         sums = [sum(r["co2_kg"] for r in x["meta"]["per_rank"]) for x in train]
         assert job.logged("co2cb/train_epoch_co2_kg") == pytest.approx(sums, rel=1e-12)
         assert job.logged("co2cb/train_epoch_energy_kwh")[-1] * KWH == pytest.approx(
-            sum(job.ranks[r]["added_j"][str(EPOCHS - 1)] for r in job.ranks), rel=1e-9)
+            sum(job.ranks[r]["added_j"][str(EPOCHS - 1)] for r in job.ranks), rel=1e-9
+        )
     # The running total sums the epochs (validation included); the run also holds setup and teardown.
     totals = job.logged("co2cb/total_co2_kg")
     epochs_sum = sum(r["co2_kg"] for x in train for r in x["meta"]["per_rank"])

@@ -50,8 +50,13 @@ def evaluate(expression: str) -> Any:
 def test_the_constants_table_is_there() -> None:
     labels = [label for label, _, _ in constant_rows()]
     assert len(labels) >= 20
-    for needed in ("RAM power per GB in use", "default sampling interval", "PUE, Google Cloud",
-                   "per-vCPU full-load power, unknown architecture (AWS table mean)", "world average intensity"):
+    for needed in (
+        "RAM power per GB in use",
+        "default sampling interval",
+        "PUE, Google Cloud",
+        "per-vCPU full-load power, unknown architecture (AWS table mean)",
+        "world average intensity",
+    ):
         assert needed in labels
 
 
@@ -82,8 +87,13 @@ def test_intensity_tables_are_described_with_their_source_and_latest_year() -> N
     data = ROOT / "co2cb" / "intensity" / "data"
     section = DOC.split("### 4.2 Which figure", 1)[1].split("\n#", 1)[0]
     table = "\n".join(x for x in section.splitlines() if x.startswith("|"))
-    for name in ("countries_owid_ember.csv", "us_egrid2022.csv", "zones_electricitymaps.csv", "cloud_gcp_google.csv",
-                 "marginal_unfccc_ifi_2021.csv"):
+    for name in (
+        "countries_owid_ember.csv",
+        "us_egrid2022.csv",
+        "zones_electricitymaps.csv",
+        "cloud_gcp_google.csv",
+        "marginal_unfccc_ifi_2021.csv",
+    ):
         rows = list(csv.DictReader((data / name).open()))
         (source,) = {row["source"] for row in rows}
         line = next((x for x in table.splitlines() if f"| {source} |" in x), None)
@@ -113,8 +123,16 @@ def test_tested_accuracy_is_the_tests() -> None:
     assert "within 0.5 % of the true energy" in FLAT
 
 
-@pytest.mark.parametrize("citation", ["Lacoste et al. (2019)", "Henderson et al. (2020)", "Dodge et al. (2022)",
-                                      "Patterson et al. (2022)", "Budennyy et al. 2022"])
+@pytest.mark.parametrize(
+    "citation",
+    [
+        "Lacoste et al. (2019)",
+        "Henderson et al. (2020)",
+        "Dodge et al. (2022)",
+        "Patterson et al. (2022)",
+        "Budennyy et al. 2022",
+    ],
+)
 def test_the_papers_behind_the_methods_are_cited(citation: str) -> None:
     assert citation in FLAT
     author = citation.split()[0]

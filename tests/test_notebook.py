@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from co2cb.cli import demo
-from co2cb.run_folder import find_runs
+from co2cb.records.reader import find_runs
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -30,8 +30,13 @@ PNG = "image/png"
 
 
 def _images(nb: object) -> list[bytes]:
-    return [base64.b64decode(o["data"][PNG]) for c in nb.cells if c.cell_type == "code"  # type: ignore[attr-defined]
-            for o in c.get("outputs", []) if PNG in o.get("data", {})]
+    return [
+        base64.b64decode(o["data"][PNG])
+        for c in nb.cells
+        if c.cell_type == "code"  # type: ignore[attr-defined]
+        for o in c.get("outputs", [])
+        if PNG in o.get("data", {})
+    ]
 
 
 def test_the_notebook_runs_and_shows_its_plots_inline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

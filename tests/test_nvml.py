@@ -40,7 +40,6 @@ UUIDS = (
 )
 
 
-
 def three_gpus() -> list[FakeGpu]:
     return [FakeGpu(name=f"NVIDIA Fake {i}", uuid=u) for i, u in enumerate(UUIDS)]
 

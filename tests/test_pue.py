@@ -9,13 +9,21 @@ from pathlib import Path
 import pytest
 
 from co2cb import ConfigError, Tracker, read_records
+from co2cb.intensity.choice import announce, announcement, choose, is_quiet
 from co2cb.intensity.database import lookup
 from co2cb.intensity.pue import CLOUD_PUE, cloud_provider, resolve_pue
-from co2cb.intensity_choice import announce, announcement, choose, is_quiet
 from tests.fakes.meters import ConstantPower
 
-CLOUD_VARS = ("AWS_REGION", "AWS_DEFAULT_REGION", "GOOGLE_CLOUD_REGION", "CLOUDSDK_COMPUTE_REGION",
-              "FUNCTION_REGION", "REGION_NAME", "AZURE_DEFAULTS_LOCATION", "CO2CB_REGION")
+CLOUD_VARS = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "GOOGLE_CLOUD_REGION",
+    "CLOUDSDK_COMPUTE_REGION",
+    "FUNCTION_REGION",
+    "REGION_NAME",
+    "AZURE_DEFAULTS_LOCATION",
+    "CO2CB_REGION",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +123,7 @@ def test_the_choice_is_printed_once_per_process(monkeypatch: pytest.MonkeyPatch)
     assert f"for FR ({fr.name})" in text and fr.source in text and str(fr.year) in text
     assert "region 'FR' given as an argument" in text and "PUE 1.1" in text and "CO2CB_QUIET=1" in text
     first, second = io.StringIO(), io.StringIO()
-    from co2cb import intensity_choice
+    from co2cb.intensity import choice as intensity_choice
 
     monkeypatch.setattr(intensity_choice, "_announced", set())
     assert announce(choice, stream=first) is True
@@ -132,7 +140,7 @@ def test_a_guess_says_so_and_how_to_set_the_region(monkeypatch: pytest.MonkeyPat
 
 
 def test_quiet_silences_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from co2cb import intensity_choice
+    from co2cb.intensity import choice as intensity_choice
 
     monkeypatch.setattr(intensity_choice, "_announced", set())
     out = io.StringIO()
@@ -143,7 +151,7 @@ def test_quiet_silences_it(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_tracker_prints_at_start_to_stderr(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from co2cb import intensity_choice
+    from co2cb.intensity import choice as intensity_choice
 
     monkeypatch.delenv("CO2CB_QUIET", raising=False)
     monkeypatch.setattr(intensity_choice, "_announced", set())

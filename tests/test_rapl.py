@@ -30,8 +30,14 @@ def test_two_packages(tmp_path: Path) -> None:
 
 
 def test_machine_scope_counts_counter_delta_exactly(powercap: FakePowercap) -> None:
-    tracker = Tracker(save=False, scope="machine", components=("cpu", "ram"), powercap_root=powercap.root,
-                      intensity=100, interval_s=60)
+    tracker = Tracker(
+        save=False,
+        scope="machine",
+        components=("cpu", "ram"),
+        powercap_root=powercap.root,
+        intensity=100,
+        interval_s=60,
+    )
     names = [m.info.name for m in tracker.meter_set.meters]
     assert names == ["rapl:package-0", "rapl:dram-0"]
     with tracker:
@@ -49,8 +55,9 @@ def test_machine_scope_counts_counter_delta_exactly(powercap: FakePowercap) -> N
 
 def test_wrap_around(powercap: FakePowercap) -> None:
     powercap.set_uj("package-0", powercap.max_range_uj - 5_000_000)  # 5 J before the wrap
-    tracker = Tracker(save=False, scope="machine", components=("cpu",), powercap_root=powercap.root,
-                      intensity=100, interval_s=60)
+    tracker = Tracker(
+        save=False, scope="machine", components=("cpu",), powercap_root=powercap.root, intensity=100, interval_s=60
+    )
     with tracker, tracker.window("epoch") as w:
         powercap.add_j("package-0", 12.0)  # wraps: counter now reads 7 J
         assert powercap.get_uj("package-0") == 7_000_000
@@ -81,7 +88,7 @@ def test_dram_measured_while_package_estimated_is_not_mixed(tmp_path: Path) -> N
 _UNREADABLE_PROBE = """
 import json, os, sys
 from co2cb import Tracker
-import co2cb.intensity_choice, co2cb.meters.discovery  # load everything before giving up root
+import co2cb.intensity.choice, co2cb.meters.discovery  # load everything before giving up root
 if os.geteuid() == 0:
     os.setgid(65534); os.setuid(65534)  # as root every file is readable: become 'nobody'
 t = Tracker(save=False, components=("cpu",), powercap_root=sys.argv[1], intensity=100, cpu_tdp_w=65)
@@ -95,8 +102,9 @@ def test_unreadable_counters_fall_back_with_a_fix() -> None:
         powercap = FakePowercap(Path(tmp) / "powercap")
         for zone in powercap.zones.values():
             (zone / "energy_uj").chmod(0o400)  # root-only, as since Linux 5.10
-        result = subprocess.run([sys.executable, "-c", _UNREADABLE_PROBE, str(powercap.root)], capture_output=True,
-                                text=True, cwd="/")
+        result = subprocess.run(
+            [sys.executable, "-c", _UNREADABLE_PROBE, str(powercap.root)], capture_output=True, text=True, cwd="/"
+        )
     assert result.returncode == 0, result.stderr
     choice, meter = json.loads(result.stdout)
     assert meter["provenance"] == "estimate"
@@ -105,8 +113,14 @@ def test_unreadable_counters_fall_back_with_a_fix() -> None:
 
 
 def test_counter_read_error_mid_run_drops_the_meter(powercap: FakePowercap, caplog: pytest.LogCaptureFixture) -> None:
-    tracker = Tracker(save=False, scope="machine", components=("cpu", "ram"), powercap_root=powercap.root,
-                      intensity=100, interval_s=60)
+    tracker = Tracker(
+        save=False,
+        scope="machine",
+        components=("cpu", "ram"),
+        powercap_root=powercap.root,
+        intensity=100,
+        interval_s=60,
+    )
     with tracker:
         powercap.add_j("package-0", 50.0)
         with tracker.window("a"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from co2cb import ConfigError, Tracker, read_records
-from co2cb.records import RECORD_FILE, SCHEMA_VERSION, check_writable
+from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION, check_writable
 
 WRITER = """
 import sys, time
@@ -32,8 +32,9 @@ t.stop()
 
 
 def _run_writer(out: Path, name: str, epochs: int, linger: float) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(out), name, str(epochs), str(linger)],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(out), name, str(epochs), str(linger)], stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_sigkill_keeps_every_closed_window(tmp_path: Path) -> None:
@@ -72,8 +73,15 @@ def test_concurrent_runs_in_one_parent_do_not_mix(tmp_path: Path) -> None:
 
 
 def test_record_schema(tmp_path: Path) -> None:
-    with Tracker(output_dir=tmp_path, run_name="schema", tags={"model": "tiny"}, intensity=250, pue=1.2,
-                 cpu_tdp_w=40, interval_s=0.05) as t:
+    with Tracker(
+        output_dir=tmp_path,
+        run_name="schema",
+        tags={"model": "tiny"},
+        intensity=250,
+        pue=1.2,
+        cpu_tdp_w=40,
+        interval_s=0.05,
+    ) as t:
         with t.window("epoch", meta={"epoch": 0}):
             sum(range(200_000))
         for _ in range(10):

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from co2cb.cli.main import main
-from co2cb.compare.cleanest import cleanest_codes
-from co2cb.compare.equivalents import EPA_URL, EQUIVALENTS
-from co2cb.compare.report import write_report
 from co2cb.intensity.database import lookup
-from co2cb.run_folder import find_runs
+from co2cb.records.reader import find_runs
+from co2cb.report.compare.cleanest import cleanest_codes
+from co2cb.report.compare.equivalents import EPA_URL, EQUIVALENTS
+from co2cb.report.compare.report import write_report
 from co2cb.units import format_mass
 from tests.recorded_runs import Runs, lines
 
@@ -181,8 +181,9 @@ def test_cleanest_regions_of_the_cloud_provider_and_of_every_provider(recorded_r
     assert "regions where the same compute could be rented are searched" in " ".join(cli["text"])
 
 
-def test_without_matplotlib_the_report_has_no_figure_but_says_why(recorded_runs: Runs, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_matplotlib_the_report_has_no_figure_but_says_why(
+    recorded_runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     out = write_report(find_runs([recorded_runs.cli]), tmp_path / "r.html")

@@ -15,9 +15,9 @@ import yaml
 
 from co2cb import Tracker
 from co2cb.intensity.region import CLOUD_ENV_VARS
-from co2cb.model_card import yaml_number
-from co2cb.run_folder import RecordedRun, find_runs, load_run
-from co2cb.statement import FORMATS, latex_escape, render, statement
+from co2cb.records.reader import RecordedRun, find_runs, load_run
+from co2cb.report.model_card import yaml_number
+from co2cb.report.statement import FORMATS, latex_escape, render, statement
 from co2cb.units import format_energy, format_mass
 
 from .fakes import Constant, FakeGpu, install_fake_pynvml
@@ -37,8 +37,15 @@ def lines_of(folder: Path) -> list[dict[str, Any]]:
 def measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, powercap: FakePowercap) -> RecordedRun:
     """A run whose every component is measured: an NVML energy counter and RAPL package and DRAM zones."""
     install_fake_pynvml(monkeypatch, [FakeGpu(power=Constant(250.0))])
-    tracker = Tracker(output_dir=tmp_path / "runs", run_name="pretrain", scope="machine", region="aws:eu-west-3",
-                      powercap_root=powercap.root, interval_s=0.05, tags={"training_type": "pre-training"})
+    tracker = Tracker(
+        output_dir=tmp_path / "runs",
+        run_name="pretrain",
+        scope="machine",
+        region="aws:eu-west-3",
+        powercap_root=powercap.root,
+        interval_s=0.05,
+        tags={"training_type": "pre-training"},
+    )
     with tracker, tracker.window("epoch", meta={"epoch": 0}):
         powercap.add_j("package-0", 30.0)
         powercap.add_j("dram-0", 4.0)
@@ -50,9 +57,17 @@ def measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, powercap: FakePowe
 @pytest.fixture
 def estimated(tmp_path: Path) -> RecordedRun:
     """A run whose CPU and RAM are estimated (no RAPL), with a marginal intensity next to the average one."""
-    tracker = Tracker(output_dir=tmp_path / "runs", run_name="finetune", components=("cpu", "ram"), cpu_tdp_w=65,
-                      powercap_root=tmp_path / "no-powercap", region="FR", marginal_intensity="table",
-                      interval_s=0.05, tags={"training_type": "fine-tuning"})
+    tracker = Tracker(
+        output_dir=tmp_path / "runs",
+        run_name="finetune",
+        components=("cpu", "ram"),
+        cpu_tdp_w=65,
+        powercap_root=tmp_path / "no-powercap",
+        region="FR",
+        marginal_intensity="table",
+        interval_s=0.05,
+        tags={"training_type": "fine-tuning"},
+    )
     with tracker:
         sum(range(3_000_000))
     assert tracker.run_folder is not None
@@ -77,7 +92,8 @@ def test_figures_are_the_records(measured: RecordedRun, estimated: RecordedRun) 
         assert figures.pue == summary["pue"]
         assert figures.g_per_kwh == summary["intensity_g_per_kwh"]
         assert {p.component: p.kwh for p in figures.parts} == {
-            k: v for k, v in summary["energy_kwh"].items() if k != "total"}
+            k: v for k, v in summary["energy_kwh"].items() if k != "total"
+        }
         assert {p.component: p.provenance for p in figures.parts} == summary["provenance"]
         text = render([run], "text")
         flat = " ".join(text.split())
@@ -173,8 +189,13 @@ def test_the_model_card_names_estimates_in_its_source(estimated: RecordedRun) ->
 
 
 def test_an_estimating_test_meter_and_a_lost_meter_are_said(tmp_path: Path) -> None:
-    tracker = Tracker(output_dir=tmp_path, run_name="lossy", intensity=300,
-                      meters=[ConstantPower(40.0), RaisingMeter(good_reads=2)], interval_s=0.05)
+    tracker = Tracker(
+        output_dir=tmp_path,
+        run_name="lossy",
+        intensity=300,
+        meters=[ConstantPower(40.0), RaisingMeter(good_reads=2)],
+        interval_s=0.05,
+    )
     with tracker:
         time.sleep(0.3)
     assert tracker.run_folder is not None
@@ -262,20 +283,26 @@ def test_yaml_numbers_read_back_as_numbers(value: float) -> None:
 
 
 def test_latex_escapes_what_latex_would_misread() -> None:
-    assert latex_escape('run "bert_base" at 100% & $5 {#1}') == (
-        "run ``bert\\_base'' at 100\\% \\& \\$5 \\{\\#1\\}")
+    assert latex_escape('run "bert_base" at 100% & $5 {#1}') == ("run ``bert\\_base'' at 100\\% \\& \\$5 \\{\\#1\\}")
     assert latex_escape("41 g CO2e, 3 µg") == "41 g CO$_2$e, 3 $\\mu$g"
 
 
 # --------------------------------------------------------------------------- command line
 def test_cli_prints_every_format(measured: RecordedRun, estimated: RecordedRun) -> None:
     for fmt in FORMATS:
-        done = subprocess.run([*CLI, "statement", str(measured.path), str(estimated.path), "--format", fmt],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [*CLI, "statement", str(measured.path), str(estimated.path), "--format", fmt],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr
         assert done.stdout == render([measured, estimated], fmt)
-    card = subprocess.run([*CLI, "statement", str(estimated.path), "--format", "hf-model-card", "--training-type",
-                           "pre-training"], capture_output=True, text=True, check=True).stdout
+    card = subprocess.run(
+        [*CLI, "statement", str(estimated.path), "--format", "hf-model-card", "--training-type", "pre-training"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert yaml.safe_load(card)["co2_eq_emissions"]["training_type"] == "pre-training"
 
 

@@ -8,9 +8,9 @@ import tracemalloc
 import pytest
 
 from co2cb import Tracker
+from co2cb.core.steps import LogHistogram, StepSeries
+from co2cb.core.timeline import Timeline
 from co2cb.meters.base import ReadingKind
-from co2cb.steps import LogHistogram, StepSeries
-from co2cb.timeline import Timeline
 from tests.fakes.meters import ConstantPower
 
 S = 1_000_000_000

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 import co2cb
 from co2cb.cli import whatif as whatif_cli
 from co2cb.intensity.database import UnknownRegionError, lookup
-from co2cb.planning import PlanningInputError, parse_pue
-from co2cb.records import RECORD_FILE
-from co2cb.whatif import WhatIfError, load_run, whatif
+from co2cb.planning.estimate import PlanningInputError, parse_pue
+from co2cb.planning.whatif import WhatIfError, load_run, whatif
+from co2cb.records.writer import RECORD_FILE
 from tests.cli import run_cli
 
 RUN_G_PER_KWH = 100.0
@@ -30,8 +30,9 @@ def _busy() -> None:
 
 def _make_run(parent: Path, *, nested: bool = False) -> Path:
     """A finished run: two epoch windows (each with a validation window inside when ``nested``)."""
-    with co2cb.Tracker(output_dir=parent, intensity=RUN_G_PER_KWH, cpu_tdp_w=50, interval_s=0.05,
-                       pue=RUN_PUE) as tracker:
+    with co2cb.Tracker(
+        output_dir=parent, intensity=RUN_G_PER_KWH, cpu_tdp_w=50, interval_s=0.05, pue=RUN_PUE
+    ) as tracker:
         for epoch in range(2):
             with tracker.window("epoch", meta={"epoch": epoch}):
                 _busy()
@@ -97,8 +98,7 @@ def test_killed_run_sums_its_closed_windows(run: Path) -> None:
     assert energy.co2_kg == pytest.approx(sum(w["co2_kg"] for w in epochs), rel=1e-12)
     assert energy.pue == RUN_PUE and energy.g_per_kwh == pytest.approx(RUN_G_PER_KWH, rel=1e-9)
     assert "lower bound" in energy.energy_from
-    assert whatif(run, ["FR"]).outcomes[0].ratio == pytest.approx(lookup("FR").row.g_per_kwh / RUN_G_PER_KWH,
-                                                                  rel=1e-9)
+    assert whatif(run, ["FR"]).outcomes[0].ratio == pytest.approx(lookup("FR").row.g_per_kwh / RUN_G_PER_KWH, rel=1e-9)
 
 
 def test_killed_run_counts_nested_windows_once(tmp_path: Path) -> None:
@@ -193,8 +193,11 @@ def test_bad_pue_is_an_argparse_error(run: Path, capsys: pytest.CaptureFixture[s
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.one_of(st.text(max_size=20), st.from_regex(r"-?[0-9]{0,3}(\.[0-9]{0,3})?(e[+-]?[0-9]{1,3})?",
-                                                           fullmatch=True)))
+@given(
+    text=st.one_of(
+        st.text(max_size=20), st.from_regex(r"-?[0-9]{0,3}(\.[0-9]{0,3})?(e[+-]?[0-9]{1,3})?", fullmatch=True)
+    )
+)
 def test_pue_parser_raises_only_its_error(text: str) -> None:
     try:
         value = parse_pue(text)

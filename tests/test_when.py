@@ -33,8 +33,32 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 # ----------------------------------------------------------------------------- the search
-DAY = [400, 380, 350, 300, 250, 200, 150, 100, 90, 120, 200, 300, 350, 400, 420, 430, 410, 390, 380, 370, 360,
-       350, 340, 330]
+DAY = [
+    400,
+    380,
+    350,
+    300,
+    250,
+    200,
+    150,
+    100,
+    90,
+    120,
+    200,
+    300,
+    350,
+    400,
+    420,
+    430,
+    410,
+    390,
+    380,
+    370,
+    360,
+    350,
+    340,
+    330,
+]
 
 
 def test_best_start_on_a_synthetic_day(tmp_path: Path) -> None:
@@ -111,8 +135,17 @@ def test_best_start_beats_every_start_on_a_fine_grid(tmp_path: Path, values: lis
 # ----------------------------------------------------------------------------- parsers
 @pytest.mark.parametrize(
     ("text", "hours"),
-    [("6", 6), ("1.5", 1.5), ("6h", 6), ("6 H", 6), ("2hours", 2), ("90m", 1.5), ("45 min", 0.75), (".5", 0.5),
-     ("1e1", 10)],
+    [
+        ("6", 6),
+        ("1.5", 1.5),
+        ("6h", 6),
+        ("6 H", 6),
+        ("2hours", 2),
+        ("90m", 1.5),
+        ("45 min", 0.75),
+        (".5", 0.5),
+        ("1e1", 10),
+    ],
 )
 def test_hours_parse(text: str, hours: float) -> None:
     assert parse_hours(text) == pytest.approx(hours)
@@ -120,8 +153,16 @@ def test_hours_parse(text: str, hours: float) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("0", "positive"), ("-2", "positive"), ("nan", "not a duration"), ("inf", "not a duration"),
-     ("6 days", "not a duration"), ("", "not a duration"), ("9000", "longer than a year"), ("1e400", "positive")],
+    [
+        ("0", "positive"),
+        ("-2", "positive"),
+        ("nan", "not a duration"),
+        ("inf", "not a duration"),
+        ("6 days", "not a duration"),
+        ("", "not a duration"),
+        ("9000", "longer than a year"),
+        ("1e400", "positive"),
+    ],
 )
 def test_bad_hours_say_why(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -158,8 +199,9 @@ def test_start_parses_now_and_times() -> None:
 # ----------------------------------------------------------------------------- command line
 def test_cli_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _series(tmp_path, DAY)
-    code, out, err = _run(["when", "--series", str(path), "--hours", "3", "--from", "2024-05-01T00:00Z",
-                           "--kw", "2"], capsys)
+    code, out, err = _run(
+        ["when", "--series", str(path), "--hours", "3", "--from", "2024-05-01T00:00Z", "--kw", "2"], capsys
+    )
     assert code == 0, err
     assert "Best start for a 3 h job: 2024-05-01T07:00:00Z (ends 2024-05-01T10:00:00Z)" in out
     assert "Starting at --from (2024-05-01T00:00:00Z): mean 376.7 gCO2e/kWh" in out

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from co2cb.cli.recorded import METRIC_HELP, RUNS_HELP, CommandError, load_runs, metric_for
-from co2cb.compare.plot import PlotUnavailableError, write_plot
-from co2cb.compare.table import FORMATS, comparison_rows, render
+from co2cb.report.compare.plot import PlotUnavailableError, write_plot
+from co2cb.report.compare.table import FORMATS, comparison_rows, render
 
 
 def register(sub: Any) -> None:
@@ -24,11 +24,18 @@ def register(sub: Any) -> None:
         "--plot, or the figure cannot be written.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help=RUNS_HELP)
-    p.add_argument("--format", choices=FORMATS, default="table",
-                   help="table (readable units), csv or json (kWh, kg CO2e, seconds), markdown (default: table)")
-    p.add_argument("--plot", metavar="FILE.png",
-                   help="also draw cumulative CO2e by epoch and over time, totals by component and CO2e against the "
-                   "quality metric with its Pareto front (needs matplotlib: pip install \"co2cb[plot]\")")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="table (readable units), csv or json (kWh, kg CO2e, seconds), markdown (default: table)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw cumulative CO2e by epoch and over time, totals by component and CO2e against the "
+        'quality metric with its Pareto front (needs matplotlib: pip install "co2cb[plot]")',
+    )
     p.add_argument("--metric", metavar="NAME", help=METRIC_HELP)
     p.set_defaults(handler=handle)
 

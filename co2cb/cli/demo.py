@@ -34,8 +34,12 @@ def register(sub: Any) -> None:
         epilog=f"Needs torch, lightning, tensorboard and matplotlib: {INSTALL}. Exit status: 0 done, 1 the "
         "comparison or the report failed, 2 a bad option or a package missing.",
     )
-    p.add_argument("--output-dir", type=Path, default=Path("co2cb-demo"),
-                   help="where run folders, TensorBoard logs, the figure and the report go (default: ./co2cb-demo)")
+    p.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("co2cb-demo"),
+        help="where run folders, TensorBoard logs, the figure and the report go (default: ./co2cb-demo)",
+    )
     p.add_argument("--epochs", type=_positive_int, help="epochs of each stage (default: 6, or 2 with --quick)")
     p.add_argument("--quick", action="store_true", help="tiny data and 2 epochs: a few seconds (for tests)")
     p.set_defaults(handler=handle)
@@ -55,9 +59,11 @@ def handle(args: argparse.Namespace) -> int:
     """Train the three stages, then compare, plot and report; print the outcome and where everything is."""
     missing = [name for name in NEEDS if importlib.util.find_spec(name) is None]
     if missing:
-        print(f"co2cb demo needs {', '.join(NEEDS)}; missing: {', '.join(missing)}. Install them with:\n"
-              f"  {INSTALL}\n(from a co2cb checkout; elsewhere: pip install \"co2cb[lightning,plot]\")",
-              file=sys.stderr)
+        print(
+            f"co2cb demo needs {', '.join(NEEDS)}; missing: {', '.join(missing)}. Install them with:\n"
+            f'  {INSTALL}\n(from a co2cb checkout; elsewhere: pip install "co2cb[lightning,plot]")',
+            file=sys.stderr,
+        )
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorboard loads TensorFlow where it is installed
     from co2cb.cli.main import main
@@ -68,8 +74,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.epochs:
         plan = replace(plan, epochs=args.epochs)
     out = args.output_dir.resolve()
-    print("co2cb demo: pretraining a small transformer from scratch, fine-tuning a copy of it, and training the same "
-          f"classifier from a random encoder, on generated data and the CPU; everything goes to {out}\n")
+    print(
+        "co2cb demo: pretraining a small transformer from scratch, fine-tuning a copy of it, and training the same "
+        f"classifier from a random encoder, on generated data and the CPU; everything goes to {out}\n"
+    )
     pretrain, finetune, scratch = stages = pretrain_then_finetune(out, plan)
     runs = [str(stage.run_folder) for stage in stages]  # the pretraining first: the reference of the ratios
     plot, report = out / "comparison.png", out / "report.html"
@@ -80,12 +88,16 @@ def handle(args: argparse.Namespace) -> int:
         return 1
     print()
     if finetune.co2_kg > 0:
-        print(f"Pretraining emitted {format_mass(pretrain.co2_kg)} CO2e, {pretrain.co2_kg / finetune.co2_kg:.3g}x "
-              f"the {format_mass(finetune.co2_kg)} of fine-tuning its copy.")
-    print(f"Fine-tuned from the pretrained encoder: {QUALITY_METRIC} {finetune.metrics[QUALITY_METRIC]:.3f} for "
-          f"{format_mass(finetune.co2_kg)} CO2e; trained from scratch on the same data: {QUALITY_METRIC} "
-          f"{scratch.metrics[QUALITY_METRIC]:.3f} for {format_mass(scratch.co2_kg)} CO2e (the pretraining's CO2e "
-          "is the price of the difference).")
+        print(
+            f"Pretraining emitted {format_mass(pretrain.co2_kg)} CO2e, {pretrain.co2_kg / finetune.co2_kg:.3g}x "
+            f"the {format_mass(finetune.co2_kg)} of fine-tuning its copy."
+        )
+    print(
+        f"Fine-tuned from the pretrained encoder: {QUALITY_METRIC} {finetune.metrics[QUALITY_METRIC]:.3f} for "
+        f"{format_mass(finetune.co2_kg)} CO2e; trained from scratch on the same data: {QUALITY_METRIC} "
+        f"{scratch.metrics[QUALITY_METRIC]:.3f} for {format_mass(scratch.co2_kg)} CO2e (the pretraining's CO2e "
+        "is the price of the difference)."
+    )
     print("\nRun folders:      " + "\n                  ".join(str(stage.run_folder) for stage in stages))
     print(f"TensorBoard logs: {out / 'tensorboard'}  (view: tensorboard --logdir {out / 'tensorboard'})")
     print(f"Plot:             {plot}")

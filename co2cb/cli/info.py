@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from co2cb.tracker import Tracker, library_versions
+from co2cb.core.tracker import Tracker, library_versions
 
 
 def register(sub: Any) -> None:
@@ -41,8 +41,10 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     cpu = found["cpu"]
     print(f"co2cb {found['versions']['co2cb']} on Python {found['versions']['python']}")
-    print(f"CPU: {cpu.get('model') or 'unknown model'}, {cpu.get('sockets')} socket(s)"
-          + (f", virtual machine ({cpu['virtualization']})" if cpu.get("virtualization") else ""))
+    print(
+        f"CPU: {cpu.get('model') or 'unknown model'}, {cpu.get('sockets')} socket(s)"
+        + (f", virtual machine ({cpu['virtualization']})" if cpu.get("virtualization") else "")
+    )
     if found["gpus"]:
         for g in found["gpus"]:
             counter = "yes" if g["energy_counter"] else "no"
@@ -53,6 +55,8 @@ def handle(args: argparse.Namespace) -> int:
         print(f"  {choice['component']:>3}: {chosen}\n       {choice['reason']}")
     i = found["intensity"]
     year = f", {i['year']}" if i["year"] else ""
-    print(f"Carbon intensity: {i['g_per_kwh']:.0f} gCO2e/kWh ({i['kind']}) for {i['region']} ({i['region_name']}),"
-          f" {i['source']}{year}\n  why: {i['reason']}")
+    print(
+        f"Carbon intensity: {i['g_per_kwh']:.0f} gCO2e/kWh ({i['kind']}) for {i['region']} ({i['region_name']}),"
+        f" {i['source']}{year}\n  why: {i['reason']}"
+    )
     return 0

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from co2cb.compare.quality import Metric, choose_metric
-from co2cb.run_folder import RecordedRun, RunFolderError, find_runs
+from co2cb.records.reader import RecordedRun, RunFolderError, find_runs
+from co2cb.report.compare.quality import Metric, choose_metric
 
 RUNS_HELP = "run folders made by co2cb, or folders holding them (e.g. co2cb-runs); the first is the reference"
-METRIC_HELP = ("quality metric for the CO2e-against-quality plot, as recorded with monitor=[...]; NAME:min or "
-               "NAME:max says which way is better (default: the metric most runs recorded)")
+METRIC_HELP = (
+    "quality metric for the CO2e-against-quality plot, as recorded with monitor=[...]; NAME:min or "
+    "NAME:max says which way is better (default: the metric most runs recorded)"
+)
 
 
 class CommandError(Exception):
@@ -21,7 +23,7 @@ class CommandError(Exception):
 
 
 def load_runs(paths: Sequence[str]) -> list[RecordedRun]:
-    """The runs under ``paths`` (see :func:`co2cb.run_folder.find_runs`); exit code 1 when one cannot be read."""
+    """The runs under ``paths`` (see :func:`co2cb.records.reader.find_runs`); exit code 1 when one cannot be read."""
     try:
         return find_runs(paths)
     except RunFolderError as exc:
@@ -29,7 +31,7 @@ def load_runs(paths: Sequence[str]) -> list[RecordedRun]:
 
 
 def metric_for(runs: Sequence[RecordedRun], requested: str | None) -> Metric | None:
-    """The quality metric to show (see :func:`co2cb.compare.quality.choose_metric`); exit code 2 when bad."""
+    """The quality metric to show (see :func:`co2cb.report.compare.quality.choose_metric`); exit code 2 when bad."""
     try:
         return choose_metric(runs, requested)
     except ValueError as exc:

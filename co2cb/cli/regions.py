@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from co2cb.region_listing import RegionListing, list_regions
+from co2cb.intensity.listing import RegionListing, list_regions
 
 FORMATS = ("table", "csv", "json")
 COLUMNS = ("code", "name", "g_per_kwh", "year", "source", "kind", "alias_of")
@@ -25,10 +25,14 @@ def register(sub: Any) -> None:
         "with the grid they point at.",
         epilog="Exit status: 0 when something matched, 1 when nothing did (the nearest codes are named).",
     )
-    p.add_argument("query", nargs="?", default="", metavar="QUERY",
-                   help="text to find in codes and names, e.g. FR, quebec, aws:eu, CAMX (default: list all)")
-    p.add_argument("--marginal", action="store_true",
-                   help="also list marginal (combined-margin, UNFCCC/IFI) factors")
+    p.add_argument(
+        "query",
+        nargs="?",
+        default="",
+        metavar="QUERY",
+        help="text to find in codes and names, e.g. FR, quebec, aws:eu, CAMX (default: list all)",
+    )
+    p.add_argument("--marginal", action="store_true", help="also list marginal (combined-margin, UNFCCC/IFI) factors")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.set_defaults(handler=handle)
 
@@ -69,8 +73,11 @@ def handle(args: argparse.Namespace) -> int:
     listing = list_regions(args.query, marginal=args.marginal)
     if not listing.entries:
         near = f"nearest: {', '.join(listing.suggestions)}" if listing.suggestions else "no close match"
-        print(f"co2cb regions: no region matches {args.query!r} ({near}); try part of a code or name, "
-              "or `co2cb regions` to list them all", file=sys.stderr)
+        print(
+            f"co2cb regions: no region matches {args.query!r} ({near}); try part of a code or name, "
+            "or `co2cb regions` to list them all",
+            file=sys.stderr,
+        )
         return 1
     print_listing(listing, args.format)
     return 0

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from co2cb.cli.recorded import METRIC_HELP, RUNS_HELP, CommandError, load_runs, metric_for
-from co2cb.compare.report import write_report
+from co2cb.report.compare.report import write_report
 
 DEFAULT_OUTPUT = "co2cb-report.html"
 
@@ -22,14 +22,19 @@ def register(sub: Any) -> None:
         "(measured or estimated; carbon-intensity source and year; region and how it was chosen; PUE), everyday "
         "equivalents with their published sources, and what the same energy would have emitted on the cleanest "
         "grids of its cloud provider (or of AWS, Google Cloud and Azure). "
-        "Figures need matplotlib (pip install \"co2cb[plot]\"); "
+        'Figures need matplotlib (pip install "co2cb[plot]"); '
         "without it the report is written without them.",
         epilog="Exit status: 0 done, 1 a RUN is not a readable co2cb run, 2 a bad option or the file cannot be "
         "written.",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help=RUNS_HELP)
-    p.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="FILE.html",
-                   help=f"where to write the report (default: {DEFAULT_OUTPUT})")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=DEFAULT_OUTPUT,
+        metavar="FILE.html",
+        help=f"where to write the report (default: {DEFAULT_OUTPUT})",
+    )
     p.add_argument("--metric", metavar="NAME", help=METRIC_HELP)
     p.set_defaults(handler=handle)
 

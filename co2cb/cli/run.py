@@ -8,10 +8,10 @@ import subprocess
 import sys
 from typing import Any
 
-from co2cb.config import ConfigError
-from co2cb.results import WindowResult
-from co2cb.tracker import Tracker
-from co2cb.units import format_energy, format_mass
+from co2cb.core.config import ConfigError
+from co2cb.core.results import WindowResult
+from co2cb.core.tracker import Tracker
+from co2cb.units import JOULES_PER_KWH, format_energy, format_mass
 
 
 def register(sub: Any) -> None:
@@ -27,7 +27,9 @@ def register(sub: Any) -> None:
     p.add_argument("--scope", choices=("process", "machine"), default="process")
     p.add_argument("--region", help="region code for the carbon intensity, e.g. FR or aws:eu-west-3")
     p.add_argument(
-        "--pue", type=float, default=None,
+        "--pue",
+        type=float,
+        default=None,
         help="data centre PUE (default: the cloud provider's published figure for a cloud region, else 1.0)",
     )
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
@@ -37,7 +39,7 @@ def register(sub: Any) -> None:
 def summary_text(result: WindowResult, folder: object) -> str:
     """A few lines a person can read."""
     parts = ", ".join(
-        f"{k} {format_energy(v / 3.6e6)} ({result.provenance.get(k, '?')})" for k, v in result.joules.items()
+        f"{k} {format_energy(v / JOULES_PER_KWH)} ({result.provenance.get(k, '?')})" for k, v in result.joules.items()
     )
     return (
         f"co2cb: {result.seconds:.1f} s, {format_energy(result.kwh)} [{parts}], "

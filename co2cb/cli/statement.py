@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from co2cb.cli.recorded import load_runs
-from co2cb.model_card import TRAINING_TYPES
-from co2cb.statement import FORMATS, render
+from co2cb.report.model_card import TRAINING_TYPES
+from co2cb.report.statement import FORMATS, render
 
 
 def register(sub: Any) -> None:
@@ -24,12 +24,19 @@ def register(sub: Any) -> None:
         epilog="How the figures are made: docs/methodology.md. Exit status: 0 printed, 1 a RUN is not a readable "
         "run folder.",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN",
-                   help="run folder made by co2cb (e.g. co2cb-runs/20261127-021939-3fa2c1), or a folder holding "
-                   "run folders (all of its runs, oldest first)")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="run folder made by co2cb (e.g. co2cb-runs/20261127-021939-3fa2c1), or a folder holding "
+        "run folders (all of its runs, oldest first)",
+    )
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
-    p.add_argument("--training-type", choices=TRAINING_TYPES,
-                   help="for hf-model-card: the model card's training_type (default: the runs' training_type tag)")
+    p.add_argument(
+        "--training-type",
+        choices=TRAINING_TYPES,
+        help="for hf-model-card: the model card's training_type (default: the runs' training_type tag)",
+    )
     p.set_defaults(handler=handle)
 
 

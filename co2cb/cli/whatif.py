@@ -10,9 +10,9 @@ from typing import Any
 
 from co2cb.cli.regions import FORMATS, table_lines, write_csv
 from co2cb.intensity.database import UnknownRegionError
-from co2cb.planning import PlanningInputError, parse_pue
+from co2cb.planning.estimate import PlanningInputError, parse_pue
+from co2cb.planning.whatif import PATTERSON_2022, WhatIf, WhatIfError, whatif
 from co2cb.units import format_energy, format_mass
-from co2cb.whatif import PATTERSON_2022, WhatIf, WhatIfError, whatif
 
 CSV_COLUMNS = ("query", "region", "region_name", "g_per_kwh", "year", "source", "kind", "pue", "co2_kg", "ratio")
 
@@ -46,8 +46,13 @@ def register(sub: Any) -> None:
         "(an unknown region names the nearest codes).",
     )
     p.add_argument("run", metavar="RUN", help="run folder made by co2cb, e.g. co2cb-runs/20261127-021939-3fa2c1")
-    p.add_argument("--region", action="append", required=True, metavar="CODE",
-                   help="region to compare with (FR, US-CA, aws:eu-north-1, gcp:europe-west9...); repeat for more")
+    p.add_argument(
+        "--region",
+        action="append",
+        required=True,
+        metavar="CODE",
+        help="region to compare with (FR, US-CA, aws:eu-north-1, gcp:europe-west9...); repeat for more",
+    )
     p.add_argument("--pue", type=arg_type(parse_pue), help="PUE to use instead of the run's own (1.0 to 3.0)")
     p.add_argument("--marginal", action="store_true", help="use each region's marginal factor where there is one")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
@@ -56,8 +61,10 @@ def register(sub: Any) -> None:
 
 def print_whatif(result: WhatIf, fmt: str) -> None:
     """Print a what-if in ``fmt`` (``table``, ``csv`` or ``json``)."""
-    rows = [[o.query, o.region, o.region_name, o.g_per_kwh, o.year, o.source, o.kind, o.pue, o.co2_kg, o.ratio]
-            for o in result.outcomes]
+    rows = [
+        [o.query, o.region, o.region_name, o.g_per_kwh, o.year, o.source, o.kind, o.pue, o.co2_kg, o.ratio]
+        for o in result.outcomes
+    ]
     if fmt == "json":
         print(json.dumps(result.as_dict(), indent=2))
         return
@@ -67,14 +74,36 @@ def print_whatif(result: WhatIf, fmt: str) -> None:
     run = result.run
     name = f" ({run.run_name})" if run.run_name and run.run_name != run.run_id else ""
     where = run.region + (f" ({run.region_name})" if run.region_name and run.region_name != run.region else "")
-    about = [p for p in (where, run.source if run.source != run.region_name else "",
-                         str(run.year) if run.year else "", run.kind) if p]
+    about = [
+        p
+        for p in (
+            where,
+            run.source if run.source != run.region_name else "",
+            str(run.year) if run.year else "",
+            run.kind,
+        )
+        if p
+    ]
     print(f"run {run.run_id}{name}: {format_energy(run.energy_kwh)} before PUE, from {run.energy_from}")
-    print(f"recorded: {format_mass(run.co2_kg)} CO2e at {run.g_per_kwh:.4g} gCO2e/kWh x PUE {run.pue:g} "
-          f"({', '.join(about)})")
+    print(
+        f"recorded: {format_mass(run.co2_kg)} CO2e at {run.g_per_kwh:.4g} gCO2e/kWh x PUE {run.pue:g} "
+        f"({', '.join(about)})"
+    )
     print(f"PUE for the regions below: {result.pue:g} (from {result.pue_from})\n")
-    shown = [[o.query, o.region, o.region_name, f"{o.g_per_kwh:g}", o.year, o.source, o.kind,
-              format_mass(o.co2_kg), "n/a" if o.ratio is None else f"{o.ratio:.3g}x"] for o in result.outcomes]
+    shown = [
+        [
+            o.query,
+            o.region,
+            o.region_name,
+            f"{o.g_per_kwh:g}",
+            o.year,
+            o.source,
+            o.kind,
+            format_mass(o.co2_kg),
+            "n/a" if o.ratio is None else f"{o.ratio:.3g}x",
+        ]
+        for o in result.outcomes
+    ]
     headers = ("region", "grid", "name", "gCO2e/kWh", "year", "source", "kind", "CO2e", "x recorded")
     for line in table_lines(headers, shown):
         print(line)

@@ -90,9 +90,7 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
-def best_start(
-    series: SeriesIntensity, hours: float, earliest: float | None = None, now: float | None = None
-) -> Plan:
+def best_start(series: SeriesIntensity, hours: float, earliest: float | None = None, now: float | None = None) -> Plan:
     """The start in the series with the lowest mean intensity for a job of ``hours``.
 
     Args:
@@ -173,12 +171,28 @@ def register(sub: Any) -> None:
         "lowest mean intensity, hence CO2, for a job of H hours, and what it saves against starting now.",
     )
     p.add_argument("--series", required=True, metavar="FILE", help="CSV file: timestamp, gCO2e/kWh")
-    p.add_argument("--hours", required=True, type=_argtype(parse_hours), metavar="H",
-                   help="job length: hours (6, 1.5, 6h) or minutes (90m)")
-    p.add_argument("--from", dest="start", type=_argtype(parse_start), default=None, metavar="T",
-                   help="earliest start: ISO 8601 with an offset (2024-05-01T08:00Z) or unix seconds (default: now)")
-    p.add_argument("--kw", type=_argtype(_positive_kw), default=None, metavar="P",
-                   help="the job's mean power in kW, to give the saving in kg CO2e")
+    p.add_argument(
+        "--hours",
+        required=True,
+        type=_argtype(parse_hours),
+        metavar="H",
+        help="job length: hours (6, 1.5, 6h) or minutes (90m)",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        type=_argtype(parse_start),
+        default=None,
+        metavar="T",
+        help="earliest start: ISO 8601 with an offset (2024-05-01T08:00Z) or unix seconds (default: now)",
+    )
+    p.add_argument(
+        "--kw",
+        type=_argtype(_positive_kw),
+        default=None,
+        metavar="P",
+        help="the job's mean power in kW, to give the saving in kg CO2e",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(handler=handle)
 
@@ -238,17 +252,25 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     job = human_seconds(plan.hours * 3600)
     ref = {"now": "starting now", "series start": "starting at the series start", "--from": "starting at --from"}
-    print(f"Best start for a {job} job: {iso_utc(plan.start_unix_s)} (ends {iso_utc(plan.end_unix_s)}), "
-          f"mean {plan.mean_g_per_kwh:.1f} gCO2e/kWh")
-    print(f"{ref[plan.reference].capitalize()} ({iso_utc(plan.reference_unix_s)}): "
-          f"mean {plan.reference_mean_g_per_kwh:.1f} gCO2e/kWh")
+    print(
+        f"Best start for a {job} job: {iso_utc(plan.start_unix_s)} (ends {iso_utc(plan.end_unix_s)}), "
+        f"mean {plan.mean_g_per_kwh:.1f} gCO2e/kWh"
+    )
+    print(
+        f"{ref[plan.reference].capitalize()} ({iso_utc(plan.reference_unix_s)}): "
+        f"mean {plan.reference_mean_g_per_kwh:.1f} gCO2e/kWh"
+    )
     line = f"Saving: {plan.saving_fraction:.1%} ({plan.saving_g_per_kwh:.1f} gCO2e per kWh the job uses)"
     if kwh is not None:
-        line += (f"; at {args.kw:g} kW ({kwh:g} kWh): {kwh * plan.mean_g_per_kwh / 1000:.3f} kg CO2e instead of "
-                 f"{kwh * plan.reference_mean_g_per_kwh / 1000:.3f}, {kwh * plan.saving_g_per_kwh / 1000:.3f} kg saved")
+        line += (
+            f"; at {args.kw:g} kW ({kwh:g} kWh): {kwh * plan.mean_g_per_kwh / 1000:.3f} kg CO2e instead of "
+            f"{kwh * plan.reference_mean_g_per_kwh / 1000:.3f}, {kwh * plan.saving_g_per_kwh / 1000:.3f} kg saved"
+        )
     print(line)
-    print(f"Series: {series.path}, {len(series.times)} rows, {iso_utc(series.start_unix_s)} to "
-          f"{iso_utc(series.end_unix_s)}, median step {human_seconds(series.step_s)}; energy at the plug, before PUE")
+    print(
+        f"Series: {series.path}, {len(series.times)} rows, {iso_utc(series.start_unix_s)} to "
+        f"{iso_utc(series.end_unix_s)}, median step {human_seconds(series.step_s)}; energy at the plug, before PUE"
+    )
     for note in plan.notes:
         print(f"Note: {note}")
     return 0

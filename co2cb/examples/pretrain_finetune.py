@@ -71,8 +71,9 @@ class Plan:
     log_every_n_steps: int = 16
 
 
-QUICK = Plan(pretrain_sequences=512, finetune_sequences=128, val_sequences=128, epochs=2, batch_size=32,
-             log_every_n_steps=4)
+QUICK = Plan(
+    pretrain_sequences=512, finetune_sequences=128, val_sequences=128, epochs=2, batch_size=32, log_every_n_steps=4
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,9 @@ class Stage:
     def summary(self) -> str:
         """One line: duration, energy, CO2 and quality."""
         quality = ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items())
-        return (f"{self.name}: {self.seconds:.1f} s, {format_energy(self.kwh)}, {format_mass(self.co2_kg)} CO2e, "
-                f"{quality}")
+        return (
+            f"{self.name}: {self.seconds:.1f} s, {format_energy(self.kwh)}, {format_mass(self.co2_kg)} CO2e, {quality}"
+        )
 
 
 class Stages(NamedTuple):
@@ -137,8 +139,10 @@ def mask_tokens(tokens: torch.Tensor, generator: torch.Generator | None = None) 
 
 
 def _loaders(train: tuple[torch.Tensor, ...], val: tuple[torch.Tensor, ...], batch_size: int) -> tuple[DataLoader, ...]:
-    return (DataLoader(TensorDataset(*train), batch_size=batch_size, shuffle=True),
-            DataLoader(TensorDataset(*val), batch_size=batch_size))
+    return (
+        DataLoader(TensorDataset(*train), batch_size=batch_size, shuffle=True),
+        DataLoader(TensorDataset(*val), batch_size=batch_size),
+    )
 
 
 # ---------------------------------------------------------------------------- models
@@ -149,8 +153,9 @@ class Encoder(nn.Module):
         super().__init__()
         self.tokens = nn.Embedding(VOCAB + 1, WIDTH)
         self.positions = nn.Parameter(torch.randn(SEQ_LEN, WIDTH))  # as large as the token embeddings: learns faster
-        layer = nn.TransformerEncoderLayer(WIDTH, nhead=4, dim_feedforward=4 * WIDTH, dropout=0.0, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            WIDTH, nhead=4, dim_feedforward=4 * WIDTH, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.layers = nn.TransformerEncoder(layer, num_layers=2, norm=nn.LayerNorm(WIDTH), enable_nested_tensor=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -256,14 +261,22 @@ def fit_stage(
         output_dir: Gets ``runs/`` (co2cb run folders) and ``tensorboard/``.
         **tracker_options: More :class:`co2cb.Tracker` options (``region``, ``interval_s``...).
     """
-    callback = CO2Callback(run_name=name, tags=tags, monitor=[monitor], output_dir=output_dir / "runs",
-                           **tracker_options)
+    callback = CO2Callback(
+        run_name=name, tags=tags, monitor=[monitor], output_dir=output_dir / "runs", **tracker_options
+    )
     logger = TensorBoardLogger(output_dir / "tensorboard", name=name, default_hp_metric=False)
     with _quiet_lightning():
         trainer = pl.Trainer(
-            max_epochs=plan.epochs, accelerator="cpu", devices=1, logger=logger, callbacks=[callback],
-            log_every_n_steps=min(plan.log_every_n_steps, len(loaders[0])), num_sanity_val_steps=0,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            max_epochs=plan.epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=logger,
+            callbacks=[callback],
+            log_every_n_steps=min(plan.log_every_n_steps, len(loaders[0])),
+            num_sanity_val_steps=0,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
             default_root_dir=output_dir,
         )
         trainer.fit(module, *loaders)
@@ -271,8 +284,15 @@ def fit_stage(
     if tracker is None or tracker.result is None or tracker.run_folder is None:
         raise RuntimeError(f"co2cb did not measure the {name} run (see the warnings above)")
     run = tracker.result
-    return Stage(name, tracker.run_folder, Path(logger.log_dir), run.seconds, run.kwh, run.co2_kg,
-                 dict(callback.co2.final_metrics))
+    return Stage(
+        name,
+        tracker.run_folder,
+        Path(logger.log_dir),
+        run.seconds,
+        run.kwh,
+        run.co2_kg,
+        dict(callback.co2.final_metrics),
+    )
 
 
 def pretrain_then_finetune(
@@ -304,35 +324,66 @@ def pretrain_then_finetune(
     pretrain_data = _loaders((unlabelled[split:],), (val_inputs, val_targets), plan.batch_size)
     tokens, topics = sequences(plan.finetune_sequences + split, chains, seed + 2)
     labelled = (tokens[split:], topics[split:]), (tokens[:split], topics[:split])
-    classifier_tags = {"objective": f"topic classification ({TOPICS} classes)", "model": MODEL_TAG, "data": DATA_TAG,
-                       "sequences": plan.finetune_sequences}
+    classifier_tags = {
+        "objective": f"topic classification ({TOPICS} classes)",
+        "model": MODEL_TAG,
+        "data": DATA_TAG,
+        "sequences": plan.finetune_sequences,
+    }
 
-    echo(f"{PRETRAIN}: masked-token pretraining from scratch on {plan.pretrain_sequences} unlabelled sequences, "
-         f"{plan.epochs} epochs")
+    echo(
+        f"{PRETRAIN}: masked-token pretraining from scratch on {plan.pretrain_sequences} unlabelled sequences, "
+        f"{plan.epochs} epochs"
+    )
     pretrained = MaskedTokens()
     pretrain = fit_stage(
-        pretrained, pretrain_data, name=PRETRAIN, monitor="val_masked_acc", plan=plan, output_dir=output_dir,
-        tags={"stage": PRETRAIN, "objective": "masked tokens", "init": "random", "model": MODEL_TAG,
-              "data": DATA_TAG, "sequences": plan.pretrain_sequences},
+        pretrained,
+        pretrain_data,
+        name=PRETRAIN,
+        monitor="val_masked_acc",
+        plan=plan,
+        output_dir=output_dir,
+        tags={
+            "stage": PRETRAIN,
+            "objective": "masked tokens",
+            "init": "random",
+            "model": MODEL_TAG,
+            "data": DATA_TAG,
+            "sequences": plan.pretrain_sequences,
+        },
         **tracker_options,
     )
     echo(pretrain.summary())
 
-    echo(f"{FINETUNE}: a copy of the pretrained encoder learns the topic of {plan.finetune_sequences} labelled "
-         f"sequences, {plan.epochs} epochs")
+    echo(
+        f"{FINETUNE}: a copy of the pretrained encoder learns the topic of {plan.finetune_sequences} labelled "
+        f"sequences, {plan.epochs} epochs"
+    )
     finetune = fit_stage(
-        TopicClassifier(copy.deepcopy(pretrained.encoder)), _loaders(*labelled, plan.batch_size), name=FINETUNE,
-        monitor="val_acc", plan=plan, output_dir=output_dir,
-        tags={"stage": FINETUNE, "init": PRETRAIN, **classifier_tags}, **tracker_options,
+        TopicClassifier(copy.deepcopy(pretrained.encoder)),
+        _loaders(*labelled, plan.batch_size),
+        name=FINETUNE,
+        monitor="val_acc",
+        plan=plan,
+        output_dir=output_dir,
+        tags={"stage": FINETUNE, "init": PRETRAIN, **classifier_tags},
+        **tracker_options,
     )
     echo(finetune.summary())
 
-    echo(f"{SCRATCH}: the same classifier from a fresh random encoder, on the same {plan.finetune_sequences} "
-         f"labelled sequences, {plan.epochs} epochs")
+    echo(
+        f"{SCRATCH}: the same classifier from a fresh random encoder, on the same {plan.finetune_sequences} "
+        f"labelled sequences, {plan.epochs} epochs"
+    )
     torch.manual_seed(seed + 3)
     scratch = fit_stage(
-        TopicClassifier(Encoder()), _loaders(*labelled, plan.batch_size), name=SCRATCH, monitor="val_acc",
-        plan=plan, output_dir=output_dir, tags={"stage": SCRATCH, "init": "random", **classifier_tags},
+        TopicClassifier(Encoder()),
+        _loaders(*labelled, plan.batch_size),
+        name=SCRATCH,
+        monitor="val_acc",
+        plan=plan,
+        output_dir=output_dir,
+        tags={"stage": SCRATCH, "init": "random", **classifier_tags},
         **tracker_options,
     )
     echo(scratch.summary())

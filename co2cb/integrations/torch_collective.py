@@ -1,4 +1,4 @@
-"""The :class:`co2cb.training.Collective` of torch.distributed jobs, shared by the Lightning and HF adapters."""
+"""The :class:`co2cb.training.monitor.Collective` of torch.distributed jobs, shared by the Lightning and HF adapters."""
 
 from __future__ import annotations
 

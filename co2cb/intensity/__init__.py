@@ -6,7 +6,7 @@
 * :mod:`co2cb.intensity.region`: :func:`~co2cb.intensity.region.resolve_region`
   finds which region applies (argument, ``CO2CB_REGION``, cloud variables, opt-in
   metadata, time zone, world average).
-* :mod:`co2cb.intensity.build_tables`: regenerates the embedded tables from the raw files.
+* :mod:`tools.build_intensity_tables`: regenerates the embedded tables from the raw files.
 
 Data is read on first lookup, not on import.
 """

@@ -47,11 +47,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from co2cb.emissions import IntensityInfo, IntensitySource
+from co2cb.intensity.base import MAX_G_PER_KWH, IntensityInfo, IntensitySource
 
 log = logging.getLogger(__name__)
 
-MAX_G_PER_KWH = 1500.0
+
 MIN_UNIX_S = 946_684_800.0  # 2000-01-01T00:00Z
 MAX_UNIX_S = 4_102_444_800.0  # 2100-01-01T00:00Z
 KINDS = ("average", "marginal")
@@ -142,8 +142,7 @@ def parse_value(text: str) -> float:
         raise ValueError(f"value {s!r} is negative: give gCO2e/kWh between 0 and {MAX_G_PER_KWH:g}")
     if value > MAX_G_PER_KWH:
         raise ValueError(
-            f"value {s!r} is above {MAX_G_PER_KWH:g} gCO2e/kWh, more than any grid emits "
-            "(is it in g/MWh or lb/MWh?)"
+            f"value {s!r} is above {MAX_G_PER_KWH:g} gCO2e/kWh, more than any grid emits (is it in g/MWh or lb/MWh?)"
         )
     return value
 

@@ -45,6 +45,10 @@ class Component(str, enum.Enum):
     RAM = "ram"
 
 
+COMPONENTS: tuple[str, ...] = tuple(c.value for c in Component)
+"""Component names in reporting order: ``("gpu", "cpu", "ram")``."""
+
+
 class MeterError(RuntimeError):
     """A meter could not be read (device lost, counter not supported, permission denied)."""
 

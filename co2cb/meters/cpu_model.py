@@ -5,7 +5,7 @@ standard library and never raises on a missing or unreadable file: "don't know"
 is ``None`` (or the documented default).
 
 Two power models are looked up here, from the package's own tables in
-``co2cb/data`` (built by :mod:`co2cb.data.build_cpu_tables`, attributions in
+``co2cb/data`` (built by :mod:`tools.build_cpu_tables`, attributions in
 ``co2cb/data/ATTRIBUTION.md``):
 
 * :func:`lookup_tdp`: the thermal design power (TDP, watts per socket) of a CPU

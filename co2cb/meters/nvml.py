@@ -221,8 +221,10 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
     if not meters:
         why = "; ".join(skipped) or f"no GPU visible to this process (CUDA_VISIBLE_DEVICES={visible_env!r})"
         return [], why
-    how = "explicit gpus=" if requested is not None else (
-        "CUDA_VISIBLE_DEVICES" if visible_env is not None else "all GPUs NVML reports"
+    how = (
+        "explicit gpus="
+        if requested is not None
+        else ("CUDA_VISIBLE_DEVICES" if visible_env is not None else "all GPUs NVML reports")
     )
     kinds = ", ".join(f"gpu:{m.device.index} {m.info.provenance.value}" for m in meters)
     return meters, f"{len(meters)} of {count} GPU(s) by {how}: {kinds}" + "".join(f"; {x}" for x in skipped)

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 import co2cb
-from co2cb.integrations import keras_callback
+from co2cb.integrations import keras as keras_callback
 from co2cb.keras import CO2Callback
 from tests.fakes.meters import ConstantPower, RaisingMeter
 

@@ -1,0 +1,111 @@
+"""Tracker options, checked once at construction so nothing fails inside a training loop."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from co2cb.meters.base import COMPONENTS
+from co2cb.meters.discovery import SCOPES
+from co2cb.records.writer import check_writable, default_output_dir
+
+MIN_INTERVAL_S = 0.05
+MAX_INTERVAL_S = 60.0
+
+
+class ConfigError(ValueError):
+    """An option has a value co2cb cannot use; the message says what to change."""
+
+
+def _positive(name: str, value: float | None, upper: float = math.inf) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= upper:
+        raise ConfigError(f"{name}={value!r} is not valid: give a number greater than 0 and at most {upper:g}")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Validated tracker options (see :class:`co2cb.Tracker` for their meaning)."""
+
+    run_name: str | None = None
+    output_dir: Path | None = None
+    save: bool = True
+    interval_s: float = 1.0
+    scope: str = "process"
+    gpus: tuple[int | str, ...] | None = None
+    components: tuple[str, ...] = COMPONENTS
+    sync_boundaries: bool = True
+    pue: float | None = None
+    powercap_root: str | None = None
+    cpu_tdp_w: float | None = None
+    ram_watts_per_gb: float | None = None
+    keep_steps: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.interval_s, bool)
+            or not isinstance(self.interval_s, (int, float))
+            or not (MIN_INTERVAL_S <= self.interval_s <= MAX_INTERVAL_S)
+        ):
+            raise ConfigError(
+                f"interval_s={self.interval_s!r} is out of range: give a sampling interval between "
+                f"{MIN_INTERVAL_S} and {MAX_INTERVAL_S:g} seconds (default 1.0)"
+            )
+        if self.scope not in SCOPES:
+            raise ConfigError(f"scope={self.scope!r} is not valid: use 'process' (default) or 'machine'")
+        unknown = [c for c in self.components if c not in COMPONENTS]
+        if unknown or not self.components:
+            raise ConfigError(
+                f"components={list(self.components)!r} is not valid: choose one or more of {', '.join(COMPONENTS)}"
+            )
+        if self.pue is not None and (
+            isinstance(self.pue, bool) or not isinstance(self.pue, (int, float)) or not 1.0 <= self.pue <= 3.0
+        ):
+            raise ConfigError(
+                f"pue={self.pue!r} is not valid: give the data centre's PUE, between 1.0 and 3.0, "
+                "or None for the cloud provider's published figure (1.0 off the cloud)"
+            )
+        _positive("cpu_tdp_w", self.cpu_tdp_w, 2000)
+        _positive("ram_watts_per_gb", self.ram_watts_per_gb, 10)
+        if self.gpus is not None:
+            for g in self.gpus:
+                if isinstance(g, bool) or not (
+                    (isinstance(g, int) and g >= 0) or (isinstance(g, str) and (g.isdigit() or g.startswith("GPU-")))
+                ):
+                    raise ConfigError(f"gpus: {g!r} is not a GPU: give CUDA ordinals (0, 1, ...) or 'GPU-...' UUIDs")
+        if self.save:
+            out = self.resolved_output_dir
+            try:
+                check_writable(out)
+            except OSError as e:
+                raise ConfigError(
+                    f"cannot write run records to {out} ({e.strerror or e}): pass output_dir= a writable folder, "
+                    "set CO2CB_OUTPUT_DIR, or save=False to keep results in memory only"
+                ) from e
+
+    @property
+    def resolved_output_dir(self) -> Path:
+        """Where run folders go: ``output_dir``, else ``CO2CB_OUTPUT_DIR``, else ``./co2cb-runs``."""
+        return Path(self.output_dir) if self.output_dir is not None else default_output_dir()
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-ready form for the run header."""
+        d = asdict(self)
+        d["output_dir"] = str(self.resolved_output_dir)
+        d["gpus"] = list(self.gpus) if self.gpus is not None else None
+        d["components"] = list(self.components)
+        return d
+
+
+def as_tuple(value: Sequence[Any] | None) -> tuple[Any, ...] | None:
+    """A sequence option as a tuple (None stays None; a lone string becomes one item)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, int)):
+        return (value,)
+    return tuple(value)

@@ -1,0 +1,124 @@
+"""The cumulative energy curve: joules per meter channel against time.
+
+Points are ``(t_ns, [cumulative joules per channel])`` with ``t_ns`` from
+``time.perf_counter_ns()``. Counter channels store what the meter counts
+(relative to the first reading); power channels are integrated with the
+trapezoid rule. Between points the curve is linear (power constant between
+samples); after the last point it is extended with the last interval's power.
+
+Memory stays bounded: past ``max_points`` the older half is thinned to every
+second point. Windows resolve their start energy when they open, so thinning
+only coarsens the time-varying-intensity split of long windows and very old
+marks.
+
+Not thread-safe by itself: :class:`co2cb.core.sampler.Sampler` owns the lock.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+
+from co2cb.meters.base import ReadingKind
+
+Vector = list[float]
+
+
+class Timeline:
+    """Cumulative joules per channel, sampled in time."""
+
+    def __init__(self, kinds: Sequence[ReadingKind], max_points: int = 4096) -> None:
+        """Args:
+        kinds: Reading kind of each channel, in channel order.
+        max_points: Points kept before the older half is thinned (at least 16).
+        """
+        self._kinds = list(kinds)
+        self._max_points = max(16, max_points)
+        self.times: list[int] = []
+        self.cum: list[Vector] = []
+        self._origin: list[float | None] = [None] * len(kinds)  # counter value at the first reading
+        self._last_raw: list[float | None] = [None] * len(kinds)  # last watts (power) or counter value
+        self._alive = [True] * len(kinds)
+
+    @property
+    def channels(self) -> int:
+        """Number of channels."""
+        return len(self._kinds)
+
+    @property
+    def last_time(self) -> int | None:
+        """Time of the newest point, ns, or None before the first."""
+        return self.times[-1] if self.times else None
+
+    def mark_dead(self, channel: int) -> None:
+        """Freeze a channel: its curve stays flat from its last reading on."""
+        self._alive[channel] = False
+
+    def append(self, t_ns: int, raw: Sequence[float | None]) -> None:
+        """Add a reading taken at ``t_ns``.
+
+        Args:
+            t_ns: perf_counter_ns of the reading; must not be older than the last point.
+            raw: Per channel, cumulative joules (counter) or watts (power), or None when
+                the channel could not be read this time.
+        """
+        if self.times and t_ns <= self.times[-1]:
+            return
+        prev_t = self.times[-1] if self.times else None
+        prev = self.cum[-1] if self.cum else [0.0] * len(self._kinds)
+        row: Vector = []
+        for i, kind in enumerate(self._kinds):
+            value = raw[i] if self._alive[i] else None
+            if value is None:
+                row.append(prev[i])
+                continue
+            if kind is ReadingKind.COUNTER:
+                origin = self._origin[i]
+                if origin is None:
+                    # A channel's first reading is its zero, also when it starts late.
+                    self._origin[i] = origin = value - prev[i]
+                row.append(max(prev[i], value - origin))
+            else:
+                last_w = self._last_raw[i]
+                if prev_t is None or last_w is None:
+                    row.append(prev[i])
+                else:
+                    row.append(prev[i] + (last_w + value) / 2 * (t_ns - prev_t) * 1e-9)
+            self._last_raw[i] = value
+        self.times.append(t_ns)
+        self.cum.append(row)
+        if len(self.times) > self._max_points:
+            self._thin()
+
+    def _thin(self) -> None:
+        half = len(self.times) // 2
+        self.times[:half] = self.times[:half:2]
+        self.cum[:half] = self.cum[:half:2]
+
+    def at(self, t_ns: int) -> Vector:
+        """Cumulative joules per channel at ``t_ns``: interpolated, or extended past the last point."""
+        times, cum = self.times, self.cum
+        n = len(times)
+        if n == 0:
+            return [0.0] * len(self._kinds)
+        if t_ns <= times[0]:
+            return list(cum[0])
+        i = bisect_right(times, t_ns)
+        if i < n:
+            t0, t1 = times[i - 1], times[i]
+            f = (t_ns - t0) / (t1 - t0)
+            a, b = cum[i - 1], cum[i]
+            return [x + (y - x) * f for x, y in zip(a, b)]
+        if n == 1:
+            return list(cum[0])
+        t0, t1 = times[-2], times[-1]
+        f = (t_ns - t1) / (t1 - t0)
+        a, b = cum[-2], cum[-1]
+        return [y + (y - x) * f if alive else y for x, y, alive in zip(a, b, self._alive)]
+
+    def points_between(self, t0_ns: int, t1_ns: int) -> Iterator[tuple[int, Vector]]:
+        """The stored points strictly inside ``(t0_ns, t1_ns)``, oldest first."""
+        i = bisect_right(self.times, t0_ns)
+        while i < len(self.times) and self.times[i] < t1_ns:
+            yield self.times[i], self.cum[i]
+            i += 1

@@ -1,0 +1,618 @@
+"""The public entry point: :class:`Tracker` measures energy and CO2 in named windows."""
+
+from __future__ import annotations
+
+import atexit
+import difflib
+import inspect
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from co2cb._version import __version__
+from co2cb.core.config import ConfigError, TrackerConfig, as_tuple
+from co2cb.core.emissions import co2_kg
+from co2cb.core.results import WindowResult, iso
+from co2cb.core.sampler import Sampler
+from co2cb.core.steps import StepSeries, StepStats
+from co2cb.intensity.base import FixedIntensity, IntensitySource
+from co2cb.intensity.choice import IntensityOption, announce, choose
+from co2cb.intensity.database import lookup
+from co2cb.intensity.series import notes_for, refine_segments
+from co2cb.meters.base import Meter
+from co2cb.meters.discovery import MeterSet, discover
+from co2cb.records.writer import SCHEMA_VERSION, RunRecorder
+from co2cb.units import JOULES_PER_KWH
+
+log = logging.getLogger(__name__)
+
+RUN_WINDOW = "run"
+_FOLD_THRESHOLD = 4096  # stamps buffered per step name before the sampler folds them
+_FOLD_CHUNK = 16_384  # steps folded per hold of the curve's lock (bounds scratch memory and waits)
+
+
+@dataclass
+class _OpenWindow:
+    name: str
+    t_ns: int
+    joules: list[float] | None  # None until the curve reaches t_ns (when boundaries are not read)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Tracker:
+    """Measures energy and CO2 of a run and of named windows inside it.
+
+    Use it as a context manager or with :meth:`start`/:meth:`stop`::
+
+        with co2cb.Tracker(run_name="pretrain") as tracker:
+            for epoch in range(3):
+                with tracker.window("epoch"):
+                    for batch in data:
+                        tracker.begin("step", record=False)
+                        train(batch)
+                        tracker.end("step")
+        print(tracker.result.co2_kg)
+
+    Windows are named, nestable and overlapping. Recorded windows (the default)
+    are written to the run folder when they close; step windows
+    (``record=False``) only append a timestamp and are summarised by
+    :meth:`step_stats`.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_name: str | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        save: bool = True,
+        interval_s: float = 1.0,
+        scope: str = "process",
+        gpus: Sequence[int | str] | None = None,
+        components: Sequence[str] = ("gpu", "cpu", "ram"),
+        sync_boundaries: bool = True,
+        intensity: IntensityOption = None,
+        region: str | None = None,
+        pue: float | None = None,
+        marginal_intensity: IntensityOption = None,
+        powercap_root: str | os.PathLike[str] | None = None,
+        cpu_tdp_w: float | None = None,
+        ram_watts_per_gb: float | None = None,
+        keep_steps: bool = False,
+        tags: Mapping[str, Any] | None = None,
+        meters: Sequence[Meter] | None = None,
+        pids: Sequence[int] | None = None,
+    ) -> None:
+        """Check every option and find the meters; nothing is measured before :meth:`start`.
+
+        Args:
+            run_name: A name for the run (default: the run id).
+            output_dir: Parent of run folders (default ``CO2CB_OUTPUT_DIR`` or ``./co2cb-runs``).
+            save: Write a run folder; False keeps results in memory only.
+            interval_s: Seconds between background readings, 0.05 to 60.
+            scope: ``"process"`` (this process and its children) or ``"machine"``.
+            gpus: GPUs to measure (CUDA ordinals or ``GPU-`` UUIDs); default: all visible.
+            components: Which of ``"gpu"``, ``"cpu"``, ``"ram"`` to measure.
+            sync_boundaries: Read the meters when a recorded window opens or closes (exact edges;
+                about a millisecond per boundary). Without it a window's start is read off the curve
+                once the sampler passes it, and its end is extended from the last interval's power.
+                Step windows never read.
+            intensity: What ``co2_kg`` uses: carbon intensity in gCO2e/kWh; an
+                :class:`IntensitySource`; the path of a CSV series ``timestamp, gCO2e/kWh``
+                (average; see :mod:`co2cb.intensity.series`); ``"electricitymaps"`` for the live
+                API (token in ``ELECTRICITYMAPS_API_TOKEN``; see
+                :mod:`co2cb.intensity.electricitymaps`); default: the region's table value.
+            region: Region code for the intensity (``"FR"``, ``"US-CA"``, ``"aws:eu-west-3"``).
+            pue: Power usage effectiveness of the data centre, 1.0 to 3.0; default: the cloud
+                provider's published figure for a cloud region, else 1.0.
+            marginal_intensity: A marginal intensity recorded next to an average one, as
+                ``co2_kg_marginal``: gCO2e/kWh, a CSV series path, ``"table"`` (the region's
+                UNFCCC/IFI combined-margin factor) or a marginal :class:`IntensitySource`.
+            powercap_root: Folder holding RAPL zones (default ``CO2CB_POWERCAP_ROOT`` or
+                ``/sys/class/powercap``).
+            cpu_tdp_w: Use this CPU TDP, watts (all sockets), when the CPU is estimated.
+            ram_watts_per_gb: RAM estimate constant, watts per GB (default 0.375).
+            keep_steps: Keep every step window, not only their statistics.
+            tags: Free-form labels written into the run record.
+            meters: Use these meters instead of discovering them (advanced, tests).
+            pids: Root processes of the tree measured in process scope (default: this process; the
+                ranks of a job on one host, for host-level meters read once per host).
+
+        Raises:
+            ConfigError: An option is invalid; the message says what to change.
+        """
+        try:
+            self.config = _config(
+                run_name=run_name,
+                output_dir=output_dir,
+                save=save,
+                interval_s=interval_s,
+                scope=scope,
+                gpus=gpus,
+                components=components,
+                sync_boundaries=sync_boundaries,
+                pue=pue,
+                powercap_root=powercap_root,
+                cpu_tdp_w=cpu_tdp_w,
+                ram_watts_per_gb=ram_watts_per_gb,
+                keep_steps=keep_steps,
+                tags=tags,
+            )
+            self.choice = choose(intensity, region, marginal_intensity=marginal_intensity, pue=pue)
+            self.intensity: IntensitySource = self.choice.source
+            self.marginal_intensity: IntensitySource | None = self.choice.marginal
+            self.pue = self.choice.pue.value
+            self._intensity_fixed = all(
+                type(s) is FixedIntensity for s in (self.intensity, self.marginal_intensity) if s is not None
+            )
+            if meters is not None:
+                self.meter_set = MeterSet(meters=list(meters))
+            else:
+                self.meter_set = discover(
+                    scope=self.config.scope,
+                    gpus=self.config.gpus,
+                    powercap_root=self.config.powercap_root,
+                    cpu_tdp_w=self.config.cpu_tdp_w,
+                    ram_watts_per_gb=self.config.ram_watts_per_gb,
+                    components=self.config.components,
+                    pids=pids,
+                )
+        except ValueError as e:
+            raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
+        self._channels = [m.info.name for m in self.meter_set.meters]
+        self._components = [m.info.component.value for m in self.meter_set.meters]
+        self._provenance = [m.info.provenance.value for m in self.meter_set.meters]
+        self._sampler = Sampler(self.meter_set.meters, self.config.interval_s, on_tick=self._on_tick)
+        self._steps: dict[str, StepSeries] = {}
+        self._open: dict[str, list[_OpenWindow]] = {}
+        self._fold_lock = threading.Lock()
+        self._recorder: RunRecorder | None = None
+        self._started = False
+        self._stopped = False
+        self._warned: set[str] = set()
+        self._wall0 = 0.0
+        self._perf0 = 0
+        self.run_id: str | None = None
+        self.result: WindowResult | None = None
+
+    # ----------------------------------------------------------------- life cycle
+    @property
+    def run_folder(self) -> Path | None:
+        """The run's record folder (None before start or when ``save=False``)."""
+        return self._recorder.folder if self._recorder is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._started and not self._stopped
+
+    def start(self, header: Mapping[str, Any] | None = None) -> Tracker:
+        """Start measuring: open the run folder, write its header, start the sampler and the run window.
+
+        Args:
+            header: Extra fields for the header line (adapters: the job's shape, a resumed run).
+        """
+        if self._started:
+            return self
+        self._wall0, self._perf0 = time.time(), time.perf_counter_ns()
+        if self.config.save:
+            self._recorder = RunRecorder(self.config.resolved_output_dir)
+            self.run_id = self._recorder.run_id
+        else:
+            from co2cb.records.writer import new_run_id
+
+            self.run_id = new_run_id()
+        self._started = True
+        announce(self.choice)
+        atexit.register(self._stop_at_exit)
+        self._sampler.start()
+        first = self._sampler.timeline.last_time or time.perf_counter_ns()
+        self._open[RUN_WINDOW] = [_OpenWindow(RUN_WINDOW, first, self._sampler.timeline.at(first))]
+        self._write({**self.header(), **dict(header or {})})
+        return self
+
+    def stop(self, summary: Mapping[str, Any] | None = None, write_run: bool = True) -> WindowResult | None:
+        """Stop measuring: close open windows, write the summary line, release the meters.
+
+        Args:
+            summary: Extra fields for the summary line (final metrics, status, ...); they
+                override the run window's own fields.
+            write_run: Write the run window's line; False when the caller writes the job's own
+                (a distributed adapter summing every rank).
+
+        Returns:
+            The run window's result (also kept as :attr:`result`).
+        """
+        if not self._started or self._stopped:
+            return self.result
+        self._stopped = True
+        atexit.unregister(self._stop_at_exit)
+        self._sampler.stop()
+        t = self._sampler.timeline.last_time or time.perf_counter_ns()
+        for name in [n for n in self._open if n != RUN_WINDOW]:
+            while self._open.get(name):
+                self._close(name, t, {"closed_by": "stop"})
+        self.result = self._close(RUN_WINDOW, t, {}, write=write_run) if self._open.get(RUN_WINDOW) else None
+        self._fold_all()
+        line: dict[str, Any] = {"type": "summary", "status": "completed"}
+        if self.result is not None:
+            line.update({k: v for k, v in self.result.as_record().items() if k not in ("type", "name")})
+        line["steps"] = {name: _stats_record(s) for name, s in self.all_step_stats().items()}
+        line["meter_losses"] = [
+            {"meter": x.meter, "at": iso(self._unix(x.at_ns)), "error": x.error} for x in self._sampler.losses
+        ]
+        line["sampler_cpu_s"] = self._sampler.cpu_seconds
+        line.update(dict(summary or {}))
+        self._write(line)
+        if self._recorder is not None:
+            self._recorder.close()
+        self.meter_set.close()
+        for source in self.choice.sources:
+            close = getattr(source, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as e:  # noqa: BLE001 - a source that fails to close must not fail the run
+                    log.warning("co2cb: could not close the intensity source %r (%s)", source, e)
+        return self.result
+
+    def _stop_at_exit(self) -> None:
+        self.stop({"status": "stopped at interpreter exit"})
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.stop({"status": "failed", "error": repr(exc)} if exc is not None else None)
+
+    # ----------------------------------------------------------------- windows
+    def begin(self, name: str, record: bool = True) -> None:
+        """Open a window.
+
+        Args:
+            name: The window's name. A name is used either for recorded windows or for
+                step windows, not both.
+            record: True (default): a recorded window, written to the run folder when it
+                closes. False: a step window, which only stores a timestamp (the per-step
+                hot path: no I/O, no lock, no syscall beyond the clock).
+        """
+        if not record:
+            series = self._steps.get(name)
+            if series is None:
+                series = self._new_series(name)
+            series.stamps.append(time.perf_counter_ns())
+            return
+        if not self.running:
+            self._warn_once(f"begin-{name}", f"co2cb: window {name!r} opened while the tracker is not running; ignored")
+            return
+        if name in self._steps:
+            self._warn_once(f"mixed-{name}", f"co2cb: {name!r} is a step window name; use another name. Ignored")
+            return
+        if self.config.sync_boundaries:
+            t = self._sampler.read_now()
+            with self._sampler.lock:
+                joules: list[float] | None = self._sampler.timeline.at(t)
+        else:
+            t, joules = time.perf_counter_ns(), None  # resolved once the curve passes t
+        self._open.setdefault(name, []).append(_OpenWindow(name, t, joules))
+
+    def end(self, name: str, meta: Mapping[str, Any] | None = None, write: bool = True) -> WindowResult | None:
+        """Close the most recent open window of this name.
+
+        Args:
+            name: The window's name.
+            meta: Extra fields recorded with a recorded window (epoch index, ...).
+            write: Write the window's line now; False when the caller writes a combined one
+                with :meth:`write_result` (a distributed adapter summing ranks).
+
+        Returns:
+            The window's result for a recorded window; None for a step window.
+        """
+        series = self._steps.get(name)
+        if series is not None:
+            series.stamps.append(-time.perf_counter_ns())
+            return None
+        if not self._open.get(name):
+            self._warn_once(f"end-{name}", f"co2cb: window {name!r} closed but it is not open; ignored")
+            return None
+        t = self._sampler.read_now() if self.config.sync_boundaries and self.running else time.perf_counter_ns()
+        return self._close(name, t, dict(meta or {}), write=write)
+
+    def open_windows(self, name: str) -> list[int]:
+        """Start marks (for :meth:`between`) of the open recorded windows of this name, oldest first."""
+        return [w.t_ns for w in self._open.get(name, [])]
+
+    def write_result(self, result: WindowResult) -> None:
+        """Write a window line for a result the caller made (e.g. summed over ranks)."""
+        if self._recorder is not None:
+            self._write(result.as_record())
+
+    def write_event(self, line: Mapping[str, Any]) -> None:
+        """Write one extra line (it must have a ``type``), e.g. a resume from a checkpoint."""
+        if self._recorder is not None:
+            self._write({"at": iso(time.time()), **dict(line)})
+
+    @contextmanager
+    def window(self, name: str, meta: Mapping[str, Any] | None = None) -> Iterator[WindowHandle]:
+        """A recorded window around a block; the handle's ``result`` is set when the block ends."""
+        handle = WindowHandle(name)
+        self.begin(name)
+        try:
+            yield handle
+        finally:
+            handle.result = self.end(name, meta)
+
+    def _new_series(self, name: str) -> StepSeries:
+        series = StepSeries(name, len(self._channels), keep=self.config.keep_steps)
+        self._steps = {**self._steps, name: series}  # replace, never mutate: readers need no lock
+        return series
+
+    def _close(self, name: str, t_ns: int, meta: dict[str, Any], write: bool = True) -> WindowResult:
+        opened = self._open[name].pop()
+        if not self._open[name]:
+            del self._open[name]
+        with self._sampler.lock:
+            timeline = self._sampler.timeline
+            start_j = opened.joules if opened.joules is not None else timeline.at(opened.t_ns)
+            result = self._result(name, opened.t_ns, start_j, t_ns, timeline.at(t_ns), {**opened.meta, **meta})
+        if write and self._recorder is not None:
+            self._write(result.as_record())
+        if result.intensity_notes:
+            self._warn_once(
+                "intensity-notes",
+                f"co2cb: window {name!r}: {result.intensity_notes[0]} (notes on the "
+                "intensity are in each window's intensity_notes)",
+            )
+        return result
+
+    def _result(
+        self, name: str, t0: int, j0: list[float], t1: int, j1: list[float], meta: dict[str, Any]
+    ) -> WindowResult:
+        meter_j = {ch: max(0.0, b - a) for ch, a, b in zip(self._channels, j0, j1)}
+        joules: dict[str, float] = {}
+        provenance: dict[str, set[str]] = {}
+        for ch, comp, prov in zip(self._channels, self._components, self._provenance):
+            joules[comp] = joules.get(comp, 0.0) + meter_j[ch]
+            provenance.setdefault(comp, set()).add(prov)
+        start_s, end_s = self._unix(t0), self._unix(t1)
+        if self._intensity_fixed:  # one figure for all times: the window's energy needs no splitting
+            segments = [(start_s, end_s, sum(j1) - sum(j0))]
+        else:
+            segments = []
+            prev_t, prev_total = t0, sum(j0)
+            for t, cum in [*self._sampler.timeline.points_between(t0, t1), (t1, j1)]:
+                total = sum(cum)
+                segments.append((self._unix(prev_t), self._unix(t), total - prev_total))
+                prev_t, prev_total = t, total
+        co2, g = co2_kg(refine_segments(segments, self.intensity), self.intensity, self.pue)
+        notes = notes_for(self.intensity, start_s, end_s)
+        co2_m = g_m = None
+        if self.marginal_intensity is not None:
+            co2_m, g_m = co2_kg(refine_segments(segments, self.marginal_intensity), self.marginal_intensity, self.pue)
+            notes += [f"marginal: {n}" for n in notes_for(self.marginal_intensity, start_s, end_s)]
+        return WindowResult(
+            name=name,
+            start_unix_s=start_s,
+            end_unix_s=end_s,
+            seconds=(t1 - t0) * 1e-9,
+            joules=joules,
+            meter_joules=meter_j,
+            co2_kg=co2,
+            g_per_kwh=g,
+            pue=self.pue,
+            provenance={k: "+".join(sorted(v)) for k, v in provenance.items()},
+            unavailable=tuple(x.meter for x in self._sampler.losses if x.at_ns <= t1),
+            meta=meta,
+            intensity_kind=self.intensity.info.kind,
+            co2_kg_marginal=co2_m,
+            g_per_kwh_marginal=g_m,
+            intensity_notes=tuple(notes),
+        )
+
+    # ----------------------------------------------------------------- queries
+    def mark(self) -> int:
+        """A point in time (``perf_counter_ns``) for :meth:`between`. Hot-path safe."""
+        return time.perf_counter_ns()
+
+    def between(self, start: int, end: int | None = None, name: str = "interval") -> WindowResult:
+        """Energy and CO2 between two marks, read off the curve (no meter read, nothing written).
+
+        Past the newest reading the curve is extended with the last interval's power.
+        """
+        end = time.perf_counter_ns() if end is None else end
+        with self._sampler.lock:
+            tl = self._sampler.timeline
+            return self._result(name, start, tl.at(start), end, tl.at(end), {})
+
+    def totals(self, read: bool = False) -> WindowResult:
+        """The run so far.
+
+        Args:
+            read: Read the meters now (exact; for epoch-level callers such as checkpoints). By
+                default the curve is extended from the last reading (no meter read: hot-path safe).
+        """
+        opened = self._open.get(RUN_WINDOW)
+        if not opened:
+            return self.result if self.result is not None else self.between(self._perf0, self._perf0, RUN_WINDOW)
+        run = opened[0]
+        end = self._sampler.read_now() if read and self.running else time.perf_counter_ns()
+        with self._sampler.lock:
+            tl = self._sampler.timeline
+            return self._result(RUN_WINDOW, run.t_ns, run.joules or tl.at(run.t_ns), end, tl.at(end), {})
+
+    def step_stats(self, name: str) -> StepStats:
+        """Statistics of a step window, folding in every step the curve covers.
+
+        Raises:
+            KeyError: No step window of that name was opened.
+        """
+        series = self._steps[name]
+        self._fold(series)
+        return series.stats(self._channels)
+
+    def all_step_stats(self) -> dict[str, StepStats]:
+        """:meth:`step_stats` of every step window."""
+        return {name: self.step_stats(name) for name in self._steps}
+
+    def _fold(self, series: StepSeries) -> None:
+        """Fold in chunks, releasing the curve's lock between them (boundary reads wait at most one chunk)."""
+        with self._fold_lock:
+            while True:
+                with self._sampler.lock:
+                    folded = series.fold(self._sampler.timeline, max_steps=_FOLD_CHUNK)
+                if folded < _FOLD_CHUNK:
+                    return
+
+    def _on_tick(self) -> None:
+        """After each background reading: settle window starts the curve now covers; fold big step buffers."""
+        with self._sampler.lock:
+            timeline = self._sampler.timeline
+            last = timeline.last_time or 0
+            for stack in list(self._open.values()):
+                for opened in list(stack):
+                    if opened.joules is None and opened.t_ns <= last:
+                        opened.joules = timeline.at(opened.t_ns)
+        for series in list(self._steps.values()):
+            if len(series.stamps) > _FOLD_THRESHOLD:
+                self._fold(series)
+
+    def _fold_all(self) -> None:
+        for series in self._steps.values():
+            self._fold(series)
+
+    # ----------------------------------------------------------------- records
+    def _unix(self, t_ns: int) -> float:
+        return self._wall0 + (t_ns - self._perf0) * 1e-9
+
+    def _write(self, line: dict[str, Any]) -> None:
+        if self._recorder is None:
+            return
+        try:
+            self._recorder.write(line)
+        except Exception as e:  # noqa: BLE001 - a full disk must not stop training
+            self._warn_once("write", f"co2cb: could not write to {self._recorder.path} ({e}); measuring goes on")
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    def header(self) -> dict[str, Any]:
+        """The run record's header line."""
+        ms = self.meter_set
+        return {
+            "type": "header",
+            "schema": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "run_name": self.config.run_name or self.run_id,
+            "tags": self.config.tags,
+            "start": iso(self._wall0),
+            "start_unix_s": self._wall0,
+            "host": {"hostname": socket.gethostname(), "pid": os.getpid(), "platform": sys.platform},
+            "hardware": {"gpus": [g.as_dict() for g in ms.gpus], "cpu": ms.cpu},
+            "meters": [m.info.as_dict() for m in ms.meters],
+            "meter_choices": [c.as_dict() for c in ms.choices],
+            "intensity": self.intensity.info.as_dict(),
+            "marginal_intensity": None if self.marginal_intensity is None else self.marginal_intensity.info.as_dict(),
+            "pue": self.pue,
+            "pue_info": self.choice.pue.as_dict(),
+            "config": self.config.as_record(),
+            "versions": library_versions(),
+        }
+
+
+def _config(**options: Any) -> TrackerConfig:
+    """The validated :class:`TrackerConfig` for Tracker arguments of the same names."""
+    o = dict(options)
+    return TrackerConfig(
+        run_name=o.get("run_name"),
+        output_dir=Path(o["output_dir"]) if o.get("output_dir") is not None else None,
+        save=o.get("save", True),
+        interval_s=o.get("interval_s", 1.0),
+        scope=o.get("scope", "process"),
+        gpus=as_tuple(o.get("gpus")),
+        components=tuple(as_tuple(o.get("components", ("gpu", "cpu", "ram"))) or ()),
+        sync_boundaries=o.get("sync_boundaries", True),
+        pue=o.get("pue"),
+        powercap_root=str(o["powercap_root"]) if o.get("powercap_root") is not None else None,
+        cpu_tdp_w=o.get("cpu_tdp_w"),
+        ram_watts_per_gb=o.get("ram_watts_per_gb"),
+        keep_steps=o.get("keep_steps", False),
+        tags={str(k): v for k, v in (o.get("tags") or {}).items()},
+    )
+
+
+def check_options(**options: Any) -> None:
+    """Check :class:`Tracker` options without measuring anything (adapters call it at construction).
+
+    Unknown names, out-of-range values, unknown regions and bad intensity series fail here; the
+    live intensity provider is not contacted.
+
+    Raises:
+        ConfigError: An option is invalid; the message says what to change.
+    """
+    names = set(inspect.signature(Tracker.__init__).parameters) - {"self"}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        hints = {u: difflib.get_close_matches(u, names, n=1) for u in unknown}
+        said = ", ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
+        raise ConfigError(f"unknown co2cb option {said}; the options are those of co2cb.Tracker")
+    try:
+        _config(**options)
+        live = "electricitymaps" in (options.get("intensity"), options.get("marginal_intensity"))
+        if live:
+            if options.get("region") is not None:
+                lookup(options["region"])
+        else:
+            choose(
+                options.get("intensity"),
+                options.get("region"),
+                marginal_intensity=options.get("marginal_intensity"),
+                pue=options.get("pue"),
+            )
+    except ValueError as e:
+        raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
+
+
+@dataclass
+class WindowHandle:
+    """Returned by :meth:`Tracker.window`; ``result`` is set when the window closes."""
+
+    name: str
+    result: WindowResult | None = None
+
+
+def _stats_record(s: StepStats) -> dict[str, Any]:
+    return {
+        "count": s.count,
+        "seconds": s.seconds,
+        "energy_kwh": s.total_joules / JOULES_PER_KWH,
+        "mean_seconds": s.mean_seconds,
+        "mean_joules": s.mean_joules,
+        "duration_percentiles_s": s.duration_percentiles_s,
+        "energy_percentiles_j": s.energy_percentiles_j,
+    }
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of co2cb, Python, its dependencies and the ML frameworks already imported (none is imported here)."""
+    versions = {"co2cb": __version__, "python": sys.version.split()[0]}
+    frameworks = {
+        m: m.replace("_", "-")
+        for m in ("torch", "lightning", "pytorch_lightning", "transformers", "keras", "tensorflow", "jax")
+    }
+    wanted = ["psutil", "nvidia-ml-py", *(dist for module, dist in frameworks.items() if module in sys.modules)]
+    for dist in wanted:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,74 @@
+"""What every carbon-intensity source is: :class:`IntensitySource`, its provenance :class:`IntensityInfo`,
+and :class:`FixedIntensity` (one figure for all times).
+
+Intensities are in gCO2e/kWh, between 0 and :data:`MAX_G_PER_KWH`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MAX_G_PER_KWH = 1500.0
+"""Upper bound of any carbon intensity co2cb accepts, gCO2e/kWh: more than any grid emits (coal is about 1,000)."""
+
+
+@dataclass(frozen=True)
+class IntensityInfo:
+    """Which carbon intensity is used, where it comes from and why.
+
+    Attributes:
+        g_per_kwh: Representative intensity in gCO2e/kWh (for a time-varying source,
+            its mean; each window records the value it actually used).
+        region: Region code (``"FR"``, ``"US-CAL-CISO"``, ``"WORLD"``).
+        region_name: Human-readable name of the region.
+        source: Publisher of the figure (e.g. ``"Ember/OWID"``, ``"U.S. EPA eGRID2022"``).
+        year: Year the figure stands for, or None for a live or user-supplied value.
+        kind: ``"average"`` (attributional) or ``"marginal"``.
+        reason: Why this region and figure were chosen, and whether it is a guess.
+    """
+
+    g_per_kwh: float
+    region: str
+    region_name: str
+    source: str
+    year: int | None
+    kind: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+class IntensitySource(ABC):
+    """Carbon intensity of the electricity used, possibly varying with time."""
+
+    @property
+    @abstractmethod
+    def info(self) -> IntensityInfo:
+        """Provenance of the figures this source gives."""
+
+    @abstractmethod
+    def g_per_kwh_at(self, unix_s: float) -> float:
+        """Intensity in gCO2e/kWh at a wall-clock time (seconds since the epoch)."""
+
+
+class FixedIntensity(IntensitySource):
+    """One intensity for all times."""
+
+    def __init__(self, info: IntensityInfo) -> None:
+        if not 0 <= info.g_per_kwh <= MAX_G_PER_KWH:
+            raise ValueError(
+                f"carbon intensity {info.g_per_kwh!r} gCO2e/kWh is out of range; "
+                f"give a value between 0 and {MAX_G_PER_KWH:g} gCO2e/kWh"
+            )
+        self._info = info
+
+    @property
+    def info(self) -> IntensityInfo:
+        return self._info
+
+    def g_per_kwh_at(self, unix_s: float) -> float:
+        return self._info.g_per_kwh

@@ -1,0 +1,2 @@
+"""Run folders: :mod:`~co2cb.records.writer` appends a run's JSON Lines record; :mod:`~co2cb.records.reader`
+is the one loader every reading command uses (:func:`~co2cb.records.reader.find_runs`)."""

@@ -1,0 +1,541 @@
+"""Loading recorded runs: one :class:`RecordedRun` per run folder, for compare, report and statement.
+
+A run folder is what a :class:`co2cb.Tracker` writes (``<output_dir>/<run-id>/run.jsonl``, see
+:mod:`co2cb.records.writer`): a ``header`` line, ``window`` lines, ``event`` lines and, when the run
+ended normally, a ``summary`` line. The three adapters and ``co2cb run`` all write this schema,
+so their runs load and compare alike::
+
+    from co2cb.records.reader import find_runs, load_run
+
+    run = load_run("co2cb-runs/20261127-021939-3fa2c1")
+    run.co2_kg, run.energy_kwh["gpu"], [e.co2_kg for e in run.epochs]
+    for run in find_runs(["co2cb-runs"]):  # every run under a parent folder, oldest first
+        ...
+
+Units: energy in kWh (before PUE), CO2 in kg CO2e (PUE included), times in seconds.
+
+A run that never wrote its summary (killed, crashed) still loads: its totals are then the sum of
+its outermost closed windows, a lower bound, and :attr:`RecordedRun.complete` is False. Folders
+that are not runs, unreadable records and records of a newer schema raise :class:`RunFolderError`,
+whose message says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION
+
+#: Names of the windows counted as epochs, in order of preference: the adapters write
+#: ``train_epoch`` (validation reported apart, in ``meta.validation_excluded``); a
+#: :class:`co2cb.Tracker` user's ``tracker.window("epoch")`` is the other common name.
+EPOCH_WINDOWS: tuple[str, ...] = ("train_epoch", "epoch")
+#: Component order for display; other components follow alphabetically.
+COMPONENT_ORDER: tuple[str, ...] = ("gpu", "cpu", "ram")
+#: Status of a run without a summary line.
+NO_SUMMARY = "incomplete (no summary: the run did not end normally)"
+
+_CLOUD_REGION = re.compile(r"\b(aws|gcp|azure):([a-z0-9][a-z0-9-]*[a-z0-9])", re.IGNORECASE)
+
+
+def read_records(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every line of a run folder's record, parsed.
+
+    Raises:
+        FileNotFoundError: ``folder`` holds no ``run.jsonl``.
+        ValueError: A line is not JSON, or the schema is newer than this co2cb reads.
+    """
+    path = Path(folder) / RECORD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a co2cb run folder (no {RECORD_FILE})")
+    lines: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as f:
+        for number, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            try:
+                lines.append(json.loads(text))
+            except json.JSONDecodeError as e:
+                if number > 1 and not text.endswith("\n"):
+                    break  # the last line of a killed run may be cut short: keep what came before
+                raise ValueError(f"{path}:{number}: not valid JSON ({e})") from e
+    if lines and lines[0].get("type") == "header" and lines[0].get("schema", 0) > SCHEMA_VERSION:
+        raise ValueError(
+            f"{path} uses record schema {lines[0]['schema']}, newer than this co2cb reads ({SCHEMA_VERSION}); "
+            "upgrade co2cb"
+        )
+    return lines
+
+
+class RunFolderError(ValueError):
+    """A path that is not a readable co2cb run folder; the message says what is wrong and how to fix it."""
+
+
+def number(value: Any, default: float = 0.0) -> float:
+    """``value`` as a finite float, or ``default`` (None, NaN, text and booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return float(value)
+
+
+def energy_by_component(line: Mapping[str, Any]) -> dict[str, float]:
+    """A record line's ``energy_kwh`` per component (kWh, without the ``total`` key)."""
+    energy = line.get("energy_kwh")
+    if not isinstance(energy, dict):
+        return {}
+    return {str(k): number(v) for k, v in energy.items() if k != "total"}
+
+
+def validation_excluded(window: Mapping[str, Any]) -> tuple[dict[str, float], float]:
+    """Energy per component (kWh) and CO2 (kg) of the validation an adapter left out of a ``train_epoch`` window.
+
+    The adapters report a training epoch without the validation run inside it (that has its own
+    ``val_epoch`` window) and keep its figures in ``meta.validation_excluded``; other windows give
+    ``({}, 0.0)``.
+    """
+    meta = window.get("meta")
+    excluded = meta.get("validation_excluded") if isinstance(meta, dict) else None
+    if not isinstance(excluded, dict):
+        return {}, 0.0
+    return {k: v for k, v in energy_by_component(excluded).items() if v}, number(excluded.get("co2_kg"))
+
+
+def outermost_windows(windows: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """Windows inside no other, without overlaps, earliest first; and how many overlapping ones were left out.
+
+    A window nested in another (a validation inside an epoch) is counted by its parent; a
+    window that partly overlaps an earlier chosen one is left out rather than counted twice.
+    """
+    spans = [(w, number(w.get("start_unix_s"), math.nan), number(w.get("end_unix_s"), math.nan)) for w in windows]
+    spans = [(w, s, e) for w, s, e in spans if math.isfinite(s) and math.isfinite(e) and e >= s]
+    spans.sort(key=lambda t: (t[1], -t[2]))  # by start, the longest first among equal starts
+    chosen: list[Mapping[str, Any]] = []
+    max_end = last_end = -math.inf
+    skipped = 0
+    for w, s, e in spans:
+        if e <= max_end:  # inside a window that starts no later and ends no earlier
+            continue
+        max_end = e
+        if s < last_end:
+            skipped += 1
+            continue
+        chosen.append(w)
+        last_end = e
+    return chosen, skipped
+
+
+def window_totals(window: Mapping[str, Any]) -> tuple[dict[str, float], float]:
+    """Energy per component (kWh) and CO2 (kg) of a window, with the validation an adapter left out added back."""
+    energy = energy_by_component(window)
+    extra_energy, extra_co2 = validation_excluded(window)
+    for component, kwh in extra_energy.items():
+        energy[component] = energy.get(component, 0.0) + kwh
+    return energy, number(window.get("co2_kg")) + extra_co2
+
+
+def ordered_components(names: Iterable[str]) -> list[str]:
+    """Component names in display order: gpu, cpu, ram, then the others alphabetically."""
+    found = set(names)
+    return [c for c in COMPONENT_ORDER if c in found] + sorted(found - set(COMPONENT_ORDER))
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of a run: a ``train_epoch`` window and the validation inside it (or an ``epoch`` window).
+
+    Attributes:
+        index: The epoch's index as recorded (``meta.epoch``), else its position (0-based).
+        start_unix_s: Start, seconds since the Unix epoch.
+        end_unix_s: End, seconds since the Unix epoch.
+        energy_kwh: Energy per component, kWh before PUE, training and validation together.
+        co2_kg: CO2 of training and validation together, kg CO2e (PUE included).
+        validation_kwh: The validation's part of ``energy_kwh`` (all components), kWh.
+        validation_co2_kg: The validation's part of ``co2_kg``, kg CO2e.
+        window: The window's record line, as read.
+    """
+
+    index: int
+    start_unix_s: float
+    end_unix_s: float
+    energy_kwh: dict[str, float]
+    co2_kg: float
+    validation_kwh: float
+    validation_co2_kg: float
+    window: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def seconds(self) -> float:
+        """Wall-clock duration, validation included, seconds."""
+        return max(0.0, self.end_unix_s - self.start_unix_s)
+
+    @property
+    def total_kwh(self) -> float:
+        """Energy of all components, kWh before PUE."""
+        return sum(self.energy_kwh.values())
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a run's figures come from.
+
+    Attributes:
+        components: Per component, how its energy was obtained: ``measured-counter`` (an energy
+            counter such as NVML or RAPL), ``sampled-power`` (power readings integrated over time),
+            ``estimate`` (a model, e.g. TDP x utilisation), or several joined by ``+``.
+        meters: The header's meter descriptions (name, component, provenance, details with sources).
+        meter_choices: Per component, which meters were chosen and why.
+        intensity: The header's intensity: ``g_per_kwh``, ``region``, ``region_name``, ``source``,
+            ``year``, ``kind`` and ``reason`` (why that region and figure).
+        intensity_used_g_per_kwh: Energy-weighted intensity the run's CO2 used, gCO2e/kWh.
+        pue: The PUE applied.
+        pue_info: The header's ``pue_info``: ``value``, ``source``, ``year``, ``reason``, ``url``.
+        cloud_region: The cloud region the record names (``"aws:eu-west-3"``), or None.
+        region_guessed: True when the region was guessed (time zone or world average).
+    """
+
+    components: dict[str, str]
+    meters: list[dict[str, Any]]
+    meter_choices: list[dict[str, Any]]
+    intensity: dict[str, Any]
+    intensity_used_g_per_kwh: float
+    pue: float
+    pue_info: dict[str, Any]
+    cloud_region: str | None
+    region_guessed: bool
+
+    def component_words(self, component: str) -> str:
+        """``"measured"``, ``"estimated"`` or ``"measured + estimated"`` for a component (``"?"`` if unknown)."""
+        kinds = self.components.get(component, "")
+        words = sorted({"estimated" if k == "estimate" else "measured" for k in kinds.split("+") if k})
+        return " + ".join(words) or "?"
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """A run folder, read and checked. Build it with :func:`load_run` or :func:`find_runs`.
+
+    Attributes:
+        path: The run folder.
+        run_id: Run id (``20261127-021939-3fa2c1``).
+        name: Run name (the run id when none was given).
+        header: The header line.
+        windows: The window lines, in file order.
+        events: Lines that are neither header, window nor summary (resumes, ...), in file order.
+        summary: The summary line, or None when the run did not end normally.
+    """
+
+    path: Path
+    run_id: str
+    name: str
+    header: dict[str, Any] = field(repr=False)
+    windows: list[dict[str, Any]] = field(repr=False)
+    events: list[dict[str, Any]] = field(repr=False)
+    summary: dict[str, Any] | None = field(repr=False)
+
+    # ------------------------------------------------------------------ status and time
+    @property
+    def complete(self) -> bool:
+        """True when the run wrote its summary (it ended, normally or with a recorded failure)."""
+        return self.summary is not None
+
+    @property
+    def status(self) -> str:
+        """The summary's status (``"completed"``, ``"failed: ..."``, ...), or :data:`NO_SUMMARY`."""
+        if self.summary is None:
+            return NO_SUMMARY
+        return str(self.summary.get("status") or "completed")
+
+    @property
+    def start_unix_s(self) -> float:
+        """Start, seconds since the Unix epoch (the header's, else the earliest window's)."""
+        start = number(self.header.get("start_unix_s"), math.nan)
+        if math.isfinite(start):
+            return start
+        starts = [number(w.get("start_unix_s"), math.nan) for w in self.windows]
+        return min((s for s in starts if math.isfinite(s)), default=0.0)
+
+    @property
+    def end_unix_s(self) -> float:
+        """End, seconds since the Unix epoch: the summary's, else the latest window end (a lower bound)."""
+        if self.summary is not None and math.isfinite(number(self.summary.get("end_unix_s"), math.nan)):
+            return number(self.summary.get("end_unix_s"))
+        ends = [number(w.get("end_unix_s"), math.nan) for w in self.windows]
+        return max((e for e in ends if math.isfinite(e)), default=self.start_unix_s)
+
+    @property
+    def duration_s(self) -> float:
+        """Wall-clock duration, seconds: the summary's, else start to the latest window end (a lower bound)."""
+        if self.summary is not None and math.isfinite(number(self.summary.get("seconds"), math.nan)):
+            return number(self.summary.get("seconds"))
+        return max(0.0, self.end_unix_s - self.start_unix_s)
+
+    # ------------------------------------------------------------------ totals
+    @cached_property
+    def _totals(self) -> tuple[dict[str, float], float, str]:
+        if self.summary is not None:
+            return energy_by_component(self.summary), number(self.summary.get("co2_kg")), "the run's summary line"
+        chosen, skipped = outermost_windows(self.windows)
+        energy: dict[str, float] = {}
+        co2 = 0.0
+        for window in chosen:
+            window_energy, window_co2 = window_totals(window)
+            for component, kwh in window_energy.items():
+                energy[component] = energy.get(component, 0.0) + kwh
+            co2 += window_co2
+        source = (
+            f"no summary (the run did not end normally): the sum of its {len(chosen)} outermost closed "
+            "windows, a lower bound (energy outside those windows is not in the record)"
+        )
+        if skipped:
+            source += f"; {skipped} window(s) overlapping those were left out"
+        return energy, co2, source
+
+    @property
+    def energy_kwh(self) -> dict[str, float]:
+        """Energy per component (``"gpu"``, ``"cpu"``, ``"ram"``...), kWh before PUE."""
+        return dict(self._totals[0])
+
+    @property
+    def total_kwh(self) -> float:
+        """Energy of all components, kWh before PUE."""
+        return sum(self._totals[0].values())
+
+    @property
+    def co2_kg(self) -> float:
+        """Emissions, kg CO2e, PUE included."""
+        return self._totals[1]
+
+    @property
+    def totals_from(self) -> str:
+        """Where :attr:`energy_kwh` and :attr:`co2_kg` come from, in words."""
+        return self._totals[2]
+
+    @property
+    def components(self) -> list[str]:
+        """Components with a figure, in display order."""
+        return ordered_components(self._totals[0])
+
+    def co2_by_component(self) -> dict[str, float]:
+        """CO2 per component, kg CO2e: the run's CO2 split in proportion to each component's energy."""
+        total = self.total_kwh
+        energy = self._totals[0]
+        return {c: self.co2_kg * energy[c] / total if total > 0 else 0.0 for c in self.components}
+
+    # ------------------------------------------------------------------ epochs, steps, samples, metrics
+    @cached_property
+    def epochs(self) -> list[EpochRecord]:
+        """The run's epochs in time order: its ``train_epoch`` windows, else its ``epoch`` windows (see
+        :data:`EPOCH_WINDOWS`); validation inside an adapter's epoch is added back in."""
+        for name in EPOCH_WINDOWS:
+            found = [w for w in self.windows if w.get("name") == name]
+            if found:
+                break
+        found.sort(key=lambda w: number(w.get("end_unix_s")))
+        epochs = []
+        for position, window in enumerate(found):
+            energy, co2 = window_totals(window)
+            val_energy, val_co2 = validation_excluded(window)
+            meta = window.get("meta") if isinstance(window.get("meta"), dict) else {}
+            index = meta.get("epoch")
+            epochs.append(
+                EpochRecord(
+                    index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+                    start_unix_s=number(window.get("start_unix_s")),
+                    end_unix_s=number(window.get("end_unix_s")),
+                    energy_kwh=energy,
+                    co2_kg=co2,
+                    validation_kwh=sum(val_energy.values()),
+                    validation_co2_kg=val_co2,
+                    window=window,
+                )
+            )
+        return epochs
+
+    @property
+    def epochs_co2_kg(self) -> float:
+        """CO2 of all epochs, kg CO2e (less than :attr:`co2_kg` by the time outside epochs: setup, teardown)."""
+        return sum(e.co2_kg for e in self.epochs)
+
+    @property
+    def steps(self) -> int | None:
+        """Training steps counted by the step windows (the ``step`` series, or the only one), or None."""
+        series = self.summary.get("steps") if self.summary is not None else None
+        if not isinstance(series, dict) or not series:
+            return None
+        chosen = series.get("step") if "step" in series else next(iter(series.values())) if len(series) == 1 else None
+        count = chosen.get("count") if isinstance(chosen, dict) else None
+        return int(count) if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
+
+    @property
+    def samples(self) -> int | None:
+        """Training samples processed, when the record says: the summary's ``samples``, else a ``samples`` tag."""
+        for value in ((self.summary or {}).get("samples"), self.tags.get("samples")):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                return int(value)
+        return None
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """Final value of the metrics the run monitored (``monitor=[...]`` of the adapters), by name."""
+        found = (self.summary or {}).get("final_metrics")
+        if not isinstance(found, dict):
+            return {}
+        return {str(k): float(v) for k, v in found.items() if math.isfinite(number(v, math.nan))}
+
+    @property
+    def monitored(self) -> list[str]:
+        """Names of the metrics the run was asked to monitor (header ``monitor``), in the order given."""
+        names = self.header.get("monitor")
+        return [str(n) for n in names] if isinstance(names, list) else []
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        """The run's free-form labels (header ``tags``)."""
+        tags = self.header.get("tags")
+        return dict(tags) if isinstance(tags, dict) else {}
+
+    # ------------------------------------------------------------------ provenance
+    @cached_property
+    def provenance(self) -> Provenance:
+        """Where the figures come from: meters, intensity (source, year, region and why), PUE."""
+        header = self.header
+        intensity = header.get("intensity") if isinstance(header.get("intensity"), dict) else {}
+        pue_info = header.get("pue_info") if isinstance(header.get("pue_info"), dict) else {}
+        last = self.summary if self.summary is not None else (self.windows[-1] if self.windows else {})
+        components = last.get("provenance") if isinstance(last.get("provenance"), dict) else {}
+        if not components:
+            by_component: dict[str, set[str]] = {}
+            for meter in self.meters:
+                by_component.setdefault(str(meter.get("component")), set()).add(str(meter.get("provenance")))
+            components = {c: "+".join(sorted(p)) for c, p in by_component.items()}
+        pue = number(last.get("pue"), number(header.get("pue"), 1.0))
+        g_used = number(last.get("intensity_g_per_kwh"), math.nan)
+        if not math.isfinite(g_used) or self.summary is None:
+            total = self.total_kwh
+            g_used = (
+                self.co2_kg * 1000.0 / (total * pue) if total > 0 and pue > 0 else number(intensity.get("g_per_kwh"))
+            )
+        reason = str(intensity.get("reason", ""))
+        # the region's own words come before the first ";" (what follows may be a hint such as "e.g. aws:...")
+        texts = [str(intensity.get("region", "")), reason.split(";")[0], str(pue_info.get("reason", "")).split(";")[0]]
+        cloud = None if "guess" in reason else next((m for m in map(_CLOUD_REGION.search, texts) if m), None)
+        choices = header.get("meter_choices")
+        return Provenance(
+            components={str(k): str(v) for k, v in components.items()},
+            meters=self.meters,
+            meter_choices=[c for c in choices if isinstance(c, dict)] if isinstance(choices, list) else [],
+            intensity=dict(intensity),
+            intensity_used_g_per_kwh=g_used,
+            pue=pue,
+            pue_info=dict(pue_info),
+            cloud_region=f"{cloud.group(1).lower()}:{cloud.group(2).lower()}" if cloud else None,
+            region_guessed="guess" in reason,
+        )
+
+    @property
+    def meters(self) -> list[dict[str, Any]]:
+        """The header's meter descriptions."""
+        meters = self.header.get("meters")
+        return [m for m in meters if isinstance(m, dict)] if isinstance(meters, list) else []
+
+
+def _record_folder(path: Path) -> Path:
+    return path.parent if path.is_file() and path.name == RECORD_FILE else path
+
+
+def load_run(path: str | Path) -> RecordedRun:
+    """Read one run folder (or its ``run.jsonl``).
+
+    Raises:
+        RunFolderError: Not a run folder, an unreadable or empty record, a record whose first line is
+            not a header, or a schema newer than this co2cb reads.
+    """
+    folder = _record_folder(Path(path))
+    if not folder.exists():
+        raise RunFolderError(
+            f"{path} does not exist; give a run folder such as co2cb-runs/20261127-021939-3fa2c1 "
+            "or the folder holding run folders"
+        )
+    if not (folder / RECORD_FILE).is_file():
+        raise RunFolderError(
+            f"{path} is not a co2cb run folder (no {RECORD_FILE} in it); give a folder made by "
+            "co2cb.Tracker, an adapter's CO2Callback or `co2cb run`, or the folder holding them"
+        )
+    try:
+        lines = read_records(folder)
+    except ValueError as exc:  # a newer schema, or a line that is not JSON
+        message = str(exc)
+        if "newer than this co2cb" in message:
+            message += " (pip install -U co2cb)"
+        raise RunFolderError(message) from None
+    except OSError as exc:
+        raise RunFolderError(f"cannot read {folder / RECORD_FILE}: {exc}") from None
+    record = folder / RECORD_FILE
+    if not lines:
+        raise RunFolderError(f"{record} is empty: the run has not written its header yet (or was killed at once)")
+    header = lines[0]
+    if not isinstance(header, dict) or header.get("type") != "header":
+        raise RunFolderError(f"{record} is not a co2cb run record: its first line is not a header")
+    schema = header.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise RunFolderError(f"{record} has no valid record schema ({schema!r}); it was not written by co2cb")
+    if schema > SCHEMA_VERSION:  # read_records checks this too; kept here so the rule lives with the loader
+        raise RunFolderError(
+            f"{record} uses record schema {schema}, newer than this co2cb reads ({SCHEMA_VERSION}); "
+            "upgrade co2cb (pip install -U co2cb)"
+        )
+    body = [x for x in lines[1:] if isinstance(x, dict)]
+    summaries = [x for x in body if x.get("type") == "summary"]
+    return RecordedRun(
+        path=folder,
+        run_id=str(header.get("run_id") or folder.name),
+        name=str(header.get("run_name") or header.get("run_id") or folder.name),
+        header=header,
+        windows=[x for x in body if x.get("type") == "window"],
+        events=[x for x in body if x.get("type") not in ("window", "summary", "header")],
+        summary=summaries[-1] if summaries else None,
+    )
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[RecordedRun]:
+    """Every run named by ``paths``, in the order given; runs under a parent folder oldest first.
+
+    Args:
+        paths: Run folders, or folders holding run folders (one level down, e.g. ``co2cb-runs``).
+            A run named twice is loaded once.
+
+    Raises:
+        RunFolderError: No path given, a path that is neither a run folder nor holds any, or a run
+            that cannot be read (see :func:`load_run`).
+    """
+    runs: list[RecordedRun] = []
+    seen: set[Path] = set()
+    given = list(paths)
+    if not given:
+        raise RunFolderError("give at least one run folder, or a folder holding run folders (e.g. co2cb-runs)")
+    for path in given:
+        folder = _record_folder(Path(path))
+        if folder.is_dir() and not (folder / RECORD_FILE).is_file():
+            children = sorted(p for p in folder.iterdir() if (p / RECORD_FILE).is_file())
+            if not children:
+                raise RunFolderError(
+                    f"{path} is not a co2cb run folder and holds none (no {RECORD_FILE} in it or in "
+                    "its subfolders); give a run folder or the output_dir runs were written to"
+                )
+            found = sorted((load_run(child) for child in children), key=lambda r: (r.start_unix_s, r.run_id))
+        else:
+            found = [load_run(folder)]
+        for run in found:
+            key = run.path.resolve()
+            if key not in seen:
+                seen.add(key)
+                runs.append(run)
+    return runs

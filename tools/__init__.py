@@ -1,0 +1,4 @@
+"""Build-time tools, not shipped in the wheel.
+
+They regenerate the embedded data tables from the raw files in ``shared/data``.
+"""
