@@ -14,7 +14,7 @@ import time
 import pytest
 
 from co2cb import Tracker, WindowResult
-from co2cb.core import tracker as tracker_module
+from co2cb.core import header as tracker_module
 
 from .fakes import Constant, FakeGpu, MakeFake, Sine, perf_bounds
 

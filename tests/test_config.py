@@ -54,3 +54,11 @@ def test_window_misuse_never_raises(caplog: pytest.LogCaptureFixture) -> None:
         tracker.end("step")
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "not open" in messages and "not running" in messages and "step window name" in messages
+
+
+def test_option_list_is_the_tracker_signature() -> None:
+    import inspect
+
+    from co2cb.core.options import TRACKER_OPTIONS
+
+    assert set(inspect.signature(Tracker.__init__).parameters) - {"self"} == TRACKER_OPTIONS

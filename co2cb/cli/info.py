@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from co2cb.core.tracker import Tracker, library_versions
+from co2cb.core.header import library_versions
+from co2cb.core.tracker import Tracker
 
 
 def register(sub: Any) -> None:

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress, count, repeat
 from operator import mul, ne, neg, sub
+from typing import Any
 
 from co2cb.core.timeline import Timeline
+from co2cb.units import JOULES_PER_KWH
 
 _BUCKETS_PER_DOUBLING = 16
 
@@ -111,6 +113,18 @@ class StepStats:
     def mean_joules(self) -> float:
         """Mean step energy, joules (NaN before the first)."""
         return self.total_joules / self.count if self.count else math.nan
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-ready form for the run summary (energy in kWh)."""
+        return {
+            "count": self.count,
+            "seconds": self.seconds,
+            "energy_kwh": self.total_joules / JOULES_PER_KWH,
+            "mean_seconds": self.mean_seconds,
+            "mean_joules": self.mean_joules,
+            "duration_percentiles_s": self.duration_percentiles_s,
+            "energy_percentiles_j": self.energy_percentiles_j,
+        }
 
 
 class StepSeries:

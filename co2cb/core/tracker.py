@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import atexit
-import difflib
-import inspect
 import logging
 import os
-import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from co2cb._version import __version__
-from co2cb.core.config import ConfigError, TrackerConfig, as_tuple
-from co2cb.core.emissions import co2_kg
+from co2cb.core.config import ConfigError
+from co2cb.core.header import run_header
+from co2cb.core.options import tracker_config
 from co2cb.core.results import WindowResult, iso
 from co2cb.core.sampler import Sampler
 from co2cb.core.steps import StepSeries, StepStats
-from co2cb.intensity.base import FixedIntensity, IntensitySource
+from co2cb.core.windows import WindowMaker
+from co2cb.intensity.base import IntensitySource
 from co2cb.intensity.choice import IntensityOption, announce, choose
-from co2cb.intensity.database import lookup
-from co2cb.intensity.series import notes_for, refine_segments
 from co2cb.meters.base import Meter
 from co2cb.meters.discovery import MeterSet, discover
-from co2cb.records.writer import SCHEMA_VERSION, RunRecorder
-from co2cb.units import JOULES_PER_KWH
+from co2cb.records.writer import RunRecorder
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +123,7 @@ class Tracker:
             ConfigError: An option is invalid; the message says what to change.
         """
         try:
-            self.config = _config(
+            self.config = tracker_config(
                 run_name=run_name,
                 output_dir=output_dir,
                 save=save,
@@ -150,9 +143,6 @@ class Tracker:
             self.intensity: IntensitySource = self.choice.source
             self.marginal_intensity: IntensitySource | None = self.choice.marginal
             self.pue = self.choice.pue.value
-            self._intensity_fixed = all(
-                type(s) is FixedIntensity for s in (self.intensity, self.marginal_intensity) if s is not None
-            )
             if meters is not None:
                 self.meter_set = MeterSet(meters=list(meters))
             else:
@@ -167,10 +157,19 @@ class Tracker:
                 )
         except ValueError as e:
             raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
-        self._channels = [m.info.name for m in self.meter_set.meters]
-        self._components = [m.info.component.value for m in self.meter_set.meters]
-        self._provenance = [m.info.provenance.value for m in self.meter_set.meters]
-        self._sampler = Sampler(self.meter_set.meters, self.config.interval_s, on_tick=self._on_tick)
+        meters = self.meter_set.meters
+        self._channels = [m.info.name for m in meters]
+        self._sampler = Sampler(meters, self.config.interval_s, on_tick=self._on_tick)
+        self._windows = WindowMaker(
+            self._channels,
+            [m.info.component.value for m in meters],
+            [m.info.provenance.value for m in meters],
+            self.intensity,
+            self.marginal_intensity,
+            self.pue,
+            self._unix,
+            lambda: [(x.meter, x.at_ns) for x in self._sampler.losses],
+        )
         self._steps: dict[str, StepSeries] = {}
         self._open: dict[str, list[_OpenWindow]] = {}
         self._fold_lock = threading.Lock()
@@ -188,6 +187,11 @@ class Tracker:
     def run_folder(self) -> Path | None:
         """The run's record folder (None before start or when ``save=False``)."""
         return self._recorder.folder if self._recorder is not None else None
+
+    @property
+    def start_unix_s(self) -> float:
+        """When :meth:`start` ran, seconds since the epoch (0 before)."""
+        return self._wall0
 
     @property
     def running(self) -> bool:
@@ -245,7 +249,7 @@ class Tracker:
         line: dict[str, Any] = {"type": "summary", "status": "completed"}
         if self.result is not None:
             line.update({k: v for k, v in self.result.as_record().items() if k not in ("type", "name")})
-        line["steps"] = {name: _stats_record(s) for name, s in self.all_step_stats().items()}
+        line["steps"] = {name: s.as_record() for name, s in self.all_step_stats().items()}
         line["meter_losses"] = [
             {"meter": x.meter, "at": iso(self._unix(x.at_ns)), "error": x.error} for x in self._sampler.losses
         ]
@@ -362,7 +366,9 @@ class Tracker:
         with self._sampler.lock:
             timeline = self._sampler.timeline
             start_j = opened.joules if opened.joules is not None else timeline.at(opened.t_ns)
-            result = self._result(name, opened.t_ns, start_j, t_ns, timeline.at(t_ns), {**opened.meta, **meta})
+            result = self._windows.make(
+                name, opened.t_ns, start_j, t_ns, timeline.at(t_ns), {**opened.meta, **meta}, timeline
+            )
         if write and self._recorder is not None:
             self._write(result.as_record())
         if result.intensity_notes:
@@ -372,50 +378,6 @@ class Tracker:
                 "intensity are in each window's intensity_notes)",
             )
         return result
-
-    def _result(
-        self, name: str, t0: int, j0: list[float], t1: int, j1: list[float], meta: dict[str, Any]
-    ) -> WindowResult:
-        meter_j = {ch: max(0.0, b - a) for ch, a, b in zip(self._channels, j0, j1)}
-        joules: dict[str, float] = {}
-        provenance: dict[str, set[str]] = {}
-        for ch, comp, prov in zip(self._channels, self._components, self._provenance):
-            joules[comp] = joules.get(comp, 0.0) + meter_j[ch]
-            provenance.setdefault(comp, set()).add(prov)
-        start_s, end_s = self._unix(t0), self._unix(t1)
-        if self._intensity_fixed:  # one figure for all times: the window's energy needs no splitting
-            segments = [(start_s, end_s, sum(j1) - sum(j0))]
-        else:
-            segments = []
-            prev_t, prev_total = t0, sum(j0)
-            for t, cum in [*self._sampler.timeline.points_between(t0, t1), (t1, j1)]:
-                total = sum(cum)
-                segments.append((self._unix(prev_t), self._unix(t), total - prev_total))
-                prev_t, prev_total = t, total
-        co2, g = co2_kg(refine_segments(segments, self.intensity), self.intensity, self.pue)
-        notes = notes_for(self.intensity, start_s, end_s)
-        co2_m = g_m = None
-        if self.marginal_intensity is not None:
-            co2_m, g_m = co2_kg(refine_segments(segments, self.marginal_intensity), self.marginal_intensity, self.pue)
-            notes += [f"marginal: {n}" for n in notes_for(self.marginal_intensity, start_s, end_s)]
-        return WindowResult(
-            name=name,
-            start_unix_s=start_s,
-            end_unix_s=end_s,
-            seconds=(t1 - t0) * 1e-9,
-            joules=joules,
-            meter_joules=meter_j,
-            co2_kg=co2,
-            g_per_kwh=g,
-            pue=self.pue,
-            provenance={k: "+".join(sorted(v)) for k, v in provenance.items()},
-            unavailable=tuple(x.meter for x in self._sampler.losses if x.at_ns <= t1),
-            meta=meta,
-            intensity_kind=self.intensity.info.kind,
-            co2_kg_marginal=co2_m,
-            g_per_kwh_marginal=g_m,
-            intensity_notes=tuple(notes),
-        )
 
     # ----------------------------------------------------------------- queries
     def mark(self) -> int:
@@ -430,7 +392,7 @@ class Tracker:
         end = time.perf_counter_ns() if end is None else end
         with self._sampler.lock:
             tl = self._sampler.timeline
-            return self._result(name, start, tl.at(start), end, tl.at(end), {})
+            return self._windows.make(name, start, tl.at(start), end, tl.at(end), {}, tl)
 
     def totals(self, read: bool = False) -> WindowResult:
         """The run so far.
@@ -446,7 +408,7 @@ class Tracker:
         end = self._sampler.read_now() if read and self.running else time.perf_counter_ns()
         with self._sampler.lock:
             tl = self._sampler.timeline
-            return self._result(RUN_WINDOW, run.t_ns, run.joules or tl.at(run.t_ns), end, tl.at(end), {})
+            return self._windows.make(RUN_WINDOW, run.t_ns, run.joules or tl.at(run.t_ns), end, tl.at(end), {}, tl)
 
     def step_stats(self, name: str) -> StepStats:
         """Statistics of a step window, folding in every step the curve covers.
@@ -507,79 +469,7 @@ class Tracker:
 
     def header(self) -> dict[str, Any]:
         """The run record's header line."""
-        ms = self.meter_set
-        return {
-            "type": "header",
-            "schema": SCHEMA_VERSION,
-            "run_id": self.run_id,
-            "run_name": self.config.run_name or self.run_id,
-            "tags": self.config.tags,
-            "start": iso(self._wall0),
-            "start_unix_s": self._wall0,
-            "host": {"hostname": socket.gethostname(), "pid": os.getpid(), "platform": sys.platform},
-            "hardware": {"gpus": [g.as_dict() for g in ms.gpus], "cpu": ms.cpu},
-            "meters": [m.info.as_dict() for m in ms.meters],
-            "meter_choices": [c.as_dict() for c in ms.choices],
-            "intensity": self.intensity.info.as_dict(),
-            "marginal_intensity": None if self.marginal_intensity is None else self.marginal_intensity.info.as_dict(),
-            "pue": self.pue,
-            "pue_info": self.choice.pue.as_dict(),
-            "config": self.config.as_record(),
-            "versions": library_versions(),
-        }
-
-
-def _config(**options: Any) -> TrackerConfig:
-    """The validated :class:`TrackerConfig` for Tracker arguments of the same names."""
-    o = dict(options)
-    return TrackerConfig(
-        run_name=o.get("run_name"),
-        output_dir=Path(o["output_dir"]) if o.get("output_dir") is not None else None,
-        save=o.get("save", True),
-        interval_s=o.get("interval_s", 1.0),
-        scope=o.get("scope", "process"),
-        gpus=as_tuple(o.get("gpus")),
-        components=tuple(as_tuple(o.get("components", ("gpu", "cpu", "ram"))) or ()),
-        sync_boundaries=o.get("sync_boundaries", True),
-        pue=o.get("pue"),
-        powercap_root=str(o["powercap_root"]) if o.get("powercap_root") is not None else None,
-        cpu_tdp_w=o.get("cpu_tdp_w"),
-        ram_watts_per_gb=o.get("ram_watts_per_gb"),
-        keep_steps=o.get("keep_steps", False),
-        tags={str(k): v for k, v in (o.get("tags") or {}).items()},
-    )
-
-
-def check_options(**options: Any) -> None:
-    """Check :class:`Tracker` options without measuring anything (adapters call it at construction).
-
-    Unknown names, out-of-range values, unknown regions and bad intensity series fail here; the
-    live intensity provider is not contacted.
-
-    Raises:
-        ConfigError: An option is invalid; the message says what to change.
-    """
-    names = set(inspect.signature(Tracker.__init__).parameters) - {"self"}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        hints = {u: difflib.get_close_matches(u, names, n=1) for u in unknown}
-        said = ", ".join(f"{u!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for u, h in hints.items())
-        raise ConfigError(f"unknown co2cb option {said}; the options are those of co2cb.Tracker")
-    try:
-        _config(**options)
-        live = "electricitymaps" in (options.get("intensity"), options.get("marginal_intensity"))
-        if live:
-            if options.get("region") is not None:
-                lookup(options["region"])
-        else:
-            choose(
-                options.get("intensity"),
-                options.get("region"),
-                marginal_intensity=options.get("marginal_intensity"),
-                pue=options.get("pue"),
-            )
-    except ValueError as e:
-        raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
+        return run_header(self)
 
 
 @dataclass
@@ -588,31 +478,3 @@ class WindowHandle:
 
     name: str
     result: WindowResult | None = None
-
-
-def _stats_record(s: StepStats) -> dict[str, Any]:
-    return {
-        "count": s.count,
-        "seconds": s.seconds,
-        "energy_kwh": s.total_joules / JOULES_PER_KWH,
-        "mean_seconds": s.mean_seconds,
-        "mean_joules": s.mean_joules,
-        "duration_percentiles_s": s.duration_percentiles_s,
-        "energy_percentiles_j": s.energy_percentiles_j,
-    }
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of co2cb, Python, its dependencies and the ML frameworks already imported (none is imported here)."""
-    versions = {"co2cb": __version__, "python": sys.version.split()[0]}
-    frameworks = {
-        m: m.replace("_", "-")
-        for m in ("torch", "lightning", "pytorch_lightning", "transformers", "keras", "tensorflow", "jax")
-    }
-    wanted = ["psutil", "nvidia-ml-py", *(dist for module, dist in frameworks.items() if module in sys.modules)]
-    for dist in wanted:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any, Protocol, TypeVar
 
+from co2cb.core.options import check_options
 from co2cb.core.results import EnergySums, WindowResult
-from co2cb.core.tracker import Tracker, check_options
+from co2cb.core.tracker import Tracker
 from co2cb.meters.base import COMPONENTS
 from co2cb.units import JOULES_PER_KWH, format_mass
 

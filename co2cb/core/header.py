@@ -1,0 +1,56 @@
+"""The run record's header line: what ran where, with which meters, intensity and versions."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from co2cb._version import __version__
+from co2cb.core.results import iso
+from co2cb.records.writer import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from co2cb.core.tracker import Tracker
+
+
+def run_header(tracker: Tracker) -> dict[str, Any]:
+    """The header line of ``tracker``'s run record (call after it started)."""
+    ms = tracker.meter_set
+    return {
+        "type": "header",
+        "schema": SCHEMA_VERSION,
+        "run_id": tracker.run_id,
+        "run_name": tracker.config.run_name or tracker.run_id,
+        "tags": tracker.config.tags,
+        "start": iso(tracker.start_unix_s),
+        "start_unix_s": tracker.start_unix_s,
+        "host": {"hostname": socket.gethostname(), "pid": os.getpid(), "platform": sys.platform},
+        "hardware": {"gpus": [g.as_dict() for g in ms.gpus], "cpu": ms.cpu},
+        "meters": [m.info.as_dict() for m in ms.meters],
+        "meter_choices": [c.as_dict() for c in ms.choices],
+        "intensity": tracker.intensity.info.as_dict(),
+        "marginal_intensity": None if tracker.marginal_intensity is None else tracker.marginal_intensity.info.as_dict(),
+        "pue": tracker.pue,
+        "pue_info": tracker.choice.pue.as_dict(),
+        "config": tracker.config.as_record(),
+        "versions": library_versions(),
+    }
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of co2cb, Python, its dependencies and the ML frameworks already imported (none is imported here)."""
+    versions = {"co2cb": __version__, "python": sys.version.split()[0]}
+    frameworks = {
+        m: m.replace("_", "-")
+        for m in ("torch", "lightning", "pytorch_lightning", "transformers", "keras", "tensorflow", "jax")
+    }
+    wanted = ["psutil", "nvidia-ml-py", *(dist for module, dist in frameworks.items() if module in sys.modules)]
+    for dist in wanted:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
