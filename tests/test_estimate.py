@@ -15,16 +15,19 @@ from hypothesis import strategies as st
 from co2cb.cli.main import build_parser
 from co2cb.intensity.database import UnknownRegionError, lookup
 from co2cb.meters.estimates import RAM_WATTS_PER_GB
-from co2cb.planning.estimate import (
+from co2cb.planning.accelerators import (
     ACCELERATOR_COLUMNS,
-    MAX_HOURS,
-    PlanningInputError,
     UnknownAcceleratorError,
     accelerators,
-    estimate,
     find_accelerator,
     load_accelerators,
     name_key,
+    validate_accelerator,
+)
+from co2cb.planning.estimate import estimate
+from co2cb.planning.inputs import (
+    MAX_HOURS,
+    PlanningInputError,
     parse_count,
     parse_cpu_watts,
     parse_hours,
@@ -32,7 +35,6 @@ from co2cb.planning.estimate import (
     parse_ram_gb,
     parse_utilization,
     parse_watts,
-    validate_accelerator,
 )
 from tests.cli import run_cli
 

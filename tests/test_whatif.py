@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import co2cb
 from co2cb.cli import whatif as whatif_cli
 from co2cb.intensity.database import UnknownRegionError, lookup
-from co2cb.planning.estimate import PlanningInputError, parse_pue
+from co2cb.planning.inputs import PlanningInputError, parse_pue
 from co2cb.planning.whatif import WhatIfError, load_run, whatif
 from co2cb.records.writer import RECORD_FILE
 from tests.cli import run_cli

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from co2cb.cli.when import best_start, parse_hours, parse_start
+from co2cb.cli.when import best_start, parse_start
 from co2cb.intensity.series import SeriesIntensity
+from co2cb.planning.inputs import MAX_HOURS, PlanningInputError, parse_hours
 from tests.cli import run_cli
 
 T0 = 1_714_521_600  # 2024-05-01T00:00:00Z
@@ -145,6 +146,9 @@ def test_best_start_beats_every_start_on_a_fine_grid(tmp_path: Path, values: lis
         ("45 min", 0.75),
         (".5", 0.5),
         ("1e1", 10),
+        ("1.5d", 36),
+        ("2 days", 48),
+        ("90min", 1.5),
     ],
 )
 def test_hours_parse(text: str, hours: float) -> None:
@@ -154,18 +158,18 @@ def test_hours_parse(text: str, hours: float) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("0", "positive"),
-        ("-2", "positive"),
-        ("nan", "not a duration"),
-        ("inf", "not a duration"),
-        ("6 days", "not a duration"),
-        ("", "not a duration"),
-        ("9000", "longer than a year"),
-        ("1e400", "positive"),
+        ("0", "outside 0 < hours"),
+        ("-2", "outside 0 < hours"),
+        ("nan", "not a number"),
+        ("inf", "not a number"),
+        ("6 parsecs", "unknown unit 'parsecs'"),
+        ("", "not a number"),
+        ("2e6", "outside 0 < hours <= 1,000,000"),
+        ("1e400", "not a finite number"),
     ],
 )
 def test_bad_hours_say_why(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(PlanningInputError, match=message):
         parse_hours(text)
 
 
@@ -183,10 +187,10 @@ def test_minutes_round_trip(value: float) -> None:
 def test_any_text_is_hours_or_a_value_error(text: str) -> None:
     try:
         hours = parse_hours(text)
-    except ValueError as e:
-        assert str(e)
+    except PlanningInputError as e:
+        assert str(e).startswith("--hours: ")
     else:
-        assert math.isfinite(hours) and 0 < hours <= 366 * 24
+        assert math.isfinite(hours) and 0 < hours <= MAX_HOURS
 
 
 def test_start_parses_now_and_times() -> None:
@@ -212,6 +216,16 @@ def test_cli_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert data["series"]["rows"] == 24 and data["saving_kg"] is None
 
 
+def test_cli_hours_take_the_units_of_estimate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _series(tmp_path, DAY * 3)
+    code, out, err = _run(["when", "--series", str(path), "--hours", "1.5d", "--from", str(T0), "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["hours"] == 36 and data["end_unix_s"] - data["start_unix_s"] == 36 * H
+    code, out, err = _run(["when", "--series", str(path), "--hours", "2160min", "--from", str(T0), "--json"], capsys)
+    assert code == 0 and json.loads(out)["hours"] == 36, err
+
+
 def test_cli_compares_with_the_series_start_when_now_is_outside(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -222,8 +236,10 @@ def test_cli_compares_with_the_series_start_when_now_is_outside(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--hours", "0"], "argument --hours: '0' is not a positive duration"),
-        (["--hours", "three"], "argument --hours: 'three' is not a duration"),
+        (["--hours", "0"], "argument --hours: '0' is outside 0 < hours <= 1,000,000"),
+        (["--hours", "three"], "argument --hours: 'three' is not a number"),
+        (["--hours", "6 parsecs"], "argument --hours: unknown unit 'parsecs'"),
+        (["--hours", "2e6"], "argument --hours: '2e6' is outside 0 < hours <= 1,000,000"),
         (["--hours", "3", "--from", "tomorrow"], "argument --from: 'tomorrow' is not a timestamp"),
         (["--hours", "3", "--kw", "-1"], "argument --kw"),
         (["--hours", "30"], "longer than the series"),

@@ -10,11 +10,11 @@ from typing import Any
 from co2cb.cli.regions import FORMATS, table_lines, write_csv
 from co2cb.cli.whatif import arg_type
 from co2cb.intensity.database import UnknownRegionError
-from co2cb.planning.estimate import (
-    PlanningEstimate,
+from co2cb.planning.accelerators import accelerators
+from co2cb.planning.estimate import PlanningEstimate, estimate
+from co2cb.planning.inputs import (
+    HOURS_HELP,
     PlanningInputError,
-    accelerators,
-    estimate,
     parse_count,
     parse_cpu_watts,
     parse_hours,
@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
         help="accelerator, e.g. A100, a100-80gb, 'H100 SXM', L4, MI300X (case-insensitive; see --list-gpus)",
     )
     p.add_argument("--count", type=arg_type(parse_count), help="number of accelerators, e.g. 8")
-    p.add_argument("--hours", type=arg_type(parse_hours), help="job length: hours (36), or 36h, 1.5d, 90min")
+    p.add_argument("--hours", type=arg_type(parse_hours), help=HOURS_HELP)
     p.add_argument(
         "--region",
         help="region code for the carbon intensity, e.g. FR or aws:us-east-1 "

@@ -10,7 +10,7 @@ from typing import Any
 
 from co2cb.cli.regions import FORMATS, table_lines, write_csv
 from co2cb.intensity.database import UnknownRegionError
-from co2cb.planning.estimate import PlanningInputError, parse_pue
+from co2cb.planning.inputs import PlanningInputError, parse_pue
 from co2cb.planning.whatif import PATTERSON_2022, WhatIf, WhatIfError, whatif
 from co2cb.units import format_energy, format_mass
 

@@ -16,38 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from co2cb.cli.whatif import arg_type
 from co2cb.intensity.series import SeriesError, SeriesIntensity, human_seconds, iso_utc, parse_timestamp
-
-MAX_HOURS = 366 * 24.0
-_HOURS = re.compile(
-    r"^\s*(?P<n>[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)\s*(?P<unit>h|hr|hrs|hours?|m|min|mins|minutes?)?\s*$",
-    re.IGNORECASE,
-)
-
-
-def parse_hours(text: str) -> float:
-    """A job length in hours: ``"6"``, ``"1.5"``, ``"6h"``, ``"90m"``, ``"45 min"``.
-
-    Raises:
-        ValueError: Not a positive duration of at most a year.
-    """
-    m = _HOURS.match(text)
-    if m is None:
-        raise ValueError(f"{text[:40]!r} is not a duration: give hours (6, 1.5, 6h) or minutes (90m)")
-    value = float(m["n"])
-    unit = (m["unit"] or "h").lower()
-    hours = value / 60.0 if unit.startswith("m") else value
-    if not math.isfinite(hours) or hours <= 0:
-        raise ValueError(f"{text.strip()!r} is not a positive duration")
-    if hours > MAX_HOURS:
-        raise ValueError(f"{text.strip()!r} is longer than a year ({MAX_HOURS:g} h)")
-    return hours
+from co2cb.planning.inputs import HOURS_HELP, parse_hours
 
 
 def parse_start(text: str) -> float | None:
@@ -174,9 +150,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--hours",
         required=True,
-        type=_argtype(parse_hours),
+        type=arg_type(parse_hours),
         metavar="H",
-        help="job length: hours (6, 1.5, 6h) or minutes (90m)",
+        help=HOURS_HELP,
     )
     p.add_argument(
         "--from",

@@ -1,2 +1,3 @@
 """Planning without measuring: :mod:`~co2cb.planning.estimate` (a run not yet made, from published board
-power) and :mod:`~co2cb.planning.whatif` (a recorded run's energy on other grids)."""
+power in :mod:`~co2cb.planning.accelerators`, with the inputs read by :mod:`~co2cb.planning.inputs`) and
+:mod:`~co2cb.planning.whatif` (a recorded run's energy on other grids)."""
