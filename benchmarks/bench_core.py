@@ -39,6 +39,7 @@ import psutil
 os.environ.setdefault("CO2CB_QUIET", "1")  # no announcement lines between the tables
 
 import co2cb
+from co2cb.meters.cpu import read_cpu_model
 
 STEP_TARGET_US = 2.0
 EPOCH_TARGET_US = 200.0
@@ -607,14 +608,6 @@ def bench_peers(sz: Sizes, step: Dist, epoch_nosync: Dist, epoch_sync: Dist) -> 
 
 
 # --------------------------------------------------------------------------- main
-def cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples, 5 s sampler run (about 50 s)")
@@ -634,9 +627,10 @@ def main(argv: list[str] | None = None) -> int:
     del probe
     print(f"co2cb {co2cb.__version__} core benchmark ({'quick' if args.quick else 'full'})")
     print(f"  date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    model = read_cpu_model() or platform.processor() or "?"
     print(
         f"  python {platform.python_version()}, {platform.system()} {platform.machine()}, "
-        f"{psutil.cpu_count()} logical CPUs ({cpu_model()}), {len(psutil.pids())} processes"
+        f"{psutil.cpu_count()} logical CPUs ({model}), {len(psutil.pids())} processes"
     )
     print(f"  co2cb meters (process scope): {meters}")
     print("  load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))

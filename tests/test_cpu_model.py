@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from co2cb.meters import cpu_model
-from co2cb.meters.cpu_model import (
+from co2cb.meters.cpu import (
     CpuSignature,
     TdpMatch,
     VcpuPower,
@@ -21,6 +20,7 @@ from co2cb.meters.cpu_model import (
     normalise_model_name,
     read_cpu_model,
     read_cpu_signature,
+    tdp,
     vcpu_power,
 )
 
@@ -207,7 +207,7 @@ def test_table_is_loaded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(name: str) -> list[dict[str, str]]:
         raise AssertionError("table read again")
 
-    monkeypatch.setattr(cpu_model, "_read_package_csv", fail)
+    monkeypatch.setattr(tdp, "read_package_csv", fail)
     assert lookup_tdp("AMD EPYC 7763") is not None
 
 

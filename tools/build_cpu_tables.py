@@ -7,7 +7,7 @@ Usage::
 Writes two CSV files (attributions in ``ATTRIBUTION.md`` next to them):
 
 * ``cpu_tdp.csv`` (``model,tdp_w,source,year``): one row per distinct normalised CPU model name
-  (:func:`co2cb.meters.cpu_model.normalise_model_name`, case ignored), its TDP in watts per socket.
+  (:func:`co2cb.meters.cpu.names.normalise_model_name`, case ignored), its TDP in watts per socket.
   When a model is in several datasets, the first in this order wins: Intel ARK, AMD server, AMD
   desktop (vendor data), CodeCarbon ``cpu_power``, Eco2AI ``cpu_names``; except that a CodeCarbon
   row (which has no dates) gives way to an Eco2AI row with the same TDP and a launch year, and an
@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from co2cb.meters.cpu_model import normalise_model_name
+from co2cb.meters.cpu.names import normalise_model_name
 
 TDP_MIN_W = 1.0
 TDP_MAX_W = 1000.0

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from co2cb.meters import cpu_model, rapl
+from co2cb.meters import cpu, rapl
 from co2cb.meters.base import Component, Meter, MeterChoice
 from co2cb.meters.estimates import (
     RAM_WATTS_PER_GB,
@@ -68,7 +68,7 @@ def _cpu_estimate(
             f"TDP x utilisation with the given TDP of {cpu_tdp_w:g} W"
         )
     if virt is None and model:
-        match = cpu_model.lookup_tdp(model)
+        match = cpu.lookup_tdp(model)
         if match is not None:
             tdp = match.tdp_w * sockets
             details = {"cpu_model": model, "table_row": match.model, "tdp_source": match.source, "year": match.year}
@@ -76,7 +76,7 @@ def _cpu_estimate(
                 f"TDP x utilisation: {model!r} matched {match.model!r}, {match.tdp_w:g} W x {sockets} socket(s) "
                 f"({match.source}{', ' + str(match.year) if match.year else ''})"
             )
-    power = cpu_model.vcpu_power(model, provider=virt, signature=cpu_model.read_cpu_signature())
+    power = cpu.vcpu_power(model, provider=virt, signature=cpu.read_cpu_signature())
     details = {"cpu_model": model, "architecture": power.architecture, "source": power.source, "year": power.year}
     why = f"virtual machine ({virt})" if virt else f"CPU model {model!r} not in the TDP table"
     return VcpuCpuMeter(power.min_w, power.max_w, tree, details), (
@@ -115,9 +115,9 @@ def discover(
         result.gpus = [m.device for m in gpu_meters]
         result.choices.append(MeterChoice(Component.GPU, tuple(m.info.name for m in gpu_meters), reason))
 
-    model = cpu_model.read_cpu_model()
-    virt = cpu_model.detect_virtualization()
-    sockets = cpu_model.count_sockets()
+    model = cpu.read_cpu_model()
+    virt = cpu.detect_virtualization()
+    sockets = cpu.count_sockets()
     result.cpu = {"model": model, "sockets": sockets, "virtualization": virt}
 
     zones: list[rapl.RaplZone] = []
