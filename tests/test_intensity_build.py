@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from co2cb.intensity.database import ALIAS_FILES, TABLE_FILES, load_database
+from co2cb.intensity.database import load_database
+from co2cb.intensity.tables import ALIAS_FILES, TABLE_FILES
 from tools import build_intensity_tables as build_tables
 
 SHARED = Path(os.environ.get("CO2CB_SHARED_DATA", "/work/shared/data"))

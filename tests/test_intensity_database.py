@@ -18,8 +18,6 @@ import pytest
 from co2cb.intensity import database as db
 from co2cb.intensity.base import FixedIntensity, IntensityInfo
 from co2cb.intensity.database import (
-    ALIAS_FILES,
-    TABLE_FILES,
     UnknownRegionError,
     count_by_table,
     count_grids,
@@ -27,8 +25,8 @@ from co2cb.intensity.database import (
     rows,
     search,
     to_intensity_info,
-    validate_row,
 )
+from co2cb.intensity.tables import ALIAS_FILES, TABLE_FILES, validate_row
 
 SHARED = Path(os.environ.get("CO2CB_SHARED_DATA", "/work/shared/data"))
 HAVE_SHARED = (SHARED / "country_intensity_owid_ember_2000_2024.csv").is_file()
