@@ -15,15 +15,8 @@ from hypothesis import strategies as st
 from co2cb import ConfigError, FixedIntensity, IntensityInfo, Meter, MeterInfo, Tracker, read_records
 from co2cb.core.emissions import co2_kg
 from co2cb.intensity.database import lookup
-from co2cb.intensity.series import (
-    SeriesError,
-    SeriesIntensity,
-    parse_row,
-    parse_timestamp,
-    parse_value,
-    read_series,
-    refine_segments,
-)
+from co2cb.intensity.series import SeriesIntensity, refine_segments
+from co2cb.intensity.series_file import SeriesError, parse_row, parse_timestamp, parse_value, read_series
 from co2cb.meters.base import Component, Provenance, ReadingKind
 from co2cb.units import JOULES_PER_KWH
 

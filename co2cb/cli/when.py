@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from co2cb.cli.whatif import arg_type
-from co2cb.intensity.series import SeriesError, SeriesIntensity, human_seconds, iso_utc, parse_timestamp
+from co2cb.intensity.series import SeriesIntensity
+from co2cb.intensity.series_file import SeriesError, human_seconds, iso_utc, parse_timestamp
 from co2cb.planning.inputs import HOURS_HELP, parse_hours
 
 

@@ -95,7 +95,7 @@ def choose(
 
     Raises:
         ValueError: An option is invalid, a region is unknown (the message names the
-            nearest), or a series file is bad (:class:`~co2cb.intensity.series.SeriesError`).
+            nearest), or a series file is bad (:class:`~co2cb.intensity.series_file.SeriesError`).
     """
     resolved: list[Resolution] = []
 

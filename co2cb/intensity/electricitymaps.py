@@ -51,8 +51,8 @@ from importlib import resources
 from typing import Any
 
 from co2cb._version import __version__
-from co2cb.intensity.base import FixedIntensity, IntensityInfo, IntensitySource
-from co2cb.intensity.series import MAX_G_PER_KWH, human_seconds, iso_utc
+from co2cb.intensity.base import MAX_G_PER_KWH, FixedIntensity, IntensityInfo, IntensitySource
+from co2cb.intensity.series_file import human_seconds, iso_utc
 
 log = logging.getLogger(__name__)
 
