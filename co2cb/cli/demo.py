@@ -31,8 +31,8 @@ def register(sub: Any) -> None:
         "fine-tune a copy of it on a small labelled task, and train the same classifier from a random encoder on the "
         "same task, each with co2cb's Lightning callback and a TensorBoard logger; then compare the three runs, draw "
         "the comparison and write the HTML report. About 1-2 minutes on 2 cores.",
-        epilog=f"Needs torch, lightning, tensorboard and matplotlib: {INSTALL}. Exit status: 0 done, 1 the "
-        "comparison or the report failed, 2 a bad option or a package missing.",
+        epilog='Needs torch, lightning, tensorboard and matplotlib: pip install "co2cb[lightning,plot]". Exit status: '
+        "0 done, 1 the comparison or the report failed, 2 a bad option or a package missing.",
     )
     p.add_argument(
         "--output-dir",
