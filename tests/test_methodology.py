@@ -1,4 +1,4 @@
-"""docs/methodology.md states what the code does: its constants, sources, choices and citations."""
+"""co2cb/docs/methodology.md, shipped in the package, states what the code does: constants, sources, citations."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib
 import inspect
 import math
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from co2cb.meters.base import Provenance
 from co2cb.meters.estimates import RAM_WATTS_PER_GB_SOURCE
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = (ROOT / "docs" / "methodology.md").read_text()
+DOC = (resources.files("co2cb") / "docs" / "methodology.md").read_text(encoding="utf-8")  # as the package ships it
 FLAT = " ".join(DOC.split())  # line breaks inside paragraphs do not matter
 
 
