@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from co2cb.cli.main import main
-from co2cb.planning.whatif import load_run as whatif_run
+from co2cb.planning.whatif import run_energy as whatif_run
 from co2cb.records.reader import NO_SUMMARY, RunFolderError, find_runs, load_run
 from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION
 from co2cb.report.compare import FORMATS, PlotUnavailableError, comparison_rows, render, write_plot

@@ -16,7 +16,7 @@ import co2cb
 from co2cb.cli import whatif as whatif_cli
 from co2cb.intensity.database import UnknownRegionError, lookup
 from co2cb.planning.inputs import PlanningInputError, parse_pue
-from co2cb.planning.whatif import WhatIfError, load_run, whatif
+from co2cb.planning.whatif import WhatIfError, run_energy, whatif
 from co2cb.records.writer import RECORD_FILE
 from tests.cli import run_cli
 
@@ -92,7 +92,7 @@ def test_pue_override(run: Path) -> None:
 def test_killed_run_sums_its_closed_windows(run: Path) -> None:
     epochs = [x for x in _lines(run) if x["type"] == "window" and x["name"] == "epoch"]
     _kill(run)
-    energy = load_run(run)
+    energy = run_energy(run)
     assert not energy.complete and energy.windows_used == ["epoch", "epoch"]
     assert energy.energy_kwh == pytest.approx(sum(w["energy_kwh"]["total"] for w in epochs), rel=1e-12)
     assert energy.co2_kg == pytest.approx(sum(w["co2_kg"] for w in epochs), rel=1e-12)
@@ -105,7 +105,7 @@ def test_killed_run_counts_nested_windows_once(tmp_path: Path) -> None:
     folder = _make_run(tmp_path, nested=True)
     epochs = [x for x in _lines(folder) if x["type"] == "window" and x["name"] == "epoch"]
     _kill(folder)
-    energy = load_run(folder)
+    energy = run_energy(folder)
     assert energy.windows_used == ["epoch", "epoch"], "validation windows are inside the epochs"
     assert energy.energy_kwh == pytest.approx(sum(w["energy_kwh"]["total"] for w in epochs), rel=1e-12)
 
@@ -113,19 +113,22 @@ def test_killed_run_counts_nested_windows_once(tmp_path: Path) -> None:
 def test_cut_short_last_line_is_skipped(run: Path) -> None:
     lines = [x for x in _lines(run) if x["type"] != "summary" and x.get("name") != "run"]
     _rewrite(run, lines, tail='{"type":"window","name":"epo')
-    assert load_run(run).windows_used == ["epoch", "epoch"]
+    assert run_energy(run).windows_used == ["epoch", "epoch"]
 
 
 def test_the_run_jsonl_file_itself_is_accepted(run: Path) -> None:
-    assert load_run(run / RECORD_FILE).run_id == run.name
+    assert run_energy(run / RECORD_FILE).run_id == run.name
 
 
 def test_not_a_run_folder(tmp_path: Path, run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(WhatIfError, match="nothing-here does not exist"):
+        run_energy(tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(WhatIfError, match="is not a co2cb run folder"):
-        load_run(tmp_path / "nothing-here")
+        run_energy(tmp_path / "empty")
     with pytest.raises(WhatIfError, match="holds 1 run folder but is not one; name one, e.g. .*" + run.name):
-        load_run(run.parent)
-    code, out, err = _cli([str(tmp_path / "nothing-here"), "--region", "FR"], capsys)
+        run_energy(run.parent)
+    code, out, err = _cli([str(tmp_path / "empty"), "--region", "FR"], capsys)
     assert code == 1 and not out and "not a co2cb run folder" in err
 
 
@@ -134,7 +137,7 @@ def test_newer_schema_is_refused(run: Path, capsys: pytest.CaptureFixture[str]) 
     lines[0]["schema"] = 99
     _rewrite(run, lines)
     with pytest.raises(WhatIfError, match="upgrade co2cb"):
-        load_run(run)
+        run_energy(run)
     code, _, err = _cli([str(run), "--region", "FR"], capsys)
     assert code == 1 and "schema 99" in err and "upgrade co2cb" in err
 
@@ -143,13 +146,13 @@ def test_not_a_record_and_no_energy(run: Path) -> None:
     header = _lines(run)[0]
     _rewrite(run, [header])
     with pytest.raises(WhatIfError, match="no energy to recompute"):
-        load_run(run)
+        run_energy(run)
     _rewrite(run, [{"type": "window", "name": "epoch"}])
     with pytest.raises(WhatIfError, match="not a co2cb run record"):
-        load_run(run)
+        run_energy(run)
     (run / RECORD_FILE).write_text("not json\n")
     with pytest.raises(WhatIfError, match="not valid JSON"):
-        load_run(run)
+        run_energy(run)
 
 
 def test_unknown_region_names_near_matches(run: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,8 +1,9 @@
 """What-if: a recorded run's CO2 had it drawn the same energy from other grids.
 
-The energy is the record's own (before PUE): the summary's ``energy_kwh.total``, or,
-for a run that never wrote its summary (killed), the sum of its outermost closed
-windows, a lower bound. Each region's CO2 is ``energy x PUE x intensity``, compared
+The energy is the record's own (before PUE), as the one run loader
+(:func:`co2cb.records.reader.load_run`) reads it: the summary's total, or, for a run that
+never wrote its summary (killed), the sum of its outermost closed windows, a lower bound.
+Each region's CO2 is ``energy x PUE x intensity``, compared
 with the CO2 the run recorded. Patterson et al. (2022, "The Carbon Footprint of
 Machine Learning Training Will Plateau, Then Shrink") put the gain from choosing a
 clean region at 5 to 10 times for the same training energy.
@@ -10,15 +11,14 @@ clean region at 5 to 10 times for the same training energy.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from co2cb.intensity.database import lookup
-from co2cb.records.reader import outermost_windows, read_records, window_totals
-from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION
+from co2cb.records.reader import RecordedRun, RunFolderError, load_run
+from co2cb.records.writer import RECORD_FILE
 
 PATTERSON_2022 = (
     "Patterson et al. (2022, 'The Carbon Footprint of Machine Learning Training Will Plateau, Then Shrink', "
@@ -38,7 +38,7 @@ class RunEnergy:
     Attributes:
         folder: The run folder.
         run_id: Run id from the header.
-        run_name: Run name from the header.
+        run_name: Run name (the run id when none was given).
         energy_kwh: Energy before PUE, kWh.
         co2_kg: CO2 the run recorded (with its PUE), kg CO2e.
         pue: PUE the run used.
@@ -49,7 +49,7 @@ class RunEnergy:
         year: Year of the run's intensity, or None.
         kind: ``"average"`` or ``"marginal"``.
         complete: True when the summary was written (the run ended normally).
-        energy_from: Where the energy figure comes from, in words.
+        energy_from: Where the energy figure comes from, in words (the loader's ``totals_from``).
         windows_used: Names of the windows summed (empty when the summary is used).
     """
 
@@ -126,114 +126,57 @@ class WhatIf:
         return asdict(self)
 
 
-def _record_path(folder: str | Path) -> Path:
-    path = Path(folder)
-    if path.is_file() and path.name == RECORD_FILE:
-        return path.parent
-    if path.is_dir() and not (path / RECORD_FILE).is_file():
-        runs = sorted(p.name for p in path.iterdir() if (p / RECORD_FILE).is_file())
-        if runs:
-            shown = ", ".join(runs[-5:])
-            raise WhatIfError(
-                f"{folder} holds {len(runs)} run folder{'s' if len(runs) > 1 else ''} but is not one; name one, e.g. "
-                f"{path / runs[-1]} (latest: {shown})"
-            )
-    return path
+def run_energy(run: str | Path | RecordedRun) -> RunEnergy:
+    """A recorded run's energy, CO2, PUE and intensity, as :func:`whatif` recomputes them.
 
-
-def _number(value: Any, default: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return default
-    return float(value)
-
-
-def _total(line: dict[str, Any], key: str) -> float:
-    energy = line.get(key)
-    return _number(energy.get("total")) if isinstance(energy, dict) else 0.0
-
-
-def load_run(folder: str | Path) -> RunEnergy:
-    """Read a run folder's energy, CO2, PUE and intensity.
+    The run is read by the one loader, :func:`co2cb.records.reader.load_run`; its totals are
+    :attr:`~co2cb.records.reader.RecordedRun.total_kwh` and ``co2_kg`` (a lower bound for a run
+    killed before its summary, as :attr:`~co2cb.records.reader.RecordedRun.totals_from` says).
 
     Args:
-        folder: A run folder made by co2cb (or its ``run.jsonl``).
+        run: A run folder made by co2cb (or its ``run.jsonl``), or a run already loaded.
 
     Raises:
-        WhatIfError: Not a run folder, a record from a newer co2cb, unreadable, or no energy recorded yet.
+        WhatIfError: Not a readable run folder (the loader's message), or no energy recorded yet.
     """
-    path = _record_path(folder)
-    try:
-        lines = read_records(path)
-    except FileNotFoundError:
-        raise WhatIfError(f"{folder} is not a co2cb run folder (no {RECORD_FILE} in it)") from None
-    except ValueError as exc:  # a newer schema, or a line that is not JSON
-        raise WhatIfError(str(exc)) from None
-    except OSError as exc:
-        raise WhatIfError(f"cannot read {folder}: {exc}") from None
-    if not lines or not isinstance(lines[0], dict) or lines[0].get("type") != "header":
-        raise WhatIfError(f"{path / RECORD_FILE} is not a co2cb run record (its first line is not a header)")
-    header = lines[0]
-    schema = header.get("schema")
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema > SCHEMA_VERSION:
+    if not isinstance(run, RecordedRun):
+        try:
+            run = load_run(run)
+        except RunFolderError as exc:
+            raise WhatIfError(str(exc)) from None
+    if not run.complete and not run.totals_windows:
         raise WhatIfError(
-            f"{path / RECORD_FILE} has record schema {schema!r}; this co2cb reads schema "
-            f"{SCHEMA_VERSION}: upgrade co2cb"
+            f"{run.path / RECORD_FILE} has no summary and no closed window with valid times yet: no energy to recompute"
         )
-    summaries = [x for x in lines if isinstance(x, dict) and x.get("type") == "summary"]
-    windows = [x for x in lines if isinstance(x, dict) and x.get("type") == "window"]
-    intensity = header.get("intensity") if isinstance(header.get("intensity"), dict) else {}
-    used: list[str] = []
-    if summaries:
-        summary = summaries[-1]
-        energy, co2 = _total(summary, "energy_kwh"), _number(summary.get("co2_kg"))
-        pue = _number(summary.get("pue"), _number(header.get("pue"), 1.0))
-        g = _number(summary.get("intensity_g_per_kwh"), _number(intensity.get("g_per_kwh")))
-        energy_from = "the summary's energy_kwh.total"
-    elif windows:
-        chosen, skipped = outermost_windows(windows)
-        if not chosen:
-            raise WhatIfError(f"{path / RECORD_FILE} has no summary and no window with valid times")
-        totals = [window_totals(w) for w in chosen]  # an adapter's epoch with its validation added back
-        energy = sum(sum(e.values()) for e, _ in totals)
-        co2 = sum(c for _, c in totals)
-        pue = _number(header.get("pue"), 1.0)
-        g = co2 * 1000.0 / (energy * pue) if energy > 0 and pue > 0 else _number(intensity.get("g_per_kwh"))
-        used = [str(w.get("name", "?")) for w in chosen]
-        energy_from = (
-            f"no summary (the run did not end normally): the sum of its {len(chosen)} outermost "
-            "closed windows, a lower bound (energy outside them is not in the record)"
-        )
-        if skipped:
-            energy_from += f"; {skipped} window(s) overlapping those were left out"
-    else:
-        raise WhatIfError(f"{path / RECORD_FILE} has no closed window and no summary yet: no energy to recompute")
-    if pue <= 0:
-        pue = 1.0
+    prov = run.provenance
+    intensity = prov.intensity
     year = intensity.get("year")
     return RunEnergy(
-        folder=str(path),
-        run_id=str(header.get("run_id", path.name)),
-        run_name=str(header.get("run_name", "")),
-        energy_kwh=energy,
-        co2_kg=co2,
-        pue=pue,
-        g_per_kwh=g,
+        folder=str(run.path),
+        run_id=run.run_id,
+        run_name=run.name,
+        energy_kwh=run.total_kwh,
+        co2_kg=run.co2_kg,
+        pue=prov.pue if prov.pue > 0 else 1.0,
+        g_per_kwh=prov.intensity_used_g_per_kwh,
         region=str(intensity.get("region", "?")),
         region_name=str(intensity.get("region_name", "")),
         source=str(intensity.get("source", "")),
         year=year if isinstance(year, int) and not isinstance(year, bool) else None,
         kind=str(intensity.get("kind", "average")),
-        complete=bool(summaries),
-        energy_from=energy_from,
-        windows_used=used,
+        complete=run.complete,
+        energy_from=run.totals_from,
+        windows_used=run.totals_windows,
     )
 
 
-def whatif(folder: str | Path, regions: Sequence[str], *, pue: float | None = None, marginal: bool = False) -> WhatIf:
+def whatif(
+    run: str | Path | RecordedRun, regions: Sequence[str], *, pue: float | None = None, marginal: bool = False
+) -> WhatIf:
     """Recompute a recorded run's CO2 for other regions.
 
     Args:
-        folder: A run folder made by co2cb.
+        run: A run folder made by co2cb, or a run already loaded.
         regions: Region codes (``FR``, ``US-CA``, ``aws:eu-north-1``...), at least one.
         pue: PUE to use instead of the run's own (1.0 to 3.0).
         marginal: Use each region's marginal factor where there is one.
@@ -242,21 +185,21 @@ def whatif(folder: str | Path, regions: Sequence[str], *, pue: float | None = No
         The run and, per region, its CO2 (kg CO2e) and ratio to the recorded CO2.
 
     Raises:
-        WhatIfError: See :func:`load_run`; also no region given, or a PUE out of range.
+        WhatIfError: See :func:`run_energy`; also no region given, or a PUE out of range.
         co2cb.intensity.UnknownRegionError: A region is in no table; the message names the nearest codes.
     """
     if not regions:
         raise WhatIfError("give at least one --region to compare with, e.g. --region FR --region aws:eu-north-1")
     if pue is not None and not (isinstance(pue, (int, float)) and 1.0 <= pue <= 3.0):
         raise WhatIfError(f"--pue {pue!r} is outside 1.0..3.0; give e.g. 1.1")
-    run = load_run(folder)
+    energy = run_energy(run)
     found = [lookup(code, marginal=marginal) for code in regions]  # every region checked before any output
-    use_pue = run.pue if pue is None else float(pue)
+    use_pue = energy.pue if pue is None else float(pue)
     outcomes = []
     for code, hit in zip(regions, found):
         row = hit.row
-        co2 = run.energy_kwh * use_pue * row.g_per_kwh / 1000.0
-        ratio = co2 / run.co2_kg if run.co2_kg > 0 else None
+        co2 = energy.energy_kwh * use_pue * row.g_per_kwh / 1000.0
+        ratio = co2 / energy.co2_kg if energy.co2_kg > 0 else None
         outcomes.append(
             RegionOutcome(
                 code,
@@ -270,7 +213,7 @@ def whatif(folder: str | Path, regions: Sequence[str], *, pue: float | None = No
                 use_pue,
                 co2,
                 ratio,
-                run.co2_kg - co2,
+                energy.co2_kg - co2,
             )
         )
-    return WhatIf(run, outcomes, use_pue, "the record" if pue is None else "--pue")
+    return WhatIf(energy, outcomes, use_pue, "the record" if pue is None else "--pue")

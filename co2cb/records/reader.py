@@ -1,4 +1,4 @@
-"""Loading recorded runs: one :class:`RecordedRun` per run folder, for compare, report and statement.
+"""Loading recorded runs: one :class:`RecordedRun` per run folder, for compare, report, statement and whatif.
 
 A run folder is what a :class:`co2cb.Tracker` writes (``<output_dir>/<run-id>/run.jsonl``, see
 :mod:`co2cb.records.writer`): a ``header`` line, ``window`` lines, ``event`` lines and, when the run
@@ -22,200 +22,66 @@ whose message says what is wrong and what to do.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from co2cb.records.lines import (
+    COMPONENT_ORDER,
+    EpochRecord,
+    Provenance,
+    energy_by_component,
+    number,
+    ordered_components,
+    outermost_windows,
+    read_records,
+    validation_excluded,
+    window_totals,
+)
 from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION
+
+__all__ = [
+    "COMPONENT_ORDER",
+    "EPOCH_WINDOWS",
+    "NO_SUMMARY",
+    "EpochRecord",
+    "Provenance",
+    "RecordedRun",
+    "RunFolderError",
+    "energy_by_component",
+    "find_runs",
+    "load_run",
+    "number",
+    "ordered_components",
+    "outermost_windows",
+    "read_records",
+    "validation_excluded",
+    "window_totals",
+]
 
 #: Names of the windows counted as epochs, in order of preference: the adapters write
 #: ``train_epoch`` (validation reported apart, in ``meta.validation_excluded``); a
 #: :class:`co2cb.Tracker` user's ``tracker.window("epoch")`` is the other common name.
 EPOCH_WINDOWS: tuple[str, ...] = ("train_epoch", "epoch")
-#: Component order for display; other components follow alphabetically.
-COMPONENT_ORDER: tuple[str, ...] = ("gpu", "cpu", "ram")
 #: Status of a run without a summary line.
 NO_SUMMARY = "incomplete (no summary: the run did not end normally)"
 
 _CLOUD_REGION = re.compile(r"\b(aws|gcp|azure):([a-z0-9][a-z0-9-]*[a-z0-9])", re.IGNORECASE)
 
 
-def read_records(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every line of a run folder's record, parsed.
-
-    Raises:
-        FileNotFoundError: ``folder`` holds no ``run.jsonl``.
-        ValueError: A line is not JSON, or the schema is newer than this co2cb reads.
-    """
-    path = Path(folder) / RECORD_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} is not a co2cb run folder (no {RECORD_FILE})")
-    lines: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            try:
-                lines.append(json.loads(text))
-            except json.JSONDecodeError as e:
-                if number > 1 and not text.endswith("\n"):
-                    break  # the last line of a killed run may be cut short: keep what came before
-                raise ValueError(f"{path}:{number}: not valid JSON ({e})") from e
-    if lines and lines[0].get("type") == "header" and lines[0].get("schema", 0) > SCHEMA_VERSION:
-        raise ValueError(
-            f"{path} uses record schema {lines[0]['schema']}, newer than this co2cb reads ({SCHEMA_VERSION}); "
-            "upgrade co2cb"
-        )
-    return lines
-
-
 class RunFolderError(ValueError):
     """A path that is not a readable co2cb run folder; the message says what is wrong and how to fix it."""
 
 
-def number(value: Any, default: float = 0.0) -> float:
-    """``value`` as a finite float, or ``default`` (None, NaN, text and booleans are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return default
-    return float(value)
-
-
-def energy_by_component(line: Mapping[str, Any]) -> dict[str, float]:
-    """A record line's ``energy_kwh`` per component (kWh, without the ``total`` key)."""
-    energy = line.get("energy_kwh")
-    if not isinstance(energy, dict):
-        return {}
-    return {str(k): number(v) for k, v in energy.items() if k != "total"}
-
-
-def validation_excluded(window: Mapping[str, Any]) -> tuple[dict[str, float], float]:
-    """Energy per component (kWh) and CO2 (kg) of the validation an adapter left out of a ``train_epoch`` window.
-
-    The adapters report a training epoch without the validation run inside it (that has its own
-    ``val_epoch`` window) and keep its figures in ``meta.validation_excluded``; other windows give
-    ``({}, 0.0)``.
-    """
-    meta = window.get("meta")
-    excluded = meta.get("validation_excluded") if isinstance(meta, dict) else None
-    if not isinstance(excluded, dict):
-        return {}, 0.0
-    return {k: v for k, v in energy_by_component(excluded).items() if v}, number(excluded.get("co2_kg"))
-
-
-def outermost_windows(windows: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
-    """Windows inside no other, without overlaps, earliest first; and how many overlapping ones were left out.
-
-    A window nested in another (a validation inside an epoch) is counted by its parent; a
-    window that partly overlaps an earlier chosen one is left out rather than counted twice.
-    """
-    spans = [(w, number(w.get("start_unix_s"), math.nan), number(w.get("end_unix_s"), math.nan)) for w in windows]
-    spans = [(w, s, e) for w, s, e in spans if math.isfinite(s) and math.isfinite(e) and e >= s]
-    spans.sort(key=lambda t: (t[1], -t[2]))  # by start, the longest first among equal starts
-    chosen: list[Mapping[str, Any]] = []
-    max_end = last_end = -math.inf
-    skipped = 0
-    for w, s, e in spans:
-        if e <= max_end:  # inside a window that starts no later and ends no earlier
-            continue
-        max_end = e
-        if s < last_end:
-            skipped += 1
-            continue
-        chosen.append(w)
-        last_end = e
-    return chosen, skipped
-
-
-def window_totals(window: Mapping[str, Any]) -> tuple[dict[str, float], float]:
-    """Energy per component (kWh) and CO2 (kg) of a window, with the validation an adapter left out added back."""
-    energy = energy_by_component(window)
-    extra_energy, extra_co2 = validation_excluded(window)
-    for component, kwh in extra_energy.items():
-        energy[component] = energy.get(component, 0.0) + kwh
-    return energy, number(window.get("co2_kg")) + extra_co2
-
-
-def ordered_components(names: Iterable[str]) -> list[str]:
-    """Component names in display order: gpu, cpu, ram, then the others alphabetically."""
-    found = set(names)
-    return [c for c in COMPONENT_ORDER if c in found] + sorted(found - set(COMPONENT_ORDER))
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One epoch of a run: a ``train_epoch`` window and the validation inside it (or an ``epoch`` window).
-
-    Attributes:
-        index: The epoch's index as recorded (``meta.epoch``), else its position (0-based).
-        start_unix_s: Start, seconds since the Unix epoch.
-        end_unix_s: End, seconds since the Unix epoch.
-        energy_kwh: Energy per component, kWh before PUE, training and validation together.
-        co2_kg: CO2 of training and validation together, kg CO2e (PUE included).
-        validation_kwh: The validation's part of ``energy_kwh`` (all components), kWh.
-        validation_co2_kg: The validation's part of ``co2_kg``, kg CO2e.
-        window: The window's record line, as read.
-    """
-
-    index: int
-    start_unix_s: float
-    end_unix_s: float
-    energy_kwh: dict[str, float]
+class _Totals(NamedTuple):
+    energy: dict[str, float]
     co2_kg: float
-    validation_kwh: float
-    validation_co2_kg: float
-    window: Mapping[str, Any] = field(repr=False)
-
-    @property
-    def seconds(self) -> float:
-        """Wall-clock duration, validation included, seconds."""
-        return max(0.0, self.end_unix_s - self.start_unix_s)
-
-    @property
-    def total_kwh(self) -> float:
-        """Energy of all components, kWh before PUE."""
-        return sum(self.energy_kwh.values())
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where a run's figures come from.
-
-    Attributes:
-        components: Per component, how its energy was obtained: ``measured-counter`` (an energy
-            counter such as NVML or RAPL), ``sampled-power`` (power readings integrated over time),
-            ``estimate`` (a model, e.g. TDP x utilisation), or several joined by ``+``.
-        meters: The header's meter descriptions (name, component, provenance, details with sources).
-        meter_choices: Per component, which meters were chosen and why.
-        intensity: The header's intensity: ``g_per_kwh``, ``region``, ``region_name``, ``source``,
-            ``year``, ``kind`` and ``reason`` (why that region and figure).
-        intensity_used_g_per_kwh: Energy-weighted intensity the run's CO2 used, gCO2e/kWh.
-        pue: The PUE applied.
-        pue_info: The header's ``pue_info``: ``value``, ``source``, ``year``, ``reason``, ``url``.
-        cloud_region: The cloud region the record names (``"aws:eu-west-3"``), or None.
-        region_guessed: True when the region was guessed (time zone or world average).
-    """
-
-    components: dict[str, str]
-    meters: list[dict[str, Any]]
-    meter_choices: list[dict[str, Any]]
-    intensity: dict[str, Any]
-    intensity_used_g_per_kwh: float
-    pue: float
-    pue_info: dict[str, Any]
-    cloud_region: str | None
-    region_guessed: bool
-
-    def component_words(self, component: str) -> str:
-        """``"measured"``, ``"estimated"`` or ``"measured + estimated"`` for a component (``"?"`` if unknown)."""
-        kinds = self.components.get(component, "")
-        words = sorted({"estimated" if k == "estimate" else "measured" for k in kinds.split("+") if k})
-        return " + ".join(words) or "?"
+    source: str
+    windows: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -279,9 +145,11 @@ class RecordedRun:
 
     # ------------------------------------------------------------------ totals
     @cached_property
-    def _totals(self) -> tuple[dict[str, float], float, str]:
+    def _totals(self) -> _Totals:
         if self.summary is not None:
-            return energy_by_component(self.summary), number(self.summary.get("co2_kg")), "the run's summary line"
+            return _Totals(
+                energy_by_component(self.summary), number(self.summary.get("co2_kg")), "the run's summary line", ()
+            )
         chosen, skipped = outermost_windows(self.windows)
         energy: dict[str, float] = {}
         co2 = 0.0
@@ -296,37 +164,44 @@ class RecordedRun:
         )
         if skipped:
             source += f"; {skipped} window(s) overlapping those were left out"
-        return energy, co2, source
+        return _Totals(energy, co2, source, tuple(str(w.get("name", "?")) for w in chosen))
 
     @property
     def energy_kwh(self) -> dict[str, float]:
         """Energy per component (``"gpu"``, ``"cpu"``, ``"ram"``...), kWh before PUE."""
-        return dict(self._totals[0])
+        return dict(self._totals.energy)
 
     @property
     def total_kwh(self) -> float:
-        """Energy of all components, kWh before PUE."""
-        return sum(self._totals[0].values())
+        """Energy of all components, kWh before PUE: the summary's recorded total, else the components added."""
+        energy = self.summary.get("energy_kwh") if self.summary is not None else None
+        recorded = number(energy.get("total"), math.nan) if isinstance(energy, dict) else math.nan
+        return recorded if math.isfinite(recorded) else sum(self._totals.energy.values())
 
     @property
     def co2_kg(self) -> float:
         """Emissions, kg CO2e, PUE included."""
-        return self._totals[1]
+        return self._totals.co2_kg
 
     @property
     def totals_from(self) -> str:
-        """Where :attr:`energy_kwh` and :attr:`co2_kg` come from, in words."""
-        return self._totals[2]
+        """Where :attr:`energy_kwh` and :attr:`co2_kg` come from, in words (says when they are a lower bound)."""
+        return self._totals.source
+
+    @property
+    def totals_windows(self) -> list[str]:
+        """Names of the windows added up for the totals, earliest first; empty when the summary gives them."""
+        return list(self._totals.windows)
 
     @property
     def components(self) -> list[str]:
         """Components with a figure, in display order."""
-        return ordered_components(self._totals[0])
+        return ordered_components(self._totals.energy)
 
     def co2_by_component(self) -> dict[str, float]:
         """CO2 per component, kg CO2e: the run's CO2 split in proportion to each component's energy."""
         total = self.total_kwh
-        energy = self._totals[0]
+        energy = self._totals.energy
         return {c: self.co2_kg * energy[c] / total if total > 0 else 0.0 for c in self.components}
 
     # ------------------------------------------------------------------ epochs, steps, samples, metrics
@@ -463,6 +338,12 @@ def load_run(path: str | Path) -> RecordedRun:
         raise RunFolderError(
             f"{path} does not exist; give a run folder such as co2cb-runs/20261127-021939-3fa2c1 "
             "or the folder holding run folders"
+        )
+    runs = sorted(p.name for p in folder.iterdir() if (p / RECORD_FILE).is_file()) if folder.is_dir() else []
+    if runs and not (folder / RECORD_FILE).is_file():
+        raise RunFolderError(
+            f"{path} holds {len(runs)} run folder{'s' if len(runs) > 1 else ''} but is not one; name one, e.g. "
+            f"{folder / runs[-1]} (latest: {', '.join(runs[-5:])})"
         )
     if not (folder / RECORD_FILE).is_file():
         raise RunFolderError(

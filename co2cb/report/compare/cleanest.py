@@ -68,7 +68,7 @@ def cleanest_regions(run: RecordedRun, n: int = HOW_MANY) -> CleanestRegions:
             "rented are searched"
         )
     try:
-        result = whatif(run.path, cleanest_codes(provider, n))
+        result = whatif(run, cleanest_codes(provider, n))
     except WhatIfError as exc:
         return CleanestRegions(scope, why, None, str(exc))
     return CleanestRegions(scope, why, result)

@@ -1,0 +1,192 @@
+"""The lines of a run record, read: parsing ``run.jsonl``, the figures of one line, and the epoch and provenance views.
+
+A record (see :mod:`co2cb.records.writer`) is JSON Lines: a ``header``, ``window`` lines, ``event``
+lines and, when the run ended normally, a ``summary``. These helpers read one line at a time and
+never fail on a missing or malformed field (it counts as 0 or absent); the loader that checks a
+whole folder and builds a :class:`~co2cb.records.reader.RecordedRun` is :mod:`co2cb.records.reader`.
+
+Units: energy in kWh (before PUE), CO2 in kg CO2e (PUE included), times in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION
+
+#: Component order for display; other components follow alphabetically.
+COMPONENT_ORDER: tuple[str, ...] = ("gpu", "cpu", "ram")
+
+
+def read_records(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every line of a run folder's record, parsed.
+
+    Raises:
+        FileNotFoundError: ``folder`` holds no ``run.jsonl``.
+        ValueError: A line is not JSON, or the schema is newer than this co2cb reads.
+    """
+    path = Path(folder) / RECORD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a co2cb run folder (no {RECORD_FILE})")
+    lines: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as f:
+        for number, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            try:
+                lines.append(json.loads(text))
+            except json.JSONDecodeError as e:
+                if number > 1 and not text.endswith("\n"):
+                    break  # the last line of a killed run may be cut short: keep what came before
+                raise ValueError(f"{path}:{number}: not valid JSON ({e})") from e
+    if lines and lines[0].get("type") == "header" and lines[0].get("schema", 0) > SCHEMA_VERSION:
+        raise ValueError(
+            f"{path} uses record schema {lines[0]['schema']}, newer than this co2cb reads ({SCHEMA_VERSION}); "
+            "upgrade co2cb"
+        )
+    return lines
+
+
+def number(value: Any, default: float = 0.0) -> float:
+    """``value`` as a finite float, or ``default`` (None, NaN, text and booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return float(value)
+
+
+def energy_by_component(line: Mapping[str, Any]) -> dict[str, float]:
+    """A record line's ``energy_kwh`` per component (kWh, without the ``total`` key)."""
+    energy = line.get("energy_kwh")
+    if not isinstance(energy, dict):
+        return {}
+    return {str(k): number(v) for k, v in energy.items() if k != "total"}
+
+
+def validation_excluded(window: Mapping[str, Any]) -> tuple[dict[str, float], float]:
+    """Energy per component (kWh) and CO2 (kg) of the validation an adapter left out of a ``train_epoch`` window.
+
+    The adapters report a training epoch without the validation run inside it (that has its own
+    ``val_epoch`` window) and keep its figures in ``meta.validation_excluded``; other windows give
+    ``({}, 0.0)``.
+    """
+    meta = window.get("meta")
+    excluded = meta.get("validation_excluded") if isinstance(meta, dict) else None
+    if not isinstance(excluded, dict):
+        return {}, 0.0
+    return {k: v for k, v in energy_by_component(excluded).items() if v}, number(excluded.get("co2_kg"))
+
+
+def outermost_windows(windows: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """Windows inside no other, without overlaps, earliest first; and how many overlapping ones were left out.
+
+    A window nested in another (a validation inside an epoch) is counted by its parent; a
+    window that partly overlaps an earlier chosen one is left out rather than counted twice.
+    """
+    spans = [(w, number(w.get("start_unix_s"), math.nan), number(w.get("end_unix_s"), math.nan)) for w in windows]
+    spans = [(w, s, e) for w, s, e in spans if math.isfinite(s) and math.isfinite(e) and e >= s]
+    spans.sort(key=lambda t: (t[1], -t[2]))  # by start, the longest first among equal starts
+    chosen: list[Mapping[str, Any]] = []
+    max_end = last_end = -math.inf
+    skipped = 0
+    for w, s, e in spans:
+        if e <= max_end:  # inside a window that starts no later and ends no earlier
+            continue
+        max_end = e
+        if s < last_end:
+            skipped += 1
+            continue
+        chosen.append(w)
+        last_end = e
+    return chosen, skipped
+
+
+def window_totals(window: Mapping[str, Any]) -> tuple[dict[str, float], float]:
+    """Energy per component (kWh) and CO2 (kg) of a window, with the validation an adapter left out added back."""
+    energy = energy_by_component(window)
+    extra_energy, extra_co2 = validation_excluded(window)
+    for component, kwh in extra_energy.items():
+        energy[component] = energy.get(component, 0.0) + kwh
+    return energy, number(window.get("co2_kg")) + extra_co2
+
+
+def ordered_components(names: Iterable[str]) -> list[str]:
+    """Component names in display order: gpu, cpu, ram, then the others alphabetically."""
+    found = set(names)
+    return [c for c in COMPONENT_ORDER if c in found] + sorted(found - set(COMPONENT_ORDER))
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of a run: a ``train_epoch`` window and the validation inside it (or an ``epoch`` window).
+
+    Attributes:
+        index: The epoch's index as recorded (``meta.epoch``), else its position (0-based).
+        start_unix_s: Start, seconds since the Unix epoch.
+        end_unix_s: End, seconds since the Unix epoch.
+        energy_kwh: Energy per component, kWh before PUE, training and validation together.
+        co2_kg: CO2 of training and validation together, kg CO2e (PUE included).
+        validation_kwh: The validation's part of ``energy_kwh`` (all components), kWh.
+        validation_co2_kg: The validation's part of ``co2_kg``, kg CO2e.
+        window: The window's record line, as read.
+    """
+
+    index: int
+    start_unix_s: float
+    end_unix_s: float
+    energy_kwh: dict[str, float]
+    co2_kg: float
+    validation_kwh: float
+    validation_co2_kg: float
+    window: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def seconds(self) -> float:
+        """Wall-clock duration, validation included, seconds."""
+        return max(0.0, self.end_unix_s - self.start_unix_s)
+
+    @property
+    def total_kwh(self) -> float:
+        """Energy of all components, kWh before PUE."""
+        return sum(self.energy_kwh.values())
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a run's figures come from.
+
+    Attributes:
+        components: Per component, how its energy was obtained: ``measured-counter`` (an energy
+            counter such as NVML or RAPL), ``sampled-power`` (power readings integrated over time),
+            ``estimate`` (a model, e.g. TDP x utilisation), or several joined by ``+``.
+        meters: The header's meter descriptions (name, component, provenance, details with sources).
+        meter_choices: Per component, which meters were chosen and why.
+        intensity: The header's intensity: ``g_per_kwh``, ``region``, ``region_name``, ``source``,
+            ``year``, ``kind`` and ``reason`` (why that region and figure).
+        intensity_used_g_per_kwh: Energy-weighted intensity the run's CO2 used, gCO2e/kWh.
+        pue: The PUE applied.
+        pue_info: The header's ``pue_info``: ``value``, ``source``, ``year``, ``reason``, ``url``.
+        cloud_region: The cloud region the record names (``"aws:eu-west-3"``), or None.
+        region_guessed: True when the region was guessed (time zone or world average).
+    """
+
+    components: dict[str, str]
+    meters: list[dict[str, Any]]
+    meter_choices: list[dict[str, Any]]
+    intensity: dict[str, Any]
+    intensity_used_g_per_kwh: float
+    pue: float
+    pue_info: dict[str, Any]
+    cloud_region: str | None
+    region_guessed: bool
+
+    def component_words(self, component: str) -> str:
+        """``"measured"``, ``"estimated"`` or ``"measured + estimated"`` for a component (``"?"`` if unknown)."""
+        kinds = self.components.get(component, "")
+        words = sorted({"estimated" if k == "estimate" else "measured" for k in kinds.split("+") if k})
+        return " + ".join(words) or "?"
