@@ -14,10 +14,12 @@ import pytest
 import yaml
 
 from co2cb import Tracker
+from co2cb.cli.statement import FORMATS, render
 from co2cb.intensity.region import CLOUD_ENV_VARS
 from co2cb.records.reader import RecordedRun, find_runs, load_run
 from co2cb.report.model_card import yaml_number
-from co2cb.report.statement import FORMATS, latex_escape, render, statement
+from co2cb.report.statement import statement
+from co2cb.report.statement_text import latex_escape
 from co2cb.units import format_energy, format_mass
 
 from .fakes import Constant, FakeGpu, install_fake_pynvml

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from co2cb.cli.recorded import METRIC_HELP, RUNS_HELP, CommandError, load_runs, metric_for
@@ -40,15 +41,30 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
-def handle(args: argparse.Namespace) -> int:
-    """Load, print, plot; 1 for a bad run folder, 2 for a bad option or a figure that cannot be made."""
-    runs = load_runs(args.runs)
-    metric = metric_for(runs, args.metric)
-    sys.stdout.write(render(comparison_rows(runs), args.format))
-    if args.plot:
+def compare(paths: Sequence[str], fmt: str = "table", plot: str | None = None, metric: str | None = None) -> None:
+    """Print the comparison of the runs under ``paths``, and draw it to ``plot`` when given.
+
+    Args:
+        paths: Run folders, or folders holding them; the first run is the reference of the ratios.
+        fmt: ``table``, ``csv``, ``json`` or ``markdown``.
+        plot: Where to write the figure (PNG), or None for none.
+        metric: The quality metric (``NAME``, ``NAME:min`` or ``NAME:max``); None picks the one most runs recorded.
+
+    Raises:
+        CommandError: A run cannot be read (exit code 1), a bad ``metric``, or a figure that cannot be made (2).
+    """
+    runs = load_runs(paths)
+    chosen = metric_for(runs, metric)
+    sys.stdout.write(render(comparison_rows(runs), fmt))
+    if plot:
         try:
-            path = write_plot(runs, args.plot, metric)
+            path = write_plot(runs, plot, chosen)
         except (PlotUnavailableError, OSError) as exc:
             raise CommandError(f"--plot: {exc}", 2) from exc
         print(f"co2cb compare: figure written to {path}", file=sys.stderr)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Load, print, plot; 1 for a bad run folder, 2 for a bad option or a figure that cannot be made."""
+    compare(args.runs, args.format, args.plot, args.metric)
     return 0

@@ -3,7 +3,8 @@ compare what each emitted and what quality it reached.
 
 The training job is :mod:`co2cb.examples.pretrain_finetune` (torch and Lightning, on the CPU and
 generated data); it is imported only once they are known to be installed. The comparison, figure and
-report are the ``compare`` and ``report`` commands' own.
+report are the ``compare`` and ``report`` commands' own functions (:func:`co2cb.cli.compare.compare`,
+:func:`co2cb.cli.report.report`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from co2cb.cli.compare import compare
+from co2cb.cli.recorded import CommandError
+from co2cb.cli.report import report as write_report
 
 NEEDS = ("torch", "lightning", "tensorboard", "matplotlib")
 INSTALL = 'pip install torch==2.13.0 && pip install -e ".[lightning,plot]"'
@@ -66,7 +71,6 @@ def handle(args: argparse.Namespace) -> int:
         )
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # tensorboard loads TensorFlow where it is installed
-    from co2cb.cli.main import main
     from co2cb.examples.pretrain_finetune import QUICK, Plan, pretrain_then_finetune
     from co2cb.units import format_mass
 
@@ -82,9 +86,11 @@ def handle(args: argparse.Namespace) -> int:
     runs = [str(stage.run_folder) for stage in stages]  # the pretraining first: the reference of the ratios
     plot, report = out / "comparison.png", out / "report.html"
     print()
-    if main(["compare", *runs, "--metric", QUALITY_METRIC, "--plot", str(plot)]) != 0:
-        return 1
-    if main(["report", *runs, "--metric", QUALITY_METRIC, "-o", str(report)]) != 0:
+    try:
+        compare(runs, plot=str(plot), metric=QUALITY_METRIC)
+        write_report(runs, report, metric=QUALITY_METRIC)
+    except CommandError as exc:
+        print(f"co2cb demo: {exc}", file=sys.stderr)
         return 1
     print()
     if finetune.co2_kg > 0:

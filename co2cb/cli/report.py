@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from co2cb.cli.recorded import METRIC_HELP, RUNS_HELP, CommandError, load_runs, metric_for
@@ -39,13 +41,28 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
+def report(paths: Sequence[str], output: str | Path = DEFAULT_OUTPUT, metric: str | None = None) -> Path:
+    """Write the HTML report on the runs under ``paths`` to ``output``; returns where it went.
+
+    Args:
+        paths: Run folders, or folders holding them; the first run is the reference of the ratios.
+        output: The HTML file to write.
+        metric: The quality metric (``NAME``, ``NAME:min`` or ``NAME:max``); None picks the one most runs recorded.
+
+    Raises:
+        CommandError: A run cannot be read (exit code 1), a bad ``metric``, or a file that cannot be written (2).
+    """
+    runs = load_runs(paths)
+    chosen = metric_for(runs, metric)
+    try:
+        path = write_report(runs, output, chosen)
+    except OSError as exc:
+        raise CommandError(f"cannot write {output}: {exc}", 2) from exc
+    print(f"co2cb report: {len(runs)} run{'s' if len(runs) > 1 else ''} reported in {path}", file=sys.stderr)
+    return path
+
+
 def handle(args: argparse.Namespace) -> int:
     """Load and write; 1 for a bad run folder, 2 for a bad option or an unwritable file."""
-    runs = load_runs(args.runs)
-    metric = metric_for(runs, args.metric)
-    try:
-        path = write_report(runs, args.output, metric)
-    except OSError as exc:
-        raise CommandError(f"cannot write {args.output}: {exc}", 2) from exc
-    print(f"co2cb report: {len(runs)} run{'s' if len(runs) > 1 else ''} reported in {path}", file=sys.stderr)
+    report(args.runs, args.output, args.metric)
     return 0

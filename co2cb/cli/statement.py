@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from co2cb.cli.recorded import load_runs
-from co2cb.report.model_card import TRAINING_TYPES
-from co2cb.report.statement import FORMATS, render
+from co2cb.records.reader import RecordedRun
+from co2cb.report import model_card
+from co2cb.report.statement import Statement, statement
+from co2cb.report.statement_text import render_latex, render_markdown, render_text
+
+#: Each ``--format`` and what writes it, given the statement and the model card's training type.
+RENDERERS: dict[str, Callable[[Statement, str | None], str]] = {
+    "text": lambda s, _: render_text(s),
+    "markdown": lambda s, _: render_markdown(s),
+    "latex": lambda s, _: render_latex(s),
+    model_card.FORMAT: model_card.model_card,
+}
+FORMATS = tuple(RENDERERS)
 
 
 def register(sub: Any) -> None:
@@ -34,10 +46,27 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     p.add_argument(
         "--training-type",
-        choices=TRAINING_TYPES,
+        choices=model_card.TRAINING_TYPES,
         help="for hf-model-card: the model card's training_type (default: the runs' training_type tag)",
     )
     p.set_defaults(handler=handle)
+
+
+def render(runs: Sequence[RecordedRun], fmt: str = "text", *, training_type: str | None = None) -> str:
+    """The statement of ``runs`` in a format: ``text``, ``markdown``, ``latex`` or ``hf-model-card``.
+
+    Args:
+        runs: Recorded runs, in the order to state them.
+        fmt: Output format (one of :data:`FORMATS`).
+        training_type: For ``hf-model-card``: ``"pre-training"`` or ``"fine-tuning"`` (default: the runs'
+            ``training_type`` tag, else left out).
+
+    Raises:
+        ValueError: No run, or an unknown format.
+    """
+    if fmt not in RENDERERS:
+        raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    return RENDERERS[fmt](statement(runs), training_type)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -1,2 +1,3 @@
-"""What recorded runs say to people: :mod:`~co2cb.report.statement` (text, Markdown, LaTeX, model card)
+"""What recorded runs say to people: :mod:`~co2cb.report.statement` (its figures; as text, Markdown or LaTeX in
+:mod:`~co2cb.report.statement_text`, as a model card in :mod:`~co2cb.report.model_card`)
 and :mod:`~co2cb.report.compare` (table, figure, HTML report)."""

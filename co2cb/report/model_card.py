@@ -11,10 +11,8 @@ double-quoted scalars); no YAML library is needed.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from co2cb.report.statement import Statement
+from co2cb.report.statement import Statement
 
 FORMAT = "hf-model-card"
 TRAINING_TYPES = ("pre-training", "fine-tuning")

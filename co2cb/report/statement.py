@@ -1,35 +1,34 @@
 """A statement of a training's energy and CO2e for a paper's appendix or a model card, from its run records.
 
-:func:`statement` reads the figures of one or more recorded runs (:mod:`co2cb.records.reader`) and
-:func:`render` writes them as a paragraph in plain text, Markdown or LaTeX, or as the
-``co2_eq_emissions`` metadata of a Hugging Face model card (:mod:`co2cb.report.model_card`). Every figure is the
-record's own: energy before PUE (kWh), CO2e with PUE (kg), the intensity, region, source, year and PUE the
-run used. Each component says whether it was measured or estimated and how; an estimated figure is named
-as an estimate in every format. Several runs (pre-training, then fine-tuning) give one statement: their
-totals first, then a paragraph per run. How the figures are made: ``docs/methodology.md``.
+:func:`statement` reads the figures of one or more recorded runs (:mod:`co2cb.records.reader`) into a
+:class:`Statement`: :mod:`co2cb.report.statement_text` writes it as a paragraph in plain text, Markdown
+or LaTeX, and :mod:`co2cb.report.model_card` as the ``co2_eq_emissions`` metadata of a Hugging Face
+model card; ``co2cb statement --format`` picks one (:mod:`co2cb.cli.statement`). Every figure is the
+record's own: energy before PUE (kWh), CO2e with PUE (kg), the intensity, region, source, year and PUE
+the run used. Each component says whether it was measured or estimated and how; an estimated figure is
+named as an estimate in every format. Several runs (pre-training, then fine-tuning) give one statement:
+their totals first, then a paragraph per run. How the figures are made: ``docs/methodology.md``.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import textwrap
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from co2cb.records.reader import RecordedRun, number
-from co2cb.report.model_card import FORMAT as MODEL_CARD
-from co2cb.report.model_card import model_card
-from co2cb.units import format_duration, format_energy, format_mass
 
-FORMATS = ("text", "markdown", "latex", MODEL_CARD)
 LABELS = {"gpu": "GPU", "cpu": "CPU", "ram": "RAM"}
 ESTIMATE = "estimate"
 MAX_NOTES = 3
-METHODOLOGY = "co2cb's docs/methodology.md"
+
+
+def join_names(items: Sequence[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ class Statement:
                     by_label.setdefault(part.label, []).append(f'"{run.name}"')
         if len(by_label) == 1:
             return next(iter(by_label))
-        return ", ".join(f"{label} in {_names(names)}" for label, names in by_label.items())
+        return ", ".join(f"{label} in {join_names(names)}" for label, names in by_label.items())
 
     @property
     def versions(self) -> str:
@@ -320,192 +319,3 @@ def statement(runs: Sequence[RecordedRun]) -> Statement:
     if not runs:
         raise ValueError("give at least one run")
     return Statement(tuple(figures(r) for r in runs))
-
-
-# --------------------------------------------------------------------------- sentences
-def _names(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _estimated_sentence(parts: Sequence[tuple[str, str]]) -> str:
-    """``parts`` are (component label, where); empty -> all measured."""
-    if not parts:
-        return "All energy figures were measured."
-    named = _names([f"{label}{where}" for label, where in parts])
-    return f"Estimated, not measured: {named}; estimates rest on the models and constants named above."
-
-
-def run_sentences(f: RunFigures) -> list[str]:
-    """The paragraph on one run, as plain-text sentences."""
-    parts = ", ".join(f"{p.title} {format_energy(p.kwh)} ({p.label}: {p.method})" for p in f.parts)
-    said = [
-        f"The {f.title} ran for {format_duration(f.seconds)} from {f.start_date} on {f.hardware}.",
-        f"It used {format_energy(f.kwh)} of electricity before PUE: {parts or 'no energy recorded'}.",
-        f"With a PUE of {f.pue:g} ({f.pue_source}) and a carbon intensity of {f.g_per_kwh:.4g} gCO2e/kWh "
-        f"({f.intensity_kind}, for {f.location}; {f.intensity_source}), this amounts to {format_mass(f.co2_kg)} "
-        "CO2e.",
-    ]
-    if f.marginal is not None:
-        co2, g, source = f.marginal
-        said.append(
-            f"With the marginal intensity of {g:.4g} gCO2e/kWh ({source}) the same energy amounts to "
-            f"{format_mass(co2)} CO2e."
-        )
-    said.append(_estimated_sentence([(p.title, "") for p in f.parts if p.estimated]))
-    said += list(f.caveats)
-    said.append(f"Recorded with co2cb {f.version}; method in {METHODOLOGY}.")
-    return said
-
-
-def total_sentences(s: Statement) -> list[str]:
-    """The paragraph on several runs together, as plain-text sentences."""
-    runs = "; ".join(f'"{r.name}" ({format_duration(r.seconds)})' for r in s.runs)
-    parts = ", ".join(
-        f"{LABELS.get(c, c)} {format_energy(s.component_kwh(c))} ({s.component_label(c)})" for c in s.components()
-    )
-    said = [
-        f"This work comprises {len(s.runs)} runs recorded with co2cb {s.versions}: {runs}; "
-        f"{format_duration(s.seconds)} in all.",
-        f"Together they used {format_energy(s.kwh)} of electricity before PUE: {parts or 'no energy recorded'}, "
-        f"amounting to {format_mass(s.co2_kg)} CO2e with each run's own PUE and carbon intensity (below).",
-    ]
-    if all(r.marginal is not None for r in s.runs):
-        said.append(
-            f"With each run's marginal intensity they amount to "
-            f"{format_mass(sum(r.marginal[0] for r in s.runs if r.marginal))} CO2e."
-        )
-    estimated = [(p.title, f' in "{r.name}"') for r in s.runs for p in r.parts if p.estimated]
-    said.append(_estimated_sentence(estimated))
-    return said
-
-
-# --------------------------------------------------------------------------- formats
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-_LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
-_MARKDOWN_RE = re.compile(r"([\\`*_\[\]<>|#])")
-_QUOTED_RE = re.compile(r'"([^"]*)"')
-
-
-def latex_escape(text: str) -> str:
-    """Plain text as LaTeX: special characters escaped, quotes typeset, CO2 with a subscript 2, µ in math."""
-    text = _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], text)
-    text = _QUOTED_RE.sub(r"``\1''", text)
-    return text.replace("CO2", "CO$_2$").replace("µ", "$\\mu$")
-
-
-def markdown_escape(text: str) -> str:
-    """Plain text as Markdown: characters that would format escaped."""
-    return _MARKDOWN_RE.sub(r"\\\1", text)
-
-
-def _table(s: Statement, escape: Callable[[str], str]) -> list[list[str]]:
-    """Rows of the per-run breakdown: header first; every cell escaped."""
-    components = s.components()
-    rows = [
-        [
-            "run",
-            "duration",
-            *(f"{LABELS.get(c, c)} (kWh)" for c in components),
-            "total (kWh)",
-            "CO2e",
-            "gCO2e/kWh",
-            "PUE",
-        ]
-    ]
-    for r in s.runs:
-        by = {p.component: p for p in r.parts}
-        cells = [
-            f"{by[c].kwh:.4g}" + (f" ({by[c].label})" if by[c].label != "measured" else "") if c in by else "-"
-            for c in components
-        ]
-        rows.append(
-            [
-                r.name,
-                format_duration(r.seconds),
-                *cells,
-                f"{r.kwh:.4g}",
-                format_mass(r.co2_kg),
-                f"{r.g_per_kwh:.4g}",
-                f"{r.pue:g}",
-            ]
-        )
-    totals = [f"{s.component_kwh(c):.4g}" for c in components]
-    rows.append(["total", format_duration(s.seconds), *totals, f"{s.kwh:.4g}", format_mass(s.co2_kg), "", ""])
-    return [[escape(c) for c in row] for row in rows]
-
-
-def _paragraphs(s: Statement) -> list[list[str]]:
-    if len(s.runs) == 1:
-        return [run_sentences(s.runs[0])]
-    return [total_sentences(s), *(run_sentences(r) for r in s.runs)]
-
-
-def render_text(s: Statement, width: int = 100) -> str:
-    """Plain text: a paragraph per run, after the totals when there are several."""
-    return "\n\n".join(textwrap.fill(" ".join(p), width=width, break_on_hyphens=False) for p in _paragraphs(s)) + "\n"
-
-
-def render_markdown(s: Statement) -> str:
-    """Markdown: the paragraphs, and a breakdown table when there are several runs."""
-    paragraphs = [markdown_escape(" ".join(p)) for p in _paragraphs(s)]
-    if len(s.runs) > 1:
-        rows = _table(s, markdown_escape)
-        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-        lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-        paragraphs.insert(1, "\n".join(lines))
-    return "\n\n".join(paragraphs) + "\n"
-
-
-def render_latex(s: Statement) -> str:
-    """LaTeX: the paragraphs, and a breakdown ``tabular`` when there are several runs (no package needed)."""
-    paragraphs = [latex_escape(" ".join(p)) for p in _paragraphs(s)]
-    if len(s.runs) > 1:
-        rows = _table(s, latex_escape)
-        body = [
-            "\\begin{tabular}{l" + "r" * (len(rows[0]) - 1) + "}",
-            "\\hline",
-            " & ".join(rows[0]) + " \\\\",
-            "\\hline",
-            *(" & ".join(r) + " \\\\" for r in rows[1:-1]),
-            "\\hline",
-            " & ".join(rows[-1]) + " \\\\",
-            "\\hline",
-            "\\end{tabular}",
-        ]
-        paragraphs.insert(1, "\n".join(body))
-    return "\n\n".join(paragraphs) + "\n"
-
-
-def render(runs: Sequence[RecordedRun], fmt: str = "text", *, training_type: str | None = None) -> str:
-    """The statement of ``runs`` in a format: ``text``, ``markdown``, ``latex`` or ``hf-model-card``.
-
-    Args:
-        runs: Recorded runs, in the order to state them.
-        fmt: Output format.
-        training_type: For ``hf-model-card``: ``"pre-training"`` or ``"fine-tuning"`` (default: the runs'
-            ``training_type`` tag, else left out).
-
-    Raises:
-        ValueError: No run, or an unknown format.
-    """
-    s = statement(runs)
-    renderers: dict[str, Callable[[Statement], str]] = {
-        "text": render_text,
-        "markdown": render_markdown,
-        "latex": render_latex,
-        MODEL_CARD: lambda st: model_card(st, training_type),
-    }
-    if fmt not in renderers:
-        raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    return renderers[fmt](s)
