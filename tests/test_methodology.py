@@ -139,3 +139,12 @@ def test_the_papers_behind_the_methods_are_cited(citation: str) -> None:
     author = citation.split()[0]
     references = DOC.split("## References", 1)[1]
     assert re.search(rf"^- {author}, ", references, flags=re.M), author
+
+
+def test_the_statement_cites_the_methodology_where_an_installed_package_has_it() -> None:
+    from co2cb.report.statement_text import METHODOLOGY
+
+    shipped = METHODOLOGY.split()[0]
+    assert shipped == "co2cb/docs/methodology.md"
+    assert resources.files("co2cb").joinpath(*shipped.split("/")[1:]).read_text(encoding="utf-8") == DOC
+    assert "https://github.com/co2cb/co2cb/blob/main/co2cb/docs/methodology.md" in METHODOLOGY

@@ -33,8 +33,8 @@ def register(sub: Any) -> None:
         "was measured or estimated (and how), CO2e, the region, carbon intensity (source, year) and PUE, and the "
         "co2cb version. Every figure is the run record's. --format hf-model-card prints the co2_eq_emissions "
         "metadata a Hugging Face model card's YAML front matter holds (emissions in grams).",
-        epilog="How the figures are made: docs/methodology.md. Exit status: 0 printed, 1 a RUN is not a readable "
-        "run folder.",
+        epilog="How the figures are made: co2cb/docs/methodology.md (in the installed package). Exit status: "
+        "0 printed, 1 a RUN is not a readable run folder.",
     )
     p.add_argument(
         "runs",

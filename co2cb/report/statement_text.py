@@ -14,7 +14,11 @@ from collections.abc import Callable, Sequence
 from co2cb.report.statement import LABELS, RunFigures, Statement, join_names
 from co2cb.units import format_duration, format_energy, format_mass
 
-METHODOLOGY = "co2cb's docs/methodology.md"
+#: Where the method is described: in the installed package (``co2cb/docs/methodology.md``) and the repository.
+METHODOLOGY = (
+    "co2cb/docs/methodology.md (shipped with the co2cb package; "
+    "https://github.com/co2cb/co2cb/blob/main/co2cb/docs/methodology.md)"
+)
 
 
 # --------------------------------------------------------------------------- sentences
