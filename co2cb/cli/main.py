@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from co2cb._version import __version__
-from co2cb.cli import compare, demo, estimate, info, regions, report, run, statement, whatif, when
+from co2cb.cli import compare, demo, estimate, info, monitor, regions, report, run, statement, whatif, when
 from co2cb.cli.recorded import CommandError
 
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="co2cb", description="Energy and CO2 of ML training.")
     parser.add_argument("--version", action="version", version=f"co2cb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, info, run, regions, whatif, estimate, when, compare, report, statement):
+    for module in (demo, info, run, monitor, regions, whatif, estimate, when, compare, report, statement):
         module.register(sub)
     return parser
 

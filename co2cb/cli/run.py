@@ -8,6 +8,7 @@ import subprocess
 import sys
 from typing import Any
 
+from co2cb.cli.export_args import add_export_arguments, export_options
 from co2cb.core.config import ConfigError
 from co2cb.core.results import WindowResult
 from co2cb.core.tracker import Tracker
@@ -32,6 +33,7 @@ def register(sub: Any) -> None:
         default=None,
         help="data centre PUE (default: the cloud provider's published figure for a cloud region, else 1.0)",
     )
+    add_export_arguments(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     p.set_defaults(handler=handle)
 
@@ -62,6 +64,7 @@ def handle(args: argparse.Namespace) -> int:
             scope=args.scope,
             region=args.region,
             pue=args.pue,
+            **export_options(args),
         )
     except ConfigError as e:
         print(f"co2cb run: {e}", file=sys.stderr)

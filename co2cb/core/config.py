@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from co2cb.export import DEFAULT_ADDR, ExportOptions, MissingExtra
+from co2cb.export.pushgateway import auth_problem, url_problem
 from co2cb.meters.base import COMPONENTS
 from co2cb.meters.discovery import SCOPES
 from co2cb.records.writer import check_writable, default_output_dir
@@ -45,6 +49,10 @@ class TrackerConfig:
     ram_watts_per_gb: float | None = None
     keep_steps: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    prometheus_port: int | None = None
+    prometheus_addr: str = DEFAULT_ADDR
+    pushgateway: str | None = None
+    opentelemetry: bool = False
 
     def __post_init__(self) -> None:
         if (
@@ -78,6 +86,7 @@ class TrackerConfig:
                     (isinstance(g, int) and g >= 0) or (isinstance(g, str) and (g.isdigit() or g.startswith("GPU-")))
                 ):
                     raise ConfigError(f"gpus: {g!r} is not a GPU: give CUDA ordinals (0, 1, ...) or 'GPU-...' UUIDs")
+        _check_export(self)
         if self.save:
             out = self.resolved_output_dir
             try:
@@ -87,6 +96,11 @@ class TrackerConfig:
                     f"cannot write run records to {out} ({e.strerror or e}): pass output_dir= a writable folder, "
                     "set CO2CB_OUTPUT_DIR, or save=False to keep results in memory only"
                 ) from e
+
+    @property
+    def export(self) -> ExportOptions:
+        """The live exports asked for (see :mod:`co2cb.export`)."""
+        return ExportOptions(self.prometheus_port, self.prometheus_addr, self.pushgateway, self.opentelemetry)
 
     @property
     def resolved_output_dir(self) -> Path:
@@ -100,6 +114,44 @@ class TrackerConfig:
         d["gpus"] = list(self.gpus) if self.gpus is not None else None
         d["components"] = list(self.components)
         return d
+
+
+_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+def _check_export(c: TrackerConfig) -> None:
+    """The live-export options: a port, an address to bind, a Pushgateway URL, and their packages installed."""
+    port, addr = c.prometheus_port, c.prometheus_addr
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        raise ConfigError(
+            f"prometheus_port={port!r} is not valid: give a TCP port from 1 to 65535 (0: any free port), "
+            "or None to serve no metrics"
+        )
+    if not isinstance(addr, str) or not (_is_ip(addr) or _HOST_NAME.match(addr)):
+        raise ConfigError(
+            f"prometheus_addr={addr!r} is not valid: give the address to bind, '{DEFAULT_ADDR}' (default, this "
+            "machine only) or e.g. '0.0.0.0' (every interface)"
+        )
+    if addr != DEFAULT_ADDR and port is None:
+        raise ConfigError(f"prometheus_addr={addr!r} is given without prometheus_port: give the port to serve on too")
+    if c.pushgateway is not None:
+        problem = url_problem(c.pushgateway) or auth_problem()  # the URL is not quoted: it may hold a secret
+        if problem:
+            raise ConfigError(f"pushgateway is not valid: {problem}")
+    if not isinstance(c.opentelemetry, bool):
+        raise ConfigError(f"opentelemetry={c.opentelemetry!r} is not valid: give True or False")
+    try:
+        c.export.check_installed()
+    except MissingExtra as e:
+        raise ConfigError(str(e)) from None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def as_tuple(value: Sequence[Any] | None) -> tuple[Any, ...] | None:

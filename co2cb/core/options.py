@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from co2cb.core.config import ConfigError, TrackerConfig, as_tuple
+from co2cb.export import DEFAULT_ADDR
 from co2cb.intensity.choice import choose
 from co2cb.intensity.database import lookup
 
@@ -31,9 +32,16 @@ TRACKER_OPTIONS = frozenset(
         "tags",
         "meters",
         "pids",
+        "prometheus_port",
+        "prometheus_addr",
+        "pushgateway",
+        "opentelemetry",
     }
 )
 """The keyword arguments of :class:`co2cb.Tracker` (a test keeps this equal to its signature)."""
+
+EXPORT_OPTIONS = frozenset({"prometheus_port", "prometheus_addr", "pushgateway", "opentelemetry"})
+"""The live-export options (:mod:`co2cb.export`): one process per host uses them in a distributed job."""
 
 
 def tracker_config(**options: Any) -> TrackerConfig:
@@ -54,6 +62,10 @@ def tracker_config(**options: Any) -> TrackerConfig:
         ram_watts_per_gb=o.get("ram_watts_per_gb"),
         keep_steps=o.get("keep_steps", False),
         tags={str(k): v for k, v in (o.get("tags") or {}).items()},
+        prometheus_port=o.get("prometheus_port"),
+        prometheus_addr=o.get("prometheus_addr", DEFAULT_ADDR),
+        pushgateway=o.get("pushgateway"),
+        opentelemetry=o.get("opentelemetry", False),
     )
 
 

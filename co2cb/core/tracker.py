@@ -15,6 +15,7 @@ from typing import Any
 
 from co2cb.core.config import ConfigError
 from co2cb.core.header import run_header
+from co2cb.core.live import LiveFeed
 from co2cb.core.options import tracker_config
 from co2cb.core.results import WindowResult, iso
 from co2cb.core.sampler import Sampler
@@ -83,6 +84,10 @@ class Tracker:
         tags: Mapping[str, Any] | None = None,
         meters: Sequence[Meter] | None = None,
         pids: Sequence[int] | None = None,
+        prometheus_port: int | None = None,
+        prometheus_addr: str = "127.0.0.1",
+        pushgateway: str | None = None,
+        opentelemetry: bool = False,
     ) -> None:
         """Check every option and find the meters; nothing is measured before :meth:`start`.
 
@@ -118,6 +123,16 @@ class Tracker:
             meters: Use these meters instead of discovering them (advanced, tests).
             pids: Root processes of the tree measured in process scope (default: this process; the
                 ranks of a job on one host, for host-level meters read once per host).
+            prometheus_port: Serve the live metrics (:mod:`co2cb.export`) on ``/metrics`` at this TCP
+                port for Prometheus to scrape (0: any free port; see :attr:`prometheus_url`). Needs
+                ``co2cb[prometheus]``. A port in use gives a warning and the run goes on.
+            prometheus_addr: Address the endpoint binds: this machine only by default; ``"0.0.0.0"``
+                for every interface.
+            pushgateway: Push the live metrics to this Prometheus Pushgateway URL at each recorded
+                window's close and at stop, from a background thread (credentials in
+                ``CO2CB_PUSHGATEWAY_AUTH``, never in the URL). Needs ``co2cb[prometheus]``.
+            opentelemetry: Record the live metrics through the OpenTelemetry metrics API (the
+                application's MeterProvider exports them). Needs ``co2cb[otel]``.
 
         Raises:
             ConfigError: An option is invalid; the message says what to change.
@@ -138,6 +153,10 @@ class Tracker:
                 ram_watts_per_gb=ram_watts_per_gb,
                 keep_steps=keep_steps,
                 tags=tags,
+                prometheus_port=prometheus_port,
+                prometheus_addr=prometheus_addr,
+                pushgateway=pushgateway,
+                opentelemetry=opentelemetry,
             )
             self.choice = choose(intensity, region, marginal_intensity=marginal_intensity, pue=pue)
             self.intensity: IntensitySource = self.choice.source
@@ -160,6 +179,8 @@ class Tracker:
         meters = self.meter_set.meters
         self._channels = [m.info.name for m in meters]
         self._sampler = Sampler(meters, self.config.interval_s, on_tick=self._on_tick)
+        export = self.config.export
+        self._live = LiveFeed(export, self._sampler, self.choice, self._unix) if export.wanted else None
         self._windows = WindowMaker(
             self._channels,
             [m.info.component.value for m in meters],
@@ -194,6 +215,11 @@ class Tracker:
         return self._wall0
 
     @property
+    def prometheus_url(self) -> str | None:
+        """Where the live metrics are served for Prometheus (``prometheus_port``), or None."""
+        return self._live.exporter.prometheus_url if self._live is not None else None
+
+    @property
     def running(self) -> bool:
         """True between :meth:`start` and :meth:`stop`."""
         return self._started and not self._stopped
@@ -220,6 +246,8 @@ class Tracker:
         self._sampler.start()
         first = self._sampler.timeline.last_time or time.perf_counter_ns()
         self._open[RUN_WINDOW] = [_OpenWindow(RUN_WINDOW, first, self._sampler.timeline.at(first))]
+        if self._live is not None:
+            self._live.start(self.config.run_name or self.run_id, self.meter_set.choices)
         self._write({**self.header(), **dict(header or {})})
         return self
 
@@ -256,6 +284,8 @@ class Tracker:
         line["sampler_cpu_s"] = self._sampler.cpu_seconds
         line.update(dict(summary or {}))
         self._write(line)
+        if self._live is not None:
+            self._live.stop()  # the final values: the last push, then the endpoint closes
         if self._recorder is not None:
             self._recorder.close()
         self.meter_set.close()
@@ -371,6 +401,8 @@ class Tracker:
             )
         if write and self._recorder is not None:
             self._write(result.as_record())
+        if self._live is not None:
+            self._live.window_closed()  # asks the pushing thread for a push; nothing more here
         if result.intensity_notes:
             self._warn_once(
                 "intensity-notes",
@@ -434,7 +466,7 @@ class Tracker:
                     return
 
     def _on_tick(self) -> None:
-        """After each background reading: settle window starts the curve now covers; fold big step buffers."""
+        """After each background reading: settle window starts, fold big step buffers, export the run so far."""
         with self._sampler.lock:
             timeline = self._sampler.timeline
             last = timeline.last_time or 0
@@ -445,6 +477,8 @@ class Tracker:
         for series in list(self._steps.values()):
             if len(series.stamps) > _FOLD_THRESHOLD:
                 self._fold(series)
+        if self._live is not None:
+            self._live.tick()
 
     def _fold_all(self) -> None:
         for series in self._steps.values():
