@@ -60,6 +60,11 @@ def number(value: Any, default: float = 0.0) -> float:
     return float(value)
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object (a dict), else an empty dict: a field that may be missing or malformed."""
+    return value if isinstance(value, dict) else {}
+
+
 def energy_by_component(line: Mapping[str, Any]) -> dict[str, float]:
     """A record line's ``energy_kwh`` per component (kWh, without the ``total`` key)."""
     energy = line.get("energy_kwh")

@@ -35,6 +35,7 @@ from co2cb.records.lines import (
     EpochRecord,
     Provenance,
     energy_by_component,
+    mapping,
     number,
     ordered_components,
     outermost_windows,
@@ -55,6 +56,7 @@ __all__ = [
     "energy_by_component",
     "find_runs",
     "load_run",
+    "mapping",
     "number",
     "ordered_components",
     "outermost_windows",
@@ -218,7 +220,7 @@ class RecordedRun:
         for position, window in enumerate(found):
             energy, co2 = window_totals(window)
             val_energy, val_co2 = validation_excluded(window)
-            meta = window.get("meta") if isinstance(window.get("meta"), dict) else {}
+            meta = mapping(window.get("meta"))
             index = meta.get("epoch")
             epochs.append(
                 EpochRecord(
@@ -282,10 +284,10 @@ class RecordedRun:
     def provenance(self) -> Provenance:
         """Where the figures come from: meters, intensity (source, year, region and why), PUE."""
         header = self.header
-        intensity = header.get("intensity") if isinstance(header.get("intensity"), dict) else {}
-        pue_info = header.get("pue_info") if isinstance(header.get("pue_info"), dict) else {}
+        intensity = mapping(header.get("intensity"))
+        pue_info = mapping(header.get("pue_info"))
         last = self.summary if self.summary is not None else (self.windows[-1] if self.windows else {})
-        components = last.get("provenance") if isinstance(last.get("provenance"), dict) else {}
+        components = mapping(last.get("provenance"))
         if not components:
             by_component: dict[str, set[str]] = {}
             for meter in self.meters:

@@ -7,7 +7,7 @@ model card; ``co2cb statement --format`` picks one (:mod:`co2cb.cli.statement`).
 record's own: energy before PUE (kWh), CO2e with PUE (kg), the intensity, region, source, year and PUE
 the run used. Each component says whether it was measured or estimated and how; an estimated figure is
 named as an estimate in every format. Several runs (pre-training, then fine-tuning) give one statement:
-their totals first, then a paragraph per run. How the figures are made: ``docs/methodology.md``.
+their totals first, then a paragraph per run. How the figures are made: ``co2cb/docs/methodology.md``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from co2cb.records.reader import RecordedRun, number
+from co2cb.records.reader import RecordedRun, mapping, number
 
 LABELS = {"gpu": "GPU", "cpu": "CPU", "ram": "RAM"}
 ESTIMATE = "estimate"
@@ -175,7 +175,7 @@ def _meter_method(meter: Mapping[str, Any], interval_s: float) -> str:
     """One meter's method in words, with its model's constants and sources."""
     name = str(meter.get("name", "?"))
     provenance = str(meter.get("provenance", ""))
-    d = meter.get("details") if isinstance(meter.get("details"), dict) else {}
+    d = mapping(meter.get("details"))
     year = f", {d['year']}" if d.get("year") else ""
     if name.startswith("gpu:"):
         device = d.get("name") or name
@@ -204,14 +204,14 @@ def _method(run: RecordedRun, component: str) -> str:
 
 
 def _hardware(run: RecordedRun) -> str:
-    hardware = run.header.get("hardware") if isinstance(run.header.get("hardware"), dict) else {}
+    hardware = mapping(run.header.get("hardware"))
     gpus = Counter(str(g.get("name", "GPU")) for g in hardware.get("gpus") or [] if isinstance(g, dict))
-    cpu = hardware.get("cpu") if isinstance(hardware.get("cpu"), dict) else {}
+    cpu = mapping(hardware.get("cpu"))
     sockets = int(number(cpu.get("sockets"), 1))
     cpu_text = f"{cpu.get('model') or 'a CPU of unknown model'} ({sockets} socket{'s' if sockets != 1 else ''}"
     cpu_text += f", virtual machine: {cpu['virtualization']})" if cpu.get("virtualization") else ")"
     text = ", ".join([*(f"{n} x {name}" for name, n in gpus.items()), cpu_text])
-    job = run.header.get("job") if isinstance(run.header.get("job"), dict) else {}
+    job = mapping(run.header.get("job"))
     world = int(number(job.get("world_size"), 1))
     if world > 1:
         per_host = ((run.summary or {}).get("job") or {}).get("per_host") or {}
