@@ -8,8 +8,12 @@ except ImportError as e:  # pragma: no cover - depends on what is installed
         "(or use co2cb.pytorch_lightning with the 'pytorch_lightning' package)"
     ) from e
 
-from co2cb.integrations.lightning import build_callback
+from co2cb.integrations.lightning import CO2CallbackMixin
 
-CO2Callback = build_callback(_pl)
+
+class CO2Callback(CO2CallbackMixin, _pl.Callback):
+    __doc__ = CO2CallbackMixin.__doc__
+    framework = "lightning.pytorch"
+
 
 __all__ = ["CO2Callback"]

@@ -25,8 +25,8 @@ import keras
 import numpy as np
 
 import co2cb
-from co2cb.integrations import keras as keras_callback
 from co2cb.keras import CO2Callback
+from co2cb.training import tensorboard
 from tests.fakes.meters import ConstantPower, RaisingMeter
 
 BACKEND = keras.backend.backend()
@@ -226,12 +226,12 @@ def failures(out: Path) -> dict[str, Any]:
         raise OSError(28, "No space left on device")
 
     writes = CO2Callback(run_name="keras-writes", tensorboard_dir=str(out / "tb"), log_steps=2, **options(out))
-    scalars = keras_callback.EventWriter.scalars
-    keras_callback.EventWriter.scalars = disk_full  # every event write fails, as on a full disk
+    scalars = tensorboard.EventWriter.scalars
+    tensorboard.EventWriter.scalars = disk_full  # every event write fails, as on a full disk
     try:
         writes_history = m.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, callbacks=[writes])
     finally:
-        keras_callback.EventWriter.scalars = scalars
+        tensorboard.EventWriter.scalars = scalars
 
     co2 = CO2Callback(run_name="keras-raises", **options(out))
     raised, stopped_after_s = "", None

@@ -1,0 +1,127 @@
+"""Keras plumbing with a job of its own: finding the ``CallbackList`` that calls a callback, and noticing a
+``fit`` that raised (Keras has no exception hook).
+
+Read from Keras 3's ``callbacks/callback_list.py`` and the backends' ``Trainer.fit``: a callback gets
+no handle on its list, but the list is the ``self`` of a frame up the stack
+(``CallbackList.on_train_begin``), and its caller is ``fit`` unless a custom loop drives it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import keras
+
+WATCH_PERIOD_S = 0.25  # how often the fit watch looks at the stack, seconds
+STACK_DEPTH = 8  # frames searched for the CallbackList calling the callback
+
+
+class FitAborted(Exception):
+    """``fit`` ended without ``on_train_end``: it raised, and the exception was not found."""
+
+
+def dispatcher(callback: keras.callbacks.Callback) -> tuple[keras.callbacks.CallbackList | None, FrameType | None]:
+    """The ``CallbackList`` up the stack that is calling ``callback``, and the frame of Keras' ``fit`` calling it.
+
+    Keras gives a callback no handle on its list: the list is the ``self`` of a frame up the stack
+    (``CallbackList.on_train_begin``), and its caller is ``fit`` unless a custom loop drives it.
+    """
+    frame = sys._getframe(1)
+    for _ in range(STACK_DEPTH):
+        if frame is None:
+            break
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, keras.callbacks.CallbackList) and any(cb is callback for cb in owner.callbacks):
+            caller = frame.f_back
+            return owner, caller if caller is not None and caller.f_code.co_name == "fit" else None
+        frame = frame.f_back
+    return None, None
+
+
+def last_uncaught() -> BaseException | None:
+    """The last exception that reached the top of the interpreter (or of IPython) uncaught."""
+    return getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+
+
+class FitWatch:
+    """Calls ``on_raised`` once Keras' ``fit`` has left the stack without ``on_train_end`` (it raised).
+
+    A thread looks every ``period_s`` for ``fit``'s frame on the stack of the thread running it
+    (``sys._current_frames``: no tracing, nothing on the training thread). It is not a daemon: when an
+    uncaught exception ends the interpreter, the thread records it before the exit handlers run.
+    """
+
+    def __init__(
+        self, fit_frame: FrameType, on_raised: Callable[[BaseException | None], None], period_s: float = WATCH_PERIOD_S
+    ) -> None:
+        self._frame: FrameType | None = fit_frame
+        self._thread_id = threading.get_ident()
+        self._on_raised = on_raised
+        self._seen = last_uncaught()  # an uncaught exception from before this fit is not its own
+        self._done = threading.Event()
+        threading.Thread(target=self._run, args=(period_s,), name="co2cb-keras-fit-watch").start()
+
+    def close(self) -> None:
+        """``fit`` is ending normally: stop watching."""
+        self._done.set()
+
+    def _run(self, period_s: float) -> None:
+        while not self._done.wait(period_s):
+            if self._on_stack():
+                continue
+            error = self._error()
+            self._frame = None
+            if not self._done.is_set():
+                self._on_raised(error)
+            return
+        self._frame = None
+
+    def _on_stack(self) -> bool:
+        frame = sys._current_frames().get(self._thread_id)
+        while frame is not None:
+            if frame is self._frame:
+                return True
+            frame = frame.f_back
+        return False
+
+    def _error(self) -> BaseException | None:
+        """The exception that left ``fit``: the one its thread is handling now, else a new uncaught one."""
+        handled = getattr(sys, "_current_exceptions", dict)().get(self._thread_id)
+        if isinstance(handled, tuple):  # Python < 3.12: (type, value, traceback)
+            handled = handled[1]
+        if isinstance(handled, BaseException):
+            return handled
+        last = last_uncaught()
+        return last if last is not self._seen else None
+
+
+def run_first(callback: keras.callbacks.Callback, owner: keras.callbacks.CallbackList) -> list[str]:
+    """Give ``owner`` a new callback list in which ``callback`` comes first, behind Keras' progress bar only.
+
+    The loop running ``on_train_begin`` goes on over the old list, so every callback still gets that
+    hook once. Returns the names of the callbacks that were ahead of it.
+    """
+    progbar = keras.callbacks.ProgbarLogger
+    callbacks = list(owner.callbacks)
+    order = [
+        *(cb for cb in callbacks if isinstance(cb, progbar)),
+        callback,
+        *(cb for cb in callbacks if cb is not callback and not isinstance(cb, progbar)),
+    ]
+    if all(a is b for a, b in zip(order, callbacks)):
+        return []
+    mine = next(i for i, cb in enumerate(callbacks) if cb is callback)
+    owner.callbacks = order
+    return [type(cb).__name__ for cb in callbacks[:mine] if not isinstance(cb, progbar)]
+
+
+def final_logs(model: Any) -> dict[str, Any]:
+    """The last epoch's logs as ``History`` holds them: with keys added by every callback, wherever listed."""
+    history = getattr(getattr(model, "history", None), "history", None)
+    if not isinstance(history, dict):
+        return {}
+    return {k: v[-1] for k, v in history.items() if isinstance(v, list) and v}

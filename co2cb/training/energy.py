@@ -1,0 +1,111 @@
+"""Energy and CO2 of a stretch of training, summable across ranks and windows; the run's forecast."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from co2cb.core.results import EnergySums, WindowResult
+from co2cb.meters.base import COMPONENTS
+from co2cb.units import JOULES_PER_KWH
+
+
+@dataclass
+class Energy(EnergySums):
+    """Energy and CO2 of a stretch of training (summable across ranks and windows).
+
+    Attributes:
+        joules: Per component (``gpu``, ``cpu``, ``ram``), joules, before PUE.
+        co2_kg: Emissions, kg CO2e, including PUE.
+        seconds: Wall-clock duration, seconds (the longest rank's, when summed across ranks).
+    """
+
+    joules: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 0.0))
+    co2_kg: float = 0.0
+    seconds: float = 0.0
+
+    @classmethod
+    def of(cls, result: WindowResult) -> Energy:
+        """The energy of a window result."""
+        joules = dict.fromkeys(COMPONENTS, 0.0)
+        joules.update(result.joules)
+        return cls(joules, result.co2_kg, result.seconds)
+
+    def vector(self) -> list[float]:
+        """Flat form for collectives: joules per component, CO2, seconds."""
+        return [self.joules[c] for c in COMPONENTS] + [self.co2_kg, self.seconds]
+
+    @classmethod
+    def from_vector(cls, values: Sequence[float]) -> Energy:
+        """Inverse of :meth:`vector`."""
+        n = len(COMPONENTS)
+        return cls(dict(zip(COMPONENTS, values[:n])), values[n], values[n + 1])
+
+    def plus(self, other: Energy) -> Energy:
+        """Sum of two consecutive stretches (durations add)."""
+        joules = {c: self.joules[c] + other.joules[c] for c in COMPONENTS}
+        return Energy(joules, self.co2_kg + other.co2_kg, self.seconds + other.seconds)
+
+    def minus(self, other: Energy) -> Energy:
+        """What is left of this stretch without a part of it (floored at zero)."""
+        joules = {c: max(0.0, self.joules[c] - other.joules[c]) for c in COMPONENTS}
+        return Energy(joules, max(0.0, self.co2_kg - other.co2_kg), max(0.0, self.seconds - other.seconds))
+
+    def as_record(self) -> dict[str, Any]:
+        """JSON-ready form (kWh, kg, seconds)."""
+        energy = {c: j / JOULES_PER_KWH for c, j in self.joules.items()}
+        energy["total"] = self.kwh
+        return {"energy_kwh": energy, "co2_kg": self.co2_kg, "seconds": self.seconds}
+
+
+def sum_over_ranks(per_rank: Sequence[Energy]) -> Energy:
+    """The job's energy: every rank's joules and CO2 added; the duration is the longest rank's."""
+    total = Energy()
+    for e in per_rank:
+        total = Energy(
+            {c: total.joules[c] + e.joules[c] for c in COMPONENTS},
+            total.co2_kg + e.co2_kg,
+            max(total.seconds, e.seconds),
+        )
+    return total
+
+
+@dataclass
+class Forecast:
+    """Predicted energy and CO2 of the whole run, from the share of it done so far.
+
+    Attributes:
+        energy_kwh: Predicted energy of the whole run, kWh.
+        co2_kg: Predicted emissions of the whole run, kg CO2e.
+        progress: Share of the run done (optimizer steps done / steps planned), 0..1.
+    """
+
+    energy_kwh: float
+    co2_kg: float
+    progress: float
+
+
+def job_result(local: WindowResult, job: Energy, meta: dict[str, Any]) -> WindowResult:
+    """The job's figures in this rank's window result (per-meter energy is this rank's alone, so left out)."""
+    return replace(
+        local,
+        seconds=job.seconds,
+        joules={c: job.joules[c] for c in COMPONENTS if c in local.joules or job.joules[c]},
+        meter_joules={},
+        co2_kg=job.co2_kg,
+        co2_kg_marginal=None,
+        g_per_kwh_marginal=None,
+        meta=meta,
+    )
+
+
+def split(hosts: Sequence[str], per_rank: Sequence[Energy]) -> dict[str, Any]:
+    """The job's energy per rank and per host (``hosts``: each rank's host, in rank order), for the record."""
+    by_host: dict[str, Energy] = {}
+    for host, e in zip(hosts, per_rank):
+        by_host[host] = sum_over_ranks([by_host.get(host, Energy()), e])
+    return {
+        "per_rank": [e.as_record() for e in per_rank],
+        "per_host": {h: e.as_record() for h, e in by_host.items()},
+    }
