@@ -160,7 +160,7 @@ class TrainingMonitor:
     def tracker_for(self, rank: RankInfo, gpus: Sequence[int] | None, uses_gpu: bool) -> Tracker:
         """Build this rank's tracker (see :func:`co2cb.training.collective.rank_tracker`)."""
         options = dict(self.tracker_options)
-        if False and rank.local_rank != 0:  # one live-metrics endpoint per host: local rank 0's, which reads the host's meters
+        if rank.local_rank != 0:  # one live-metrics endpoint per host: local rank 0's, which reads the host's meters
             options = {k: v for k, v in options.items() if k not in EXPORT_OPTIONS}
         return rank_tracker(options, rank, gpus, uses_gpu, run_name=self.run_name, tags=self.tags)
 
