@@ -7,7 +7,17 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeGpu, FakePynvml, MakeFake, install_fake_pynvml
+from tests.fakes import (
+    FakeAmdGpu,
+    FakeAmdSmi,
+    FakeGpu,
+    FakePynvml,
+    FakeSoc,
+    MakeFake,
+    install_fake_amdsmi,
+    install_fake_apple,
+    install_fake_pynvml,
+)
 from tests.fakes.powercap import FakePowercap
 
 
@@ -17,6 +27,26 @@ def nvml(monkeypatch: pytest.MonkeyPatch) -> MakeFake:
 
     def make(*gpus: FakeGpu, **kwargs: Any) -> FakePynvml:
         return install_fake_pynvml(monkeypatch, gpus, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def amd(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``amd(gpu, ..., version="7.0.2", init_error=None, hip_visible_devices=...)`` installs a fake amdsmi."""
+
+    def make(*gpus: FakeAmdGpu, **kwargs: Any) -> FakeAmdSmi:
+        return install_fake_amdsmi(monkeypatch, gpus, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def apple(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """``apple(FakeSoc(...), chip="Apple M2 Max")`` makes this a Mac with a fake zeus_apple_silicon."""
+
+    def make(soc: FakeSoc | None = None, chip: str | None = "Apple M2 Max") -> FakeSoc:
+        return install_fake_apple(monkeypatch, soc or FakeSoc(), tmp_path / "apple-bin", chip)
 
     return make
 

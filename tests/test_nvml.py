@@ -14,6 +14,7 @@ import pytest
 import co2cb
 from co2cb import ConfigError, Tracker
 from co2cb.meters import nvml as co2cb_nvml
+from co2cb.meters import nvml_scope
 from co2cb.meters.base import MeterChoice
 
 from .fakes import (
@@ -88,7 +89,7 @@ def test_fake_surface_matches_the_real_pynvml() -> None:
 
 
 def test_fake_covers_every_pynvml_name_co2cb_uses() -> None:
-    source = Path(inspect.getfile(co2cb_nvml)).read_text()
+    source = Path(inspect.getfile(co2cb_nvml)).read_text() + Path(inspect.getfile(nvml_scope)).read_text()
     used = set(re.findall(r"(?:pynvml|self\._nvml)\.(\w+)", source))
     assert used, "co2cb.meters.nvml no longer calls pynvml the way this test expects"
     assert used <= set(FakePynvml().public_names())
@@ -190,7 +191,7 @@ def test_zero_gpus(nvml: MakeFake) -> None:
     tracker = gpu_tracker()
     assert tracker.meter_set.meters == []
     assert gpu_choice(tracker).chosen == ()
-    assert gpu_choice(tracker).reason == "NVML found no GPU"
+    assert gpu_choice(tracker).reason.startswith("NVIDIA: NVML found no GPU; AMD: amdsmi is not installed")
     assert tracker.header()["hardware"]["gpus"] == []
     assert fake.refcount == 0
 
@@ -212,6 +213,7 @@ def test_device_facts_in_the_header(nvml: MakeFake) -> None:
         power=Constant(31.5),
         has_energy_counter=False,
         unsupported=frozenset({"nvmlDeviceGetTemperature", "nvmlDeviceGetEnforcedPowerLimit"}),
+        mig_mode=None,  # no MIG before Ampere
     )
     fake = nvml(a, b)
     tracker = gpu_tracker()
@@ -226,6 +228,10 @@ def test_device_facts_in_the_header(nvml: MakeFake) -> None:
             "power_limit_w": 400.0,
             "power_draw_w": 187.25,
             "energy_counter": True,
+            "power_scope": "gpu",
+            "module_power_w": None,
+            "mig_enabled": False,
+            "mig_slices": [],
         },
         {
             "index": 1,
@@ -236,6 +242,10 @@ def test_device_facts_in_the_header(nvml: MakeFake) -> None:
             "power_limit_w": None,
             "power_draw_w": 31.5,
             "energy_counter": False,
+            "power_scope": "gpu",
+            "module_power_w": None,
+            "mig_enabled": None,
+            "mig_slices": [],
         },
     ]
     # the power draw is what NVML answered at discovery, converted from milliwatts
@@ -294,7 +304,7 @@ def test_cuda_visible_devices_indices(nvml: MakeFake, env: str, expected: list[s
     if expected:
         assert "by CUDA_VISIBLE_DEVICES" in choice.reason
     else:
-        assert choice.reason == f"no GPU visible to this process (CUDA_VISIBLE_DEVICES={env!r})"
+        assert choice.reason.startswith(f"NVIDIA: no GPU visible to this process (CUDA_VISIBLE_DEVICES={env!r}); ")
     tracker.meter_set.close()
     assert fake.refcount == 0
 

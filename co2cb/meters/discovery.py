@@ -2,11 +2,15 @@
 
 The order per component:
 
-* GPU: NVML for the GPUs this process may use; none when NVML cannot start.
-* CPU: RAPL package zones; else an estimate: the user's TDP if given, the
-  per-vCPU model on a virtual machine, the TDP table for a known CPU model, the
-  per-vCPU model averaged over architectures otherwise.
-* RAM: RAPL DRAM zones; else the watts-per-GB estimate.
+* GPU: NVML for the NVIDIA GPUs this process may use; else AMD SMI for its AMD
+  GPUs; else Apple silicon's GPU and Neural Engine counters; none when no
+  library finds one (see :mod:`co2cb.meters.accelerators`).
+* CPU: none when a GPU figure already covers it (a Grace Hopper module); RAPL
+  package zones; Apple silicon's CPU counter; else an estimate: the user's TDP if
+  given, the per-vCPU model on a virtual machine, the TDP table for a known CPU
+  model, the per-vCPU model averaged over architectures otherwise.
+* RAM: none when a GPU figure covers it; RAPL DRAM zones; Apple silicon's DRAM
+  counter; else the watts-per-GB estimate.
 
 A meter that cannot work is replaced by an estimate or left out, never by a crash.
 """
@@ -19,6 +23,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from co2cb.meters import cpu, rapl
+from co2cb.meters.accelerators import find_gpus
+from co2cb.meters.amd import AmdGpu
+from co2cb.meters.apple import discover_apple
 from co2cb.meters.base import Component, Meter, MeterChoice
 from co2cb.meters.estimates import (
     RAM_WATTS_PER_GB,
@@ -27,7 +34,7 @@ from co2cb.meters.estimates import (
     TdpCpuMeter,
     VcpuCpuMeter,
 )
-from co2cb.meters.nvml import GpuDevice, discover_gpus
+from co2cb.meters.nvml import GpuDevice
 from co2cb.meters.process import CpuShare, ProcessTree
 
 log = logging.getLogger(__name__)
@@ -42,14 +49,16 @@ class MeterSet:
     Attributes:
         meters: Every meter to sample (possibly empty: the null meter set).
         choices: One decision per component, with its reason.
-        gpus: The GPUs being measured.
+        gpus: The GPUs being measured (NVIDIA and AMD).
         cpu: What is known of the CPU (model name, sockets, virtualisation).
+        accelerators: What each accelerator library (NVIDIA, AMD, Apple silicon) said, by vendor.
     """
 
     meters: list[Meter] = field(default_factory=list)
     choices: list[MeterChoice] = field(default_factory=list)
-    gpus: list[GpuDevice] = field(default_factory=list)
+    gpus: list[GpuDevice | AmdGpu] = field(default_factory=list)
     cpu: dict[str, object] = field(default_factory=dict)
+    accelerators: dict[str, str] = field(default_factory=dict)
 
     def close(self) -> None:
         """Release every meter's handles."""
@@ -109,11 +118,13 @@ def discover(
     tree = ProcessTree(pids) if scope == "process" else None
     result = MeterSet()
 
+    apple, apple_reason = discover_apple(tree)
     if Component.GPU in wanted:
-        gpu_meters, reason = discover_gpus(gpus)
-        result.meters.extend(gpu_meters)
-        result.gpus = [m.device for m in gpu_meters]
-        result.choices.append(MeterChoice(Component.GPU, tuple(m.info.name for m in gpu_meters), reason))
+        found = find_gpus(gpus, [m for m in apple if m.info.component is Component.GPU], apple_reason)
+        result.meters.extend(found.meters)
+        result.gpus = found.devices
+        result.accelerators = found.vendors
+        result.choices.append(MeterChoice(Component.GPU, tuple(m.info.name for m in found.meters), found.reason))
 
     model = cpu.read_cpu_model()
     virt = cpu.detect_virtualization()
@@ -135,10 +146,19 @@ def discover(
         if component not in wanted:
             continue
         mine = [z for z in zones if z.component is component]
-        if mine:
+        on_chip = [m for m in apple if m.info.component is component]
+        covering = [m.info.name for m in result.meters if component.value in m.info.details.get("covers", ())]
+        if covering:  # a Grace Hopper-style module figure already holds the CPU and its memory
+            meters = []
+            reason = f"counted in {', '.join(covering)}: that figure covers the whole module (GPU, CPU and memory)"
+        elif mine:
             meters = [rapl.RaplMeter(z, CpuShare(tree) if tree else None) for z in mine]
             scope_note = "attributed by CPU-time share" if tree else "whole machine"
             reason = f"RAPL {', '.join(z.name for z in mine)} under {root} ({scope_note})"
+        elif on_chip:
+            meters = list(on_chip)
+            scope_note = "attributed by CPU-time share" if tree else "whole machine"
+            reason = f"{', '.join(m.info.name for m in on_chip)} ({scope_note}); {apple_reason}"
         elif component is Component.CPU:
             meter, how = _cpu_estimate(tree, cpu_tdp_w, model, virt, sockets)
             meters = [meter]

@@ -7,10 +7,15 @@ the sampler integrates. A GPU is counted whole: NVML cannot split a device's
 energy between processes.
 
 Which GPUs: an explicit list (CUDA ordinals, i.e. positions among the visible
-devices, or ``GPU-...`` UUIDs), else ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs,
-read the way CUDA reads it: the list stops at the first entry that names no
+devices, or ``GPU-...``/``MIG-...`` UUIDs), else ``CUDA_VISIBLE_DEVICES`` (indices or
+UUIDs, read the way CUDA reads it: the list stops at the first entry that names no
 device), else every GPU. Ordinals are mapped in PCI bus order, as with
-``CUDA_DEVICE_ORDER=PCI_BUS_ID``. This is the only module that calls pynvml.
+``CUDA_DEVICE_ORDER=PCI_BUS_ID``. A MIG slice is measured through its physical GPU.
+
+What a figure covers is recorded per GPU (see :mod:`co2cb.meters.nvml_scope`): the
+GPU board, or on Grace Hopper and other modules the whole module (GPU, CPU and
+memory), and the MIG layout. This module and :mod:`~co2cb.meters.nvml_scope` are the
+only ones that call pynvml.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from co2cb.meters import visible
 from co2cb.meters.base import Component, Meter, MeterError, MeterInfo, Provenance, ReadingKind
+from co2cb.meters.nvml_scope import GPU_ONLY, MODULE, mig_layout, power_scope
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,12 @@ class GpuDevice:
         power_limit_w: Enforced power limit, watts (None if not reported).
         power_draw_w: Current power draw, watts (None if not reported).
         energy_counter: Whether the total-energy counter is supported.
+        power_scope: What the power and energy figures cover: ``"gpu"`` (the board), ``"module"``
+            (a Grace Hopper-style module: GPU, CPU and memory) or ``"unknown"`` (NVML reports module
+            power, but co2cb could not tell which of the two its figures are).
+        module_power_w: Module power at discovery, watts, where NVML reports it (None elsewhere).
+        mig_enabled: Whether MIG mode is on (None where the GPU has no MIG).
+        mig_slices: The MIG devices on this GPU: UUID, GPU and compute instance IDs, slices, memory, SMs.
     """
 
     index: int
@@ -48,10 +61,14 @@ class GpuDevice:
     power_limit_w: float | None
     power_draw_w: float | None
     energy_counter: bool
+    power_scope: str = GPU_ONLY
+    module_power_w: float | None = None
+    mig_enabled: bool | None = None
+    mig_slices: tuple[dict[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return dict(self.__dict__)
+        return {**self.__dict__, "mig_slices": [dict(s) for s in self.mig_slices]}
 
 
 def _load_pynvml() -> ModuleType:
@@ -69,63 +86,50 @@ def _optional(fn: Any, *args: Any) -> Any:
         return None
 
 
-def select_devices(requested: Sequence[int | str] | None, visible_env: str | None, uuids: Sequence[str]) -> list[int]:
+def select_devices(
+    requested: Sequence[int | str] | None, visible_env: str | None, uuids: Sequence[str | Sequence[str]]
+) -> list[int]:
     """NVML indices of the GPUs this process may use.
 
     Args:
         requested: Explicit CUDA ordinals or UUIDs, or None for all visible.
         visible_env: Value of ``CUDA_VISIBLE_DEVICES`` (None when unset).
-        uuids: UUID of each NVML device, by NVML index.
+        uuids: By NVML index, the GPU's UUID, or its UUID and the UUIDs of its MIG slices.
 
     Raises:
         ValueError: ``requested`` names a device that is not visible.
     """
+    ids = [[u] if isinstance(u, str) else list(u) for u in uuids]
+    shown = visible.parse_visible(visible_env, ids)
+    return visible.choose(requested, shown, ids, f"CUDA_VISIBLE_DEVICES={visible_env!r}")
 
-    def by_token(token: str) -> int | None:
-        token = token.strip()
-        if token.isdigit():
-            i = int(token)
-            return i if i < len(uuids) else None
-        if token.startswith("GPU-"):
-            hits = [i for i, u in enumerate(uuids) if u.startswith(token)]
-            return hits[0] if len(hits) == 1 else None
-        return None
 
-    if visible_env is None:
-        visible = list(range(len(uuids)))
+class NvmlUnavailable(ValueError):
+    """NVML could not start although GPUs were asked for explicitly (``gpus=[...]``)."""
+
+
+def energy_scope(device: GpuDevice, mig_in_use: Sequence[str] = ()) -> str:
+    """What a GPU meter's figures cover, in words for the record."""
+    if device.power_scope == MODULE:
+        text = "the whole module (GPU, CPU and memory), as NVML reports it on this device"
+    elif device.power_scope == GPU_ONLY:
+        text = "the GPU board"
     else:
-        visible = []
-        for token in visible_env.split(","):
-            index = by_token(token)
-            if index is None or index in visible:
-                break  # CUDA ignores the rest of the list after an invalid entry
-            visible.append(index)
-    if requested is None:
-        return visible
-    chosen: list[int] = []
-    for item in requested:
-        if isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
-            ordinal = int(item)
-            if not 0 <= ordinal < len(visible):
-                raise ValueError(
-                    f"gpus={list(requested)!r}: CUDA ordinal {ordinal} is not visible "
-                    f"({len(visible)} GPU(s) visible; CUDA_VISIBLE_DEVICES={visible_env!r})"
-                )
-            index = visible[ordinal]
-        else:
-            found = by_token(str(item))
-            if found is None or found not in visible:
-                raise ValueError(f"gpus={list(requested)!r}: no visible GPU has UUID {item!r}")
-            index = found
-        if index not in chosen:
-            chosen.append(index)
-    return chosen
+        text = "the GPU board or the whole module: NVML reports module power here, and co2cb could not tell which"
+    if device.mig_enabled:
+        slices = ", ".join(mig_in_use) or "none named"
+        text += (
+            f"; all {len(device.mig_slices)} MIG slice(s) together (in use here: {slices}): NVML reports energy "
+            "for the physical GPU only, so processes on other slices of it are counted too"
+        )
+    return text
 
 
 class NvmlGpuMeter(Meter):
-    """Energy of one NVIDIA GPU."""
+    """Energy of one NVIDIA GPU (the physical GPU, also when the process uses one MIG slice of it)."""
 
-    def __init__(self, pynvml: ModuleType, index: int) -> None:
+    def __init__(self, pynvml: ModuleType, index: int, mig_in_use: Sequence[str] = ()) -> None:
+        """Open GPU ``index`` (NVML index); ``mig_in_use`` names the MIG slices the process was given."""
         self._nvml = pynvml
         pynvml.nvmlInit()  # reference-counted by NVML; balanced in close()
         self._open = True
@@ -138,11 +142,16 @@ class NvmlGpuMeter(Meter):
         except BaseException:
             self.close()
             raise
+        details = {k: v for k, v in self.device.as_dict().items() if k not in ("memory_used_bytes", "power_draw_w")}
+        covers = ["gpu", "cpu", "ram"] if self.device.power_scope == MODULE else ["gpu"]
+        details.update(energy_scope=energy_scope(self.device, mig_in_use), covers=covers)
+        if mig_in_use:
+            details["mig_slices_in_use"] = list(mig_in_use)
         self._info = MeterInfo(
             name=f"gpu:{index}",
             component=Component.GPU,
             provenance=Provenance.MEASURED_COUNTER if self.device.energy_counter else Provenance.SAMPLED_POWER,
-            details={k: v for k, v in self.device.as_dict().items() if k not in ("memory_used_bytes", "power_draw_w")},
+            details=details,
         )
 
     @property
@@ -165,11 +174,13 @@ class NvmlGpuMeter(Meter):
 
 
 def describe_device(pynvml: ModuleType, index: int, handle: Any) -> GpuDevice:
-    """Read a GPU's identity and current state; fields NVML does not report are None."""
+    """Read a GPU's identity, state, power scope and MIG layout; fields NVML does not report are None."""
     memory = _optional(pynvml.nvmlDeviceGetMemoryInfo, handle)
     limit_mw = _optional(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
     draw_mw = _optional(pynvml.nvmlDeviceGetPowerUsage, handle)
     temp = _optional(pynvml.nvmlDeviceGetTemperature, handle, pynvml.NVML_TEMPERATURE_GPU)
+    scope, module_w = power_scope(pynvml, handle, draw_mw)
+    mig_enabled, mig_slices = mig_layout(pynvml, handle)
     return GpuDevice(
         index=index,
         name=_text(pynvml.nvmlDeviceGetName(handle)),
@@ -179,7 +190,21 @@ def describe_device(pynvml: ModuleType, index: int, handle: Any) -> GpuDevice:
         power_limit_w=limit_mw / 1000.0 if limit_mw is not None else None,
         power_draw_w=draw_mw / 1000.0 if draw_mw is not None else None,
         energy_counter=_optional(pynvml.nvmlDeviceGetTotalEnergyConsumption, handle) is not None,
+        power_scope=scope,
+        module_power_w=module_w,
+        mig_enabled=mig_enabled,
+        mig_slices=mig_slices,
     )
+
+
+def _note(meter: NvmlGpuMeter) -> str:
+    device = meter.device
+    text = f"gpu:{device.index} {meter.info.provenance.value}"
+    if device.power_scope != GPU_ONLY:
+        text += f" ({device.power_scope} power scope)"
+    if device.mig_enabled:
+        text += " (MIG: the whole GPU is measured)"
+    return text
 
 
 def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[NvmlGpuMeter], str]:
@@ -187,7 +212,8 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
 
     Never raises for missing hardware: no library, no driver or no GPU gives an
     empty list and the reason. Raises ValueError only when ``requested`` names a
-    GPU that is not there, since the user asked for it explicitly.
+    GPU that is not there, since the user asked for it explicitly
+    (:class:`NvmlUnavailable` when NVML could not start at all).
     """
     try:
         pynvml = _load_pynvml()
@@ -197,17 +223,22 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
         pynvml.nvmlInit()
     except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
         if requested:
-            raise ValueError(f"gpus={list(requested)!r} was given but NVML could not start: {e}") from e
+            raise NvmlUnavailable(f"gpus={list(requested)!r} was given but NVML could not start: {e}") from e
         return [], f"NVML could not start ({e}): no NVIDIA driver or GPU"
     visible_env = os.environ.get("CUDA_VISIBLE_DEVICES")
     meters: list[NvmlGpuMeter] = []
     skipped: list[str] = []
     try:
         count = pynvml.nvmlDeviceGetCount()
-        uuids = [_text(pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
-        for i in select_devices(requested, visible_env, uuids):
+        ids: list[list[str]] = []
+        for i in range(count):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            mig = mig_layout(pynvml, handle)[1]
+            ids.append([_text(pynvml.nvmlDeviceGetUUID(handle)), *(s["uuid"] for s in mig)])
+        tokens = [*(requested or []), *(visible_env.split(",") if visible_env else [])]
+        for i in select_devices(requested, visible_env, ids):
             try:
-                meters.append(NvmlGpuMeter(pynvml, i))
+                meters.append(NvmlGpuMeter(pynvml, i, visible.named(tokens, ids[i][1:])))
             except pynvml.NVMLError as e:  # one broken GPU must not hide the others
                 skipped.append(f"gpu:{i} skipped ({e})")
     except pynvml.NVMLError as e:
@@ -226,5 +257,5 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
         if requested is not None
         else ("CUDA_VISIBLE_DEVICES" if visible_env is not None else "all GPUs NVML reports")
     )
-    kinds = ", ".join(f"gpu:{m.device.index} {m.info.provenance.value}" for m in meters)
+    kinds = ", ".join(_note(m) for m in meters)
     return meters, f"{len(meters)} of {count} GPU(s) by {how}: {kinds}" + "".join(f"; {x}" for x in skipped)

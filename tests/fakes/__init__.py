@@ -1,17 +1,28 @@
 """Fakes of hardware libraries, for testing co2cb's real code paths without the hardware.
 
-Tests use the ``nvml`` fixture of ``tests/conftest.py``: ``nvml(FakeGpu(...), ...)`` installs a fake
-pynvml (see :func:`install_fake_pynvml`) and returns it.
+Tests use the fixtures of ``tests/conftest.py``: ``nvml(FakeGpu(...), ...)`` installs a fake pynvml
+(see :func:`install_fake_pynvml`), ``amd(FakeAmdGpu(...), ...)`` a fake amdsmi
+(:func:`install_fake_amdsmi`), ``apple(FakeSoc(...))`` a fake zeus_apple_silicon on a Mac
+(:func:`install_fake_apple`); each returns its fake. Each makes the other accelerator libraries
+absent unless the test installs fakes of them too, so that the machine running the tests never
+leaks its own GPUs into them.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from co2cb.meters import amd as co2cb_amd
+
+from .fake_amdsmi import AmdFault, FakeAmdGpu, FakeAmdSmi
+from .fake_apple import AppleFault, FakeSoc, FakeZeusAppleSilicon
 from .fake_pynvml import (
     NVML_ERROR_DRIVER_NOT_LOADED,
     NVML_ERROR_GPU_IS_LOST,
@@ -28,6 +39,14 @@ from .fake_pynvml import (
 )
 
 __all__ = [
+    "AmdFault",
+    "AppleFault",
+    "FakeAmdGpu",
+    "FakeAmdSmi",
+    "FakeSoc",
+    "FakeZeusAppleSilicon",
+    "install_fake_amdsmi",
+    "install_fake_apple",
     "NVML_ERROR_DRIVER_NOT_LOADED",
     "NVML_ERROR_GPU_IS_LOST",
     "NVML_ERROR_LIBRARY_NOT_FOUND",
@@ -60,11 +79,72 @@ def install_fake_pynvml(
     """
     fake = FakePynvml(gpus, init_error=init_error)
     monkeypatch.setitem(sys.modules, "pynvml", fake)
+    _absent_unless_faked(monkeypatch, "amdsmi", "zeus_apple_silicon")
     if cuda_visible_devices is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     else:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", cuda_visible_devices)
     return fake
+
+
+FAKES = Path(__file__).resolve().parent
+VISIBILITY = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
+
+
+def _absent_unless_faked(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """Make ``import <module>`` fail for each module that no test fake stands in for."""
+    for name in modules:
+        current = sys.modules.get(name)
+        if current is None or not str(getattr(current, "__file__", "")).startswith(str(FAKES)):
+            monkeypatch.setitem(sys.modules, name, None)
+
+
+def install_fake_amdsmi(
+    monkeypatch: pytest.MonkeyPatch,
+    gpus: Sequence[FakeAmdGpu] = (),
+    *,
+    version: str = "7.0.2",
+    init_error: int | None = None,
+    check_s: float = 0.05,
+    **visible: str,
+) -> FakeAmdSmi:
+    """Put a :class:`FakeAmdSmi` in ``sys.modules["amdsmi"]`` for one test.
+
+    ``check_s`` shortens the accumulator check of discovery (``co2cb.meters.amd.COUNTER_CHECK_S``).
+    ``CUDA_VISIBLE_DEVICES``, ``HIP_VISIBLE_DEVICES`` and ``ROCR_VISIBLE_DEVICES`` are removed, then set
+    from the keyword arguments of those names (lower case, e.g. ``hip_visible_devices="1"``).
+    """
+    fake = FakeAmdSmi(gpus, version=version, init_error=init_error)
+    monkeypatch.setitem(sys.modules, "amdsmi", fake)
+    _absent_unless_faked(monkeypatch, "pynvml", "zeus_apple_silicon")
+    monkeypatch.setattr(co2cb_amd, "COUNTER_CHECK_S", check_s)
+    for name in VISIBILITY:
+        monkeypatch.delenv(name, raising=False)
+    for key, value in visible.items():
+        if key.upper() not in VISIBILITY:
+            raise TypeError(f"install_fake_amdsmi() got an unexpected keyword argument {key!r}")
+        monkeypatch.setenv(key.upper(), value)
+    return fake
+
+
+def install_fake_apple(monkeypatch: pytest.MonkeyPatch, soc: FakeSoc, bin_dir: Path, chip: str | None) -> FakeSoc:
+    """Make this a Mac with Apple silicon for one test.
+
+    Installs a :class:`FakeZeusAppleSilicon` for ``soc``, makes ``platform`` say Darwin arm64, and puts a
+    ``sysctl`` in ``bin_dir`` at the front of ``PATH`` that names the chip (and fails, as off macOS,
+    when ``chip`` is None).
+    """
+    monkeypatch.setitem(sys.modules, "zeus_apple_silicon", FakeZeusAppleSilicon(soc))
+    _absent_unless_faked(monkeypatch, "pynvml", "amdsmi")
+    monkeypatch.setattr(platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    sysctl = bin_dir / "sysctl"
+    answer = f'[ "$2" = machdep.cpu.brand_string ] && echo "{chip}" && exit 0' if chip else ""
+    sysctl.write_text(f"#!/bin/sh\n{answer}\nexit 1\n")
+    sysctl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return soc
 
 
 MakeFake = Callable[..., FakePynvml]

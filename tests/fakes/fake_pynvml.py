@@ -14,6 +14,12 @@ names, signatures, units and error classes:
   C library returns them), memory in bytes, temperature in degrees Celsius.
 * ``NVMLError(code)`` maps to a per-code subclass (``NVMLError_GpuIsLost``, ...)
   and carries ``.value``, as in pynvml.
+* the field-values API for power by scope (``NVML_FI_DEV_POWER_INSTANT`` with
+  ``NVML_POWER_SCOPE_GPU``/``MODULE``): a :class:`FakeGpu` with ``module_power``
+  is a Grace Hopper-style module, and ``reports="module"`` makes its power reading
+  and energy counter cover the module, as Zeus found on GH200.
+* MIG: ``mig_mode`` and ``mig_devices`` (:class:`FakeMig`) script the layout; MIG
+  device handles answer UUID, instance IDs and attributes.
 
 Each :class:`FakeGpu` draws power from a function of ``time.perf_counter()``
 (watts); its energy counter is the exact integral of that function (closed form
@@ -37,11 +43,18 @@ from typing import Any
 # --------------------------------------------------------------------- constants (values as in pynvml)
 NVML_SUCCESS = 0
 NVML_TEMPERATURE_GPU = 0
+NVML_FI_DEV_POWER_INSTANT = 186
+NVML_POWER_SCOPE_GPU = 0
+NVML_POWER_SCOPE_MODULE = 1
+NVML_DEVICE_MIG_DISABLE = 0
+NVML_DEVICE_MIG_ENABLE = 1
+NVML_VALUE_TYPE_UNSIGNED_INT = 1
 
 NVML_ERROR_UNINITIALIZED = 1
 NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
@@ -52,6 +65,7 @@ _ERROR_CODES = {
     "NVML_ERROR_INVALID_ARGUMENT": (NVML_ERROR_INVALID_ARGUMENT, "Invalid Argument"),
     "NVML_ERROR_NOT_SUPPORTED": (NVML_ERROR_NOT_SUPPORTED, "Not Supported"),
     "NVML_ERROR_NO_PERMISSION": (NVML_ERROR_NO_PERMISSION, "Insufficient Permissions"),
+    "NVML_ERROR_NOT_FOUND": (NVML_ERROR_NOT_FOUND, "Not Found"),
     "NVML_ERROR_DRIVER_NOT_LOADED": (NVML_ERROR_DRIVER_NOT_LOADED, "Driver Not Loaded"),
     "NVML_ERROR_LIBRARY_NOT_FOUND": (NVML_ERROR_LIBRARY_NOT_FOUND, "NVML Shared Library Not Found"),
     "NVML_ERROR_GPU_IS_LOST": (NVML_ERROR_GPU_IS_LOST, "GPU is lost"),
@@ -104,6 +118,7 @@ NVMLError_Uninitialized = _ERROR_CLASSES["NVMLError_Uninitialized"]
 NVMLError_InvalidArgument = _ERROR_CLASSES["NVMLError_InvalidArgument"]
 NVMLError_NotSupported = _ERROR_CLASSES["NVMLError_NotSupported"]
 NVMLError_NoPermission = _ERROR_CLASSES["NVMLError_NoPermission"]
+NVMLError_NotFound = _ERROR_CLASSES["NVMLError_NotFound"]
 NVMLError_DriverNotLoaded = _ERROR_CLASSES["NVMLError_DriverNotLoaded"]
 NVMLError_LibraryNotFound = _ERROR_CLASSES["NVMLError_LibraryNotFound"]
 NVMLError_GpuIsLost = _ERROR_CLASSES["NVMLError_GpuIsLost"]
@@ -191,6 +206,41 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class FakeMig:
+    """A MIG device (GPU instance + compute instance) on a :class:`FakeGpu`."""
+
+    uuid: str
+    gpu_instance_id: int = 1
+    compute_instance_id: int = 0
+    slices: int = 1
+    memory_mb: int = 10_240
+    sm_count: int = 16
+
+
+@dataclass
+class Attributes:
+    """What ``nvmlDeviceGetAttributes`` returns for a MIG device, like pynvml's ``c_nvmlDeviceAttributes``."""
+
+    multiprocessorCount: int
+    gpuInstanceSliceCount: int
+    computeInstanceSliceCount: int
+    memorySizeMB: int
+
+
+@dataclass
+class FieldValue:
+    """One entry of ``nvmlDeviceGetFieldValues``, like pynvml's ``c_nvmlFieldValue_t``."""
+
+    fieldId: int
+    scopeId: int
+    timestamp: int
+    latencyUsec: int
+    valueType: int
+    nvmlReturn: int
+    value: types.SimpleNamespace
+
+
+@dataclass(frozen=True)
 class Call:
     """One answered (or failed) NVML call."""
 
@@ -222,6 +272,12 @@ class FakeGpu:
         power_limit_w: Enforced power limit, watts.
         unsupported: NVML function names that answer NOT_SUPPORTED on this device.
         faults: Scripted errors (see :class:`Fault` and :meth:`lose`).
+        module_power: Watts of the whole module (GPU, CPU, memory) as a function of time, for a
+            Grace Hopper-style module; None: module power is not reported (NOT_SUPPORTED).
+        reports: ``"gpu"`` or ``"module"``: what ``nvmlDeviceGetPowerUsage`` and the energy counter cover.
+        mig_mode: Current MIG mode (``NVML_DEVICE_MIG_ENABLE``/``DISABLE``); None: no MIG (NOT_SUPPORTED).
+        mig_devices: The MIG devices, by slot.
+        max_mig_devices: Slots ``nvmlDeviceGetMaxMigDeviceCount`` reports; empty slots answer NOT_FOUND.
     """
 
     name: str = "NVIDIA H100 80GB HBM3"
@@ -235,6 +291,11 @@ class FakeGpu:
     power_limit_w: float = 700.0
     unsupported: frozenset[str] = frozenset()
     faults: list[Fault] = field(default_factory=list)
+    module_power: Callable[[float], float] | None = None
+    reports: str = "gpu"
+    mig_mode: int | None = NVML_DEVICE_MIG_DISABLE
+    mig_devices: list[FakeMig] = field(default_factory=list)
+    max_mig_devices: int = 7
     index: int = -1  # set by FakePynvml
     calls: list[Call] = field(default_factory=list, repr=False)
     t_created: float = field(default_factory=time.perf_counter)
@@ -245,20 +306,29 @@ class FakeGpu:
         self._cache_j = 0.0
 
     # ------------------------------------------------------------- truth
+    @property
+    def _reported(self) -> Callable[[float], float]:
+        """The power curve that the device's own figures (power reading, energy counter) follow."""
+        if self.reports == "module":
+            if self.module_power is None:
+                raise ValueError("reports='module' needs module_power")
+            return self.module_power
+        return self.power
+
     def power_at(self, t: float) -> float:
-        """Watts at perf_counter time ``t``."""
-        return float(self.power(t))
+        """Watts the device reports at perf_counter time ``t`` (the module's where ``reports="module"``)."""
+        return float(self._reported(t))
 
     def energy_between(self, a: float, b: float) -> float:
-        """Exact joules drawn between perf_counter times ``a`` and ``b``."""
-        exact = getattr(self.power, "integral", None)
+        """Exact joules the device's counter counts between perf_counter times ``a`` and ``b``."""
+        exact = getattr(self._reported, "integral", None)
         if exact is not None:
             return float(exact(a, b))
         return integrate(self.power_at, a, b)
 
     def counter_j(self, t: float) -> float:
         """Joules since the fake was made, at time ``t`` (cached for the sampler's ascending reads)."""
-        if getattr(self.power, "integral", None) is not None or t < self._cache_t:
+        if getattr(self._reported, "integral", None) is not None or t < self._cache_t:
             return self.energy_between(self.t_created, t)
         self._cache_j += integrate(self.power_at, self._cache_t, t)
         self._cache_t = t
@@ -306,9 +376,29 @@ class _Handle:
         return f"<fake nvmlDevice_t {self.index}>"
 
 
+class _MigHandle(_Handle):
+    """A MIG device handle: the parent GPU's index and the slot."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, index: int, slot: int) -> None:
+        super().__init__(index)
+        self.slot = slot
+
+    def __repr__(self) -> str:
+        return f"<fake MIG nvmlDevice_t {self.index}/{self.slot}>"
+
+
 # --------------------------------------------------------------------- the module
 _PUBLIC_CONSTANTS = (
     "NVML_TEMPERATURE_GPU",
+    "NVML_FI_DEV_POWER_INSTANT",
+    "NVML_POWER_SCOPE_GPU",
+    "NVML_POWER_SCOPE_MODULE",
+    "NVML_DEVICE_MIG_DISABLE",
+    "NVML_DEVICE_MIG_ENABLE",
+    "NVML_VALUE_TYPE_UNSIGNED_INT",
+    "NVML_ERROR_NOT_FOUND",
     "NVML_ERROR_UNINITIALIZED",
     "NVML_ERROR_INVALID_ARGUMENT",
     "NVML_ERROR_NOT_SUPPORTED",
@@ -332,6 +422,13 @@ FUNCTIONS = (
     "nvmlDeviceGetEnforcedPowerLimit",
     "nvmlDeviceGetPowerUsage",
     "nvmlDeviceGetTotalEnergyConsumption",
+    "nvmlDeviceGetFieldValues",
+    "nvmlDeviceGetMigMode",
+    "nvmlDeviceGetMaxMigDeviceCount",
+    "nvmlDeviceGetMigDeviceHandleByIndex",
+    "nvmlDeviceGetGpuInstanceId",
+    "nvmlDeviceGetComputeInstanceId",
+    "nvmlDeviceGetAttributes",
 )
 
 
@@ -370,10 +467,13 @@ class FakePynvml(types.ModuleType):
         if index is not None:
             self.gpus[index].calls.append(call)
 
-    def _device(self, fn: str, handle: Any, answer: Callable[[FakeGpu, float], Any]) -> Any:
+    def _device(self, fn: str, handle: Any, answer: Callable[[FakeGpu, float], Any], mig: bool = False) -> Any:
+        """Answer a device call; ``mig``: whether the function also takes a MIG device handle."""
         with self._lock:
             if not isinstance(handle, _Handle) or not 0 <= handle.index < len(self.gpus):
                 raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+            if isinstance(handle, _MigHandle) and not mig:
+                raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
             gpu = self.gpus[handle.index]
             now = time.perf_counter()
             try:
@@ -428,7 +528,10 @@ class FakePynvml(types.ModuleType):
         return self._device("nvmlDeviceGetName", handle, lambda gpu, now: gpu.name)
 
     def nvmlDeviceGetUUID(self, handle: Any) -> str:
-        return self._device("nvmlDeviceGetUUID", handle, lambda gpu, now: gpu.uuid)
+        def answer(gpu: FakeGpu, now: float) -> str:
+            return gpu.mig_devices[handle.slot].uuid if isinstance(handle, _MigHandle) else gpu.uuid
+
+        return self._device("nvmlDeviceGetUUID", handle, answer, mig=True)
 
     def nvmlDeviceGetMemoryInfo(self, handle: Any, version: Any = None) -> Memory:
         def answer(gpu: FakeGpu, now: float) -> Memory:
@@ -461,6 +564,80 @@ class FakePynvml(types.ModuleType):
             return gpu.counter_offset_mj + math.floor(gpu.counter_j(now) * 1000)
 
         return self._device("nvmlDeviceGetTotalEnergyConsumption", handle, answer)
+
+    def nvmlDeviceGetFieldValues(self, handle: Any, fieldIds: Sequence[Any]) -> list[FieldValue]:
+        """Power by scope (``(NVML_FI_DEV_POWER_INSTANT, scope)``), milliwatts; other fields answer NOT_SUPPORTED."""
+
+        def answer(gpu: FakeGpu, now: float) -> list[FieldValue]:
+            out = []
+            for item in fieldIds:
+                field_id, scope = item if isinstance(item, tuple) else (item, 0)
+                curve = {NVML_POWER_SCOPE_GPU: gpu.power, NVML_POWER_SCOPE_MODULE: gpu.module_power}.get(scope)
+                ok = field_id == NVML_FI_DEV_POWER_INSTANT and curve is not None
+                mw = round(float(curve(now)) * 1000) if ok and curve is not None else 0
+                out.append(
+                    FieldValue(
+                        fieldId=field_id,
+                        scopeId=scope,
+                        timestamp=int(now * 1e6),
+                        latencyUsec=0,
+                        valueType=NVML_VALUE_TYPE_UNSIGNED_INT,
+                        nvmlReturn=NVML_SUCCESS if ok else NVML_ERROR_NOT_SUPPORTED,
+                        value=types.SimpleNamespace(uiVal=mw),
+                    )
+                )
+            return out
+
+        return self._device("nvmlDeviceGetFieldValues", handle, answer)
+
+    def nvmlDeviceGetMigMode(self, device: Any) -> list[int]:
+        """``[current, pending]``; NOT_SUPPORTED on a GPU without MIG."""
+
+        def answer(gpu: FakeGpu, now: float) -> list[int]:
+            if gpu.mig_mode is None:
+                raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+            return [gpu.mig_mode, gpu.mig_mode]
+
+        return self._device("nvmlDeviceGetMigMode", device, answer)
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, device: Any) -> int:
+        def answer(gpu: FakeGpu, now: float) -> int:
+            if gpu.mig_mode is None:
+                raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+            return gpu.max_mig_devices
+
+        return self._device("nvmlDeviceGetMaxMigDeviceCount", device, answer)
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, device: Any, index: int) -> _MigHandle:
+        def answer(gpu: FakeGpu, now: float) -> _MigHandle:
+            if gpu.mig_mode != NVML_DEVICE_MIG_ENABLE:
+                raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+            if not 0 <= index < len(gpu.mig_devices):
+                raise NVMLError(NVML_ERROR_NOT_FOUND)
+            return _MigHandle(gpu.index, index)
+
+        return self._device("nvmlDeviceGetMigDeviceHandleByIndex", device, answer)
+
+    def _mig(self, fn: str, device: Any, value: Callable[[FakeMig], Any]) -> Any:
+        def answer(gpu: FakeGpu, now: float) -> Any:
+            if not isinstance(device, _MigHandle):
+                raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+            return value(gpu.mig_devices[device.slot])
+
+        return self._device(fn, device, answer, mig=True)
+
+    def nvmlDeviceGetGpuInstanceId(self, device: Any) -> int:
+        return self._mig("nvmlDeviceGetGpuInstanceId", device, lambda m: m.gpu_instance_id)
+
+    def nvmlDeviceGetComputeInstanceId(self, device: Any) -> int:
+        return self._mig("nvmlDeviceGetComputeInstanceId", device, lambda m: m.compute_instance_id)
+
+    def nvmlDeviceGetAttributes(self, device: Any) -> Attributes:
+        return self._mig(
+            "nvmlDeviceGetAttributes",
+            device,
+            lambda m: Attributes(m.sm_count, m.slices, m.slices, m.memory_mb),
+        )
 
     # ------------------------------------------------------------- helpers for tests
     def public_names(self) -> list[str]:
