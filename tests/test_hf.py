@@ -519,3 +519,19 @@ def test_import_is_lazy_and_says_what_to_install() -> None:
     assert missing.returncode != 0
     assert "ImportError" in missing.stderr and "pip install 'co2cb[hf]'" in missing.stderr
     assert TensorBoardCallback in hf_binding.reporting_types()
+
+
+def test_eval_on_start_counts_in_the_totals_once(tmp_path: Path) -> None:
+    """An evaluation before the first epoch is in the logged totals once, as in the record (it was added twice)."""
+    trainer = trainer_for(tmp_path, [co2(tmp_path)], eval_strategy="epoch", eval_on_start=True)
+    trainer.train()
+    lines = records(tmp_path)
+    evals, train = windows(lines, "val_epoch"), windows(lines, "train_epoch")
+    assert len(evals) == 3 and len(train) == 2  # on start, then after each epoch
+    logged = entries(trainer, "co2cb/total_co2_kg")[-1]["co2cb/total_co2_kg"]
+    assert logged == pytest.approx(sum(w["co2_kg"] for w in evals + train), rel=1e-9)
+
+
+def test_quiet_silences_the_forecast_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trainer_for(tmp_path, [co2(tmp_path)]).train()
+    assert "the run is forecast at" not in capsys.readouterr().out  # CO2CB_QUIET=1 is set for every test here

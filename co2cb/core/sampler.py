@@ -47,7 +47,7 @@ class Sampler:
         self.meters = list(meters)
         self.names = [m.info.name for m in self.meters]
         self.interval_s = interval_s
-        self.timeline = Timeline([m.reading for m in self.meters])
+        self.timeline = Timeline([m.reading for m in self.meters], min_span_ns=int(interval_s * 1e9))
         self.lock = threading.Lock()
         self.losses: list[MeterLoss] = []
         self._dead = [False] * len(self.meters)

@@ -4,7 +4,11 @@ Points are ``(t_ns, [cumulative joules per channel])`` with ``t_ns`` from
 ``time.perf_counter_ns()``. Counter channels store what the meter counts
 (relative to the first reading); power channels are integrated with the
 trapezoid rule. Between points the curve is linear (power constant between
-samples); after the last point it is extended with the last interval's power.
+samples). After the last point a power channel is extended with its last reading
+(watts), and a counter channel with its rate over the last ``min_span_ns`` at
+least (one sampler interval): never over the tiny gap between two synchronous
+boundary reads, where a counter that updates every few milliseconds (RAPL, NVML)
+would read as zero or as several times its true power.
 
 Memory stays bounded: past ``max_points`` the older half is thinned to every
 second point. Windows resolve their start energy when they open, so thinning
@@ -27,12 +31,15 @@ Vector = list[float]
 class Timeline:
     """Cumulative joules per channel, sampled in time."""
 
-    def __init__(self, kinds: Sequence[ReadingKind], max_points: int = 4096) -> None:
+    def __init__(self, kinds: Sequence[ReadingKind], max_points: int = 4096, min_span_ns: int = 0) -> None:
         """Args:
         kinds: Reading kind of each channel, in channel order.
         max_points: Points kept before the older half is thinned (at least 16).
+        min_span_ns: Shortest stretch a counter's rate past the last point is taken over (the
+            sampler's interval).
         """
         self._kinds = list(kinds)
+        self._min_span_ns = min_span_ns
         self._max_points = max(16, max_points)
         self.times: list[int] = []
         self.cum: list[Vector] = []
@@ -109,12 +116,27 @@ class Timeline:
             f = (t_ns - t0) / (t1 - t0)
             a, b = cum[i - 1], cum[i]
             return [x + (y - x) * f for x, y in zip(a, b)]
-        if n == 1:
-            return list(cum[0])
-        t0, t1 = times[-2], times[-1]
-        f = (t_ns - t1) / (t1 - t0)
-        a, b = cum[-2], cum[-1]
-        return [y + (y - x) * f if alive else y for x, y, alive in zip(a, b, self._alive)]
+        return self._extend(t_ns)
+
+    def _extend(self, t_ns: int) -> Vector:
+        """The curve past its last point: power channels at their last watts, counters at a stable rate."""
+        times, cum = self.times, self.cum
+        t_last, last = times[-1], cum[-1]
+        j = bisect_right(times, t_last - self._min_span_ns) - 1  # the newest point at least min_span before
+        j = max(0, min(j, len(times) - 2))
+        span = t_last - times[j]
+        out: Vector = []
+        for i, (kind, y) in enumerate(zip(self._kinds, last)):
+            watts = self._last_raw[i] if kind is ReadingKind.POWER else None
+            if not self._alive[i]:
+                out.append(y)
+            elif watts is not None:
+                out.append(y + watts * (t_ns - t_last) * 1e-9)
+            elif span > 0:
+                out.append(y + (y - cum[j][i]) * (t_ns - t_last) / span)
+            else:
+                out.append(y)
+        return out
 
     def points_between(self, t0_ns: int, t1_ns: int) -> Iterator[tuple[int, Vector]]:
         """The stored points strictly inside ``(t0_ns, t1_ns)``, oldest first."""

@@ -124,6 +124,7 @@ class TrainingMonitor:
         self._progress: float | None = None  # the pending epoch's progress, for the forecast
         self._val_open = False
         self._val_in_epoch = Energy()
+        self._val_per_rank = [Energy()] * self.collective.world_size
 
     # ------------------------------------------------------------------ state
     @property
@@ -321,6 +322,7 @@ class TrainingMonitor:
             reports += self._close_train_epoch(None)
         assert self.tracker is not None
         self._val_in_epoch = Energy()
+        self._val_per_rank = [Energy()] * self.collective.world_size
         self._epoch, self._epoch_pending = epoch, False
         self.tracker.begin("train_epoch")
         return reports
@@ -380,11 +382,13 @@ class TrainingMonitor:
         if kind == "val":
             if self._epoch is not None:
                 self._val_in_epoch = self._val_in_epoch.plus(job)
+                self._val_per_rank = [v.plus(e) for v, e in zip(self._val_per_rank, per_rank)]
             else:  # an evaluation outside any training epoch counts in the totals by itself
                 self.totals = self.totals.plus(job)
             reported = job
-        else:  # validation inside a training epoch is reported apart: train = epoch - validation
-            reported = job.minus(self._val_in_epoch)
+        else:  # validation inside a training epoch is reported apart: train = epoch - validation, per rank too
+            per_rank = [e.minus(v) for e, v in zip(per_rank, self._val_per_rank)]
+            reported = sum_over_ranks(per_rank)
             self.totals = self.totals.plus(job)
             self.epochs_done += 1
         metrics = self._metrics(kind, reported, local.g_per_kwh)
