@@ -24,12 +24,38 @@ def describe(tracker: Tracker) -> dict[str, Any]:
     ms = tracker.meter_set
     return {
         "gpus": [g.as_dict() for g in ms.gpus],
+        "accelerators": ms.accelerators,
         "cpu": ms.cpu,
         "meters": [m.info.as_dict() for m in ms.meters],
         "choices": [c.as_dict() for c in ms.choices],
         "intensity": tracker.intensity.info.as_dict(),
         "versions": library_versions(),
     }
+
+
+def _gpu_line(g: dict[str, Any]) -> str:
+    """One GPU (NVIDIA or AMD) in words: identity, counter, power limit, what the figures cover, MIG."""
+    counter = "yes" if g["energy_counter"] else "no"
+    if g.get("counter_check"):
+        counter += f" ({g['counter_check']})"
+    text = f"GPU {g['index']}: {g['name']} {g.get('uuid') or g.get('bdf', '')}, energy counter: {counter}"
+    if g.get("power_limit_w") is not None:
+        text += f", power limit {g['power_limit_w']:g} W"
+    if g.get("power_scope") not in (None, "gpu"):
+        text += f", power scope: {g['power_scope']}"
+        if g.get("module_power_w") is not None:
+            text += f" (module {g['module_power_w']:g} W)"
+    if g.get("mig_enabled"):
+        text += f", MIG on: {len(g.get('mig_slices') or [])} slice(s), energy is the whole GPU's"
+    if g.get("compute_partition") not in (None, "SPX"):
+        text += f", compute partition {g['compute_partition']}: energy is the whole package's"
+    return text
+
+
+def _before_others(reason: str, vendors: dict[str, str]) -> str:
+    """The GPU reason up to where it repeats what the other accelerator libraries said."""
+    cuts = [reason.find(f"; {vendor}: ") for vendor in vendors]
+    return reason[: min([c for c in cuts if c >= 0], default=len(reason))]
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -46,14 +72,19 @@ def handle(args: argparse.Namespace) -> int:
         f"CPU: {cpu.get('model') or 'unknown model'}, {cpu.get('sockets')} socket(s)"
         + (f", virtual machine ({cpu['virtualization']})" if cpu.get("virtualization") else "")
     )
-    if found["gpus"]:
-        for g in found["gpus"]:
-            counter = "yes" if g["energy_counter"] else "no"
-            print(f"GPU {g['index']}: {g['name']} {g['uuid']}, energy counter: {counter}")
+    for g in found["gpus"]:
+        print(_gpu_line(g))
+    if found["accelerators"]:
+        print("Accelerators:")
+        for vendor, said in found["accelerators"].items():
+            print(f"  {vendor}: {said}")
     print("Meters:")
     for choice in found["choices"]:
         chosen = ", ".join(choice["chosen"]) or "none"
-        print(f"  {choice['component']:>3}: {chosen}\n       {choice['reason']}")
+        reason = choice["reason"]
+        if choice["component"] == "gpu" and found["accelerators"]:  # the other libraries are listed above
+            reason = _before_others(reason, found["accelerators"]) if choice["chosen"] else "see Accelerators above"
+        print(f"  {choice['component']:>3}: {chosen}\n       {reason}")
     i = found["intensity"]
     year = f", {i['year']}" if i["year"] else ""
     print(

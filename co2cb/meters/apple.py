@@ -112,7 +112,13 @@ class AppleSiliconMeter(Meter):
             component=channel.component,
             provenance=Provenance.MEASURED_COUNTER,
             host_level=share is None,
-            details={**details, "channel": channel.what, "attribution": attribution},
+            details={
+                **details,
+                "channel": channel.what,
+                "attribution": attribution,
+                "method": f"Apple silicon energy counter of {channel.what}, via zeus-apple-silicon"
+                + (", attributed by CPU-time share" if share else ""),
+            },
         )
 
     @property

@@ -179,9 +179,13 @@ def _meter_method(meter: Mapping[str, Any], interval_s: float) -> str:
     year = f", {d['year']}" if d.get("year") else ""
     if name.startswith("gpu:"):
         device = d.get("name") or name
+        if d.get("power_scope") == "module":
+            device += " module (GPU, CPU and memory)"
         if provenance == "measured-counter":
             return f"NVML energy counter of the {device}"
         return f"NVML power of the {device} sampled every {interval_s:g} s"
+    if d.get("method"):  # meters that describe themselves (AMD SMI, Apple silicon)
+        return str(d["method"]) + (f" every {interval_s:g} s" if provenance == "sampled-power" else "")
     if name.startswith("rapl:"):
         shared = ", attributed by CPU-time share" if str(d.get("attribution", "")).startswith("share") else ""
         return f"RAPL {name.split(':', 1)[1]} counter{shared}"
