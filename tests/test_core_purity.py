@@ -47,6 +47,9 @@ def test_only_the_meter_modules_touch_hardware() -> None:
         assert not imported & set(FRAMEWORKS), f"{rel} imports a framework"
         if rel != "meters/nvml.py":
             assert "pynvml" not in imported and '"pynvml"' not in source, f"{rel} calls pynvml"
+        for library, owner in (("amdsmi", "meters/amd.py"), ("zeus_apple_silicon", "meters/apple.py")):
+            if rel != owner:
+                assert library not in imported and f'"{library}"' not in source, f"{rel} calls {library}"
         if rel not in ("meters/rapl.py",):
             assert "/sys/class/powercap" not in source.replace("``/sys/class/powercap``", ""), rel
         if not rel.startswith("meters/"):
