@@ -15,7 +15,7 @@ from co2cb.report.statement import statement
 
 from .cli import run_cli
 from .fakes import Constant, FakeAmdGpu, FakeGpu, FakeSoc, MakeFake
-from .fakes.fake_pynvml import NVML_DEVICE_MIG_ENABLE, FakeMig
+from .fakes.fake_pynvml_mig import NVML_DEVICE_MIG_ENABLE, FakeMig
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from co2cb import Tracker
 from co2cb.meters.base import MeterChoice
 
 from .fakes import Constant, FakeGpu, MakeFake, Sine, perf_bounds
-from .fakes.fake_pynvml import NVML_DEVICE_MIG_ENABLE, FakeMig
+from .fakes.fake_pynvml_mig import NVML_DEVICE_MIG_ENABLE, FakeMig
 
 ENERGY = "nvmlDeviceGetTotalEnergyConsumption"
 GH200 = "NVIDIA GH200 480GB"

@@ -29,14 +29,12 @@ from .fake_pynvml import (
     NVML_ERROR_LIBRARY_NOT_FOUND,
     NVML_ERROR_NOT_SUPPORTED,
     Call,
-    Constant,
     FakeGpu,
     FakePynvml,
     Fault,
-    Sine,
-    integrate,
     make_gpus,
 )
+from .traces import Constant, Sine, integrate
 
 __all__ = [
     "AmdFault",

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fake_pynvml import Constant, integrate
+from .traces import Constant, integrate
 
 # amdsmi_status_t values (amdsmi_wrapper.py)
 AMDSMI_STATUS_SUCCESS = 0

@@ -6,7 +6,7 @@ against it. Like release 1.1.0 (``bindings/energy_bindings.hpp``), the module ha
 ``AppleEnergyMonitor`` with ``get_cumulative_energy()`` returning an
 ``AppleEnergyMetrics`` whose fields are cumulative millijoules (integers) or None
 where the chip does not report the channel. Each channel draws power from a
-function of ``time.perf_counter()`` (the traces of :mod:`tests.fakes.fake_pynvml`);
+function of ``time.perf_counter()`` (the traces of :mod:`tests.fakes.traces`);
 its counter is the exact integral, so :meth:`FakeSoc.energy_between` gives the truth.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fake_pynvml import Constant
+from .traces import Constant
 
 #: Every field of ``AppleEnergyMetrics`` in zeus-apple-silicon 1.1.0.
 FIELDS = (

@@ -14,17 +14,15 @@ names, signatures, units and error classes:
   C library returns them), memory in bytes, temperature in degrees Celsius.
 * ``NVMLError(code)`` maps to a per-code subclass (``NVMLError_GpuIsLost``, ...)
   and carries ``.value``, as in pynvml.
-* the field-values API for power by scope (``NVML_FI_DEV_POWER_INSTANT`` with
-  ``NVML_POWER_SCOPE_GPU``/``MODULE``): a :class:`FakeGpu` with ``module_power``
-  is a Grace Hopper-style module, and ``reports="module"`` makes its power reading
-  and energy counter cover the module, as Zeus found on GH200.
-* MIG: ``mig_mode`` and ``mig_devices`` (:class:`FakeMig`) script the layout; MIG
-  device handles answer UUID, instance IDs and attributes.
+* the field-values API for power by scope and MIG (:mod:`tests.fakes.fake_pynvml_mig`):
+  a :class:`FakeGpu` with ``module_power`` is a Grace Hopper-style module, and
+  ``reports="module"`` makes its power reading and energy counter cover the module,
+  as Zeus found on GH200; ``mig_mode`` and ``mig_devices`` script the MIG layout.
 
 Each :class:`FakeGpu` draws power from a function of ``time.perf_counter()``
-(watts); its energy counter is the exact integral of that function (closed form
-for :class:`Sine` and :class:`Constant`, Gauss-Legendre quadrature otherwise), so
-tests can compute the truth for any time span with :meth:`FakeGpu.energy_between`.
+(watts, :mod:`tests.fakes.traces`); its energy counter is the exact integral of that
+function, so tests can compute the truth for any time span with
+:meth:`FakeGpu.energy_between`.
 Every call the fake answers is logged with its time, thread and returned value
 (or raised error) in :attr:`FakePynvml.calls` and :attr:`FakeGpu.calls`.
 """
@@ -40,15 +38,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import fake_pynvml_mig
+from .fake_pynvml_mig import NVML_DEVICE_MIG_DISABLE, FakeMig, ScopeAndMigCalls
+from .traces import Constant, integrate
+
 # --------------------------------------------------------------------- constants (values as in pynvml)
 NVML_SUCCESS = 0
 NVML_TEMPERATURE_GPU = 0
-NVML_FI_DEV_POWER_INSTANT = 186
-NVML_POWER_SCOPE_GPU = 0
-NVML_POWER_SCOPE_MODULE = 1
-NVML_DEVICE_MIG_DISABLE = 0
-NVML_DEVICE_MIG_ENABLE = 1
-NVML_VALUE_TYPE_UNSIGNED_INT = 1
 
 NVML_ERROR_UNINITIALIZED = 1
 NVML_ERROR_INVALID_ARGUMENT = 2
@@ -125,57 +121,6 @@ NVMLError_GpuIsLost = _ERROR_CLASSES["NVMLError_GpuIsLost"]
 NVMLError_Unknown = _ERROR_CLASSES["NVMLError_Unknown"]
 
 
-# --------------------------------------------------------------------- power traces
-class Constant:
-    """A constant power, watts."""
-
-    def __init__(self, watts: float) -> None:
-        self.watts = float(watts)
-
-    def __call__(self, t: float) -> float:
-        return self.watts
-
-    def integral(self, a: float, b: float) -> float:
-        """Joules between perf_counter times ``a`` and ``b``."""
-        return self.watts * (b - a)
-
-
-class Sine:
-    """``mean + amplitude * sin(2 pi (t - t0) / period)`` watts, ``t`` in perf_counter seconds."""
-
-    def __init__(self, mean: float, amplitude: float, period: float, t0: float = 0.0) -> None:
-        self.mean, self.amplitude, self.period, self.t0 = float(mean), float(amplitude), float(period), float(t0)
-
-    def __call__(self, t: float) -> float:
-        return self.mean + self.amplitude * math.sin(2 * math.pi * (t - self.t0) / self.period)
-
-    def integral(self, a: float, b: float) -> float:
-        """Joules between perf_counter times ``a`` and ``b`` (closed form)."""
-        w = 2 * math.pi / self.period
-        return self.mean * (b - a) - self.amplitude / w * (math.cos(w * (b - self.t0)) - math.cos(w * (a - self.t0)))
-
-
-# 5-point Gauss-Legendre nodes and weights on [-1, 1]: exact for polynomials up to degree 9.
-_GL_NODES = (-0.9061798459386640, -0.5384693101056831, 0.0, 0.5384693101056831, 0.9061798459386640)
-_GL_WEIGHTS = (0.2369268850561891, 0.4786286704993665, 0.5688888888888889, 0.4786286704993665, 0.2369268850561891)
-
-
-def integrate(fn: Callable[[float], float], a: float, b: float, step: float = 0.005) -> float:
-    """Integral of a smooth ``fn`` over ``[a, b]`` by composite Gauss-Legendre (pieces of at most ``step`` s)."""
-    if b == a:
-        return 0.0
-    sign = 1.0
-    if b < a:
-        a, b, sign = b, a, -1.0
-    pieces = max(1, math.ceil((b - a) / step))
-    h = (b - a) / pieces
-    total = 0.0
-    for k in range(pieces):
-        mid = a + (k + 0.5) * h
-        total += sum(w * fn(mid + x * h / 2) for x, w in zip(_GL_NODES, _GL_WEIGHTS)) * h / 2
-    return sign * total
-
-
 # --------------------------------------------------------------------- devices
 @dataclass(frozen=True)
 class Fault:
@@ -203,41 +148,6 @@ class Memory:
     total: int
     free: int
     used: int
-
-
-@dataclass(frozen=True)
-class FakeMig:
-    """A MIG device (GPU instance + compute instance) on a :class:`FakeGpu`."""
-
-    uuid: str
-    gpu_instance_id: int = 1
-    compute_instance_id: int = 0
-    slices: int = 1
-    memory_mb: int = 10_240
-    sm_count: int = 16
-
-
-@dataclass
-class Attributes:
-    """What ``nvmlDeviceGetAttributes`` returns for a MIG device, like pynvml's ``c_nvmlDeviceAttributes``."""
-
-    multiprocessorCount: int
-    gpuInstanceSliceCount: int
-    computeInstanceSliceCount: int
-    memorySizeMB: int
-
-
-@dataclass
-class FieldValue:
-    """One entry of ``nvmlDeviceGetFieldValues``, like pynvml's ``c_nvmlFieldValue_t``."""
-
-    fieldId: int
-    scopeId: int
-    timestamp: int
-    latencyUsec: int
-    valueType: int
-    nvmlReturn: int
-    value: types.SimpleNamespace
 
 
 @dataclass(frozen=True)
@@ -391,6 +301,7 @@ class _MigHandle(_Handle):
 
 # --------------------------------------------------------------------- the module
 _PUBLIC_CONSTANTS = (
+    "NVML_SUCCESS",
     "NVML_TEMPERATURE_GPU",
     "NVML_FI_DEV_POWER_INSTANT",
     "NVML_POWER_SCOPE_GPU",
@@ -432,7 +343,7 @@ FUNCTIONS = (
 )
 
 
-class FakePynvml(types.ModuleType):
+class FakePynvml(ScopeAndMigCalls, types.ModuleType):
     """A module object to put in ``sys.modules["pynvml"]``.
 
     Args:
@@ -455,7 +366,7 @@ class FakePynvml(types.ModuleType):
         self.calls: list[Call] = []
         self._lock = threading.RLock()
         for const in _PUBLIC_CONSTANTS:
-            setattr(self, const, globals()[const])
+            setattr(self, const, globals()[const] if const in globals() else getattr(fake_pynvml_mig, const))
         self.NVMLError = NVMLError
         for name, cls in _ERROR_CLASSES.items():
             setattr(self, name, cls)
@@ -486,6 +397,9 @@ class FakePynvml(types.ModuleType):
                 raise
             self._log(fn, handle.index, value, now)
             return value
+
+    def _mig_handle(self, index: int, slot: int) -> _MigHandle:
+        return _MigHandle(index, slot)
 
     # ------------------------------------------------------------- library
     def nvmlInit(self) -> None:
@@ -564,80 +478,6 @@ class FakePynvml(types.ModuleType):
             return gpu.counter_offset_mj + math.floor(gpu.counter_j(now) * 1000)
 
         return self._device("nvmlDeviceGetTotalEnergyConsumption", handle, answer)
-
-    def nvmlDeviceGetFieldValues(self, handle: Any, fieldIds: Sequence[Any]) -> list[FieldValue]:
-        """Power by scope (``(NVML_FI_DEV_POWER_INSTANT, scope)``), milliwatts; other fields answer NOT_SUPPORTED."""
-
-        def answer(gpu: FakeGpu, now: float) -> list[FieldValue]:
-            out = []
-            for item in fieldIds:
-                field_id, scope = item if isinstance(item, tuple) else (item, 0)
-                curve = {NVML_POWER_SCOPE_GPU: gpu.power, NVML_POWER_SCOPE_MODULE: gpu.module_power}.get(scope)
-                ok = field_id == NVML_FI_DEV_POWER_INSTANT and curve is not None
-                mw = round(float(curve(now)) * 1000) if ok and curve is not None else 0
-                out.append(
-                    FieldValue(
-                        fieldId=field_id,
-                        scopeId=scope,
-                        timestamp=int(now * 1e6),
-                        latencyUsec=0,
-                        valueType=NVML_VALUE_TYPE_UNSIGNED_INT,
-                        nvmlReturn=NVML_SUCCESS if ok else NVML_ERROR_NOT_SUPPORTED,
-                        value=types.SimpleNamespace(uiVal=mw),
-                    )
-                )
-            return out
-
-        return self._device("nvmlDeviceGetFieldValues", handle, answer)
-
-    def nvmlDeviceGetMigMode(self, device: Any) -> list[int]:
-        """``[current, pending]``; NOT_SUPPORTED on a GPU without MIG."""
-
-        def answer(gpu: FakeGpu, now: float) -> list[int]:
-            if gpu.mig_mode is None:
-                raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-            return [gpu.mig_mode, gpu.mig_mode]
-
-        return self._device("nvmlDeviceGetMigMode", device, answer)
-
-    def nvmlDeviceGetMaxMigDeviceCount(self, device: Any) -> int:
-        def answer(gpu: FakeGpu, now: float) -> int:
-            if gpu.mig_mode is None:
-                raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
-            return gpu.max_mig_devices
-
-        return self._device("nvmlDeviceGetMaxMigDeviceCount", device, answer)
-
-    def nvmlDeviceGetMigDeviceHandleByIndex(self, device: Any, index: int) -> _MigHandle:
-        def answer(gpu: FakeGpu, now: float) -> _MigHandle:
-            if gpu.mig_mode != NVML_DEVICE_MIG_ENABLE:
-                raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-            if not 0 <= index < len(gpu.mig_devices):
-                raise NVMLError(NVML_ERROR_NOT_FOUND)
-            return _MigHandle(gpu.index, index)
-
-        return self._device("nvmlDeviceGetMigDeviceHandleByIndex", device, answer)
-
-    def _mig(self, fn: str, device: Any, value: Callable[[FakeMig], Any]) -> Any:
-        def answer(gpu: FakeGpu, now: float) -> Any:
-            if not isinstance(device, _MigHandle):
-                raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-            return value(gpu.mig_devices[device.slot])
-
-        return self._device(fn, device, answer, mig=True)
-
-    def nvmlDeviceGetGpuInstanceId(self, device: Any) -> int:
-        return self._mig("nvmlDeviceGetGpuInstanceId", device, lambda m: m.gpu_instance_id)
-
-    def nvmlDeviceGetComputeInstanceId(self, device: Any) -> int:
-        return self._mig("nvmlDeviceGetComputeInstanceId", device, lambda m: m.compute_instance_id)
-
-    def nvmlDeviceGetAttributes(self, device: Any) -> Attributes:
-        return self._mig(
-            "nvmlDeviceGetAttributes",
-            device,
-            lambda m: Attributes(m.sm_count, m.slices, m.slices, m.memory_mb),
-        )
 
     # ------------------------------------------------------------- helpers for tests
     def public_names(self) -> list[str]:
