@@ -58,7 +58,6 @@ EPOCH_KEYS = {
     "co2cb/train_epoch_co2_kg",
     "co2cb/train_epoch_power_w",
     "co2cb/train_epoch_energy_cpu_kwh",
-    "co2cb/train_epoch_energy_ram_kwh",
     "co2cb/intensity_g_per_kwh",
     "co2cb/total_energy_kwh",
     "co2cb/total_co2_kg",

@@ -107,6 +107,17 @@ class TrackerConfig:
         """Where run folders go: ``output_dir``, else ``CO2CB_OUTPUT_DIR``, else ``./co2cb-runs``."""
         return Path(self.output_dir) if self.output_dir is not None else default_output_dir()
 
+    def discovery_options(self) -> dict[str, Any]:
+        """The options :func:`co2cb.meters.discovery.discover` takes."""
+        return {
+            "scope": self.scope,
+            "gpus": self.gpus,
+            "powercap_root": self.powercap_root,
+            "cpu_tdp_w": self.cpu_tdp_w,
+            "ram_watts_per_gb": self.ram_watts_per_gb,
+            "components": self.components,
+        }
+
     def as_record(self) -> dict[str, Any]:
         """JSON-ready form for the run header."""
         d = asdict(self)

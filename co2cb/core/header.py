@@ -1,15 +1,19 @@
-"""The run record's header line: what ran where, with which meters, intensity and versions."""
+"""The run record's first and last lines: the header (what ran where, with which meters, intensity and versions)
+and the summary (the run window, steps, meter losses)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import sys
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from co2cb._version import __version__
-from co2cb.core.results import iso
+from co2cb.core.results import WindowResult, iso
+from co2cb.core.sampler import Sampler
+from co2cb.core.steps import StepStats
 from co2cb.records.writer import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -38,6 +42,32 @@ def run_header(tracker: Tracker) -> dict[str, Any]:
         "config": tracker.config.as_record(),
         "versions": library_versions(),
     }
+
+
+def summary_line(
+    result: WindowResult | None,
+    steps: Mapping[str, StepStats],
+    sampler: Sampler,
+    unix: Callable[[int], float],
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The summary line of a stopped run: its run window, steps and meter losses; ``extra`` fields override them.
+
+    Args:
+        result: The run window's result (None when the run window was never opened).
+        steps: Statistics of every step window.
+        sampler: The run's sampler (meter losses, its CPU time).
+        unix: Converts a ``perf_counter_ns`` time to seconds since the epoch.
+        extra: Fields given by the caller (status, final metrics...).
+    """
+    line: dict[str, Any] = {"type": "summary", "status": "completed"}
+    if result is not None:
+        line.update({k: v for k, v in result.as_record().items() if k not in ("type", "name")})
+    line["steps"] = {name: s.as_record() for name, s in steps.items()}
+    line["meter_losses"] = [{"meter": x.meter, "at": iso(unix(x.at_ns)), "error": x.error} for x in sampler.losses]
+    line["sampler_cpu_s"] = sampler.cpu_seconds
+    line.update(dict(extra or {}))
+    return line
 
 
 def library_versions() -> dict[str, str]:

@@ -17,6 +17,7 @@ appends only add at the end.
 from __future__ import annotations
 
 import math
+import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
@@ -251,3 +252,57 @@ def _pair(stamps: list[int], last: int) -> tuple[list[int], list[int], int]:
             i += 2
         consumed = i
     return starts, ends, consumed
+
+
+class StepBook:
+    """Every step window's series, folded into statistics by the sampler's thread, off the hot path.
+
+    Args:
+        channels: Number of meter channels.
+        keep: Keep every step, not only the statistics.
+        sampler: Owner of the energy curve and its lock (:class:`co2cb.core.sampler.Sampler`).
+    """
+
+    FOLD_THRESHOLD = 4096  # stamps buffered per step name before the sampler folds them
+    FOLD_CHUNK = 16_384  # steps folded per hold of the curve's lock (bounds scratch memory and waits)
+
+    def __init__(self, channels: int, keep: bool, sampler: Any) -> None:
+        self.series: dict[str, StepSeries] = {}  # replaced, never mutated: the hot path reads it without a lock
+        self._channels, self._keep, self._sampler = channels, keep, sampler
+        self._fold_lock = threading.Lock()
+
+    def new(self, name: str) -> StepSeries:
+        """The series of a step name seen for the first time."""
+        series = StepSeries(name, self._channels, keep=self._keep)
+        self.series = {**self.series, name: series}
+        return series
+
+    def stats(self, name: str, channel_names: Sequence[str]) -> StepStats:
+        """Statistics of one step name, every step the curve covers folded in.
+
+        Raises:
+            KeyError: No step window of that name was opened.
+        """
+        series = self.series[name]
+        self._fold(series)
+        return series.stats(channel_names)
+
+    def fold_big(self) -> None:
+        """Fold the series whose buffers grew past :attr:`FOLD_THRESHOLD` (on the sampler's tick)."""
+        for series in list(self.series.values()):
+            if len(series.stamps) > self.FOLD_THRESHOLD:
+                self._fold(series)
+
+    def fold_all(self) -> None:
+        """Fold every series (at stop)."""
+        for series in list(self.series.values()):
+            self._fold(series)
+
+    def _fold(self, series: StepSeries) -> None:
+        """Fold in chunks, releasing the curve's lock between them (boundary reads wait at most one chunk)."""
+        with self._fold_lock:
+            while True:
+                with self._sampler.lock:
+                    folded = series.fold(self._sampler.timeline, max_steps=self.FOLD_CHUNK)
+                if folded < self.FOLD_CHUNK:
+                    return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -14,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from co2cb.core.config import ConfigError
-from co2cb.core.header import run_header
+from co2cb.core.header import run_header, summary_line
 from co2cb.core.live import LiveFeed
-from co2cb.core.options import tracker_config
+from co2cb.core.options import TRACKER_OPTIONS, tracker_config
 from co2cb.core.results import WindowResult, iso
 from co2cb.core.sampler import Sampler
-from co2cb.core.steps import StepSeries, StepStats
+from co2cb.core.steps import StepBook, StepStats
 from co2cb.core.windows import WindowMaker
 from co2cb.intensity.base import IntensitySource
 from co2cb.intensity.choice import IntensityOption, announce, choose
@@ -30,8 +29,6 @@ from co2cb.records.writer import RunRecorder
 log = logging.getLogger(__name__)
 
 RUN_WINDOW = "run"
-_FOLD_THRESHOLD = 4096  # stamps buffered per step name before the sampler folds them
-_FOLD_CHUNK = 16_384  # steps folded per hold of the curve's lock (bounds scratch memory and waits)
 
 
 @dataclass
@@ -138,26 +135,8 @@ class Tracker:
             ConfigError: An option is invalid; the message says what to change.
         """
         try:
-            self.config = tracker_config(
-                run_name=run_name,
-                output_dir=output_dir,
-                save=save,
-                interval_s=interval_s,
-                scope=scope,
-                gpus=gpus,
-                components=components,
-                sync_boundaries=sync_boundaries,
-                pue=pue,
-                powercap_root=powercap_root,
-                cpu_tdp_w=cpu_tdp_w,
-                ram_watts_per_gb=ram_watts_per_gb,
-                keep_steps=keep_steps,
-                tags=tags,
-                prometheus_port=prometheus_port,
-                prometheus_addr=prometheus_addr,
-                pushgateway=pushgateway,
-                opentelemetry=opentelemetry,
-            )
+            arguments = {k: v for k, v in locals().items() if k in TRACKER_OPTIONS}  # this call's options
+            self.config = tracker_config(**arguments)
             self.choice = choose(intensity, region, marginal_intensity=marginal_intensity, pue=pue)
             self.intensity: IntensitySource = self.choice.source
             self.marginal_intensity: IntensitySource | None = self.choice.marginal
@@ -165,15 +144,7 @@ class Tracker:
             if meters is not None:
                 self.meter_set = MeterSet(meters=list(meters))
             else:
-                self.meter_set = discover(
-                    scope=self.config.scope,
-                    gpus=self.config.gpus,
-                    powercap_root=self.config.powercap_root,
-                    cpu_tdp_w=self.config.cpu_tdp_w,
-                    ram_watts_per_gb=self.config.ram_watts_per_gb,
-                    components=self.config.components,
-                    pids=pids,
-                )
+                self.meter_set = discover(pids=pids, **self.config.discovery_options())
         except ValueError as e:
             raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
         meters = self.meter_set.meters
@@ -191,9 +162,8 @@ class Tracker:
             self._unix,
             lambda: [(x.meter, x.at_ns) for x in self._sampler.losses],
         )
-        self._steps: dict[str, StepSeries] = {}
+        self._steps = StepBook(len(self._channels), self.config.keep_steps, self._sampler)
         self._open: dict[str, list[_OpenWindow]] = {}
-        self._fold_lock = threading.Lock()
         self._recorder: RunRecorder | None = None
         self._started = False
         self._stopped = False
@@ -273,29 +243,14 @@ class Tracker:
             while self._open.get(name):
                 self._close(name, t, {"closed_by": "stop"})
         self.result = self._close(RUN_WINDOW, t, {}, write=write_run) if self._open.get(RUN_WINDOW) else None
-        self._fold_all()
-        line: dict[str, Any] = {"type": "summary", "status": "completed"}
-        if self.result is not None:
-            line.update({k: v for k, v in self.result.as_record().items() if k not in ("type", "name")})
-        line["steps"] = {name: s.as_record() for name, s in self.all_step_stats().items()}
-        line["meter_losses"] = [
-            {"meter": x.meter, "at": iso(self._unix(x.at_ns)), "error": x.error} for x in self._sampler.losses
-        ]
-        line["sampler_cpu_s"] = self._sampler.cpu_seconds
-        line.update(dict(summary or {}))
-        self._write(line)
+        self._steps.fold_all()
+        self._write(summary_line(self.result, self.all_step_stats(), self._sampler, self._unix, summary))
         if self._live is not None:
             self._live.stop()  # the final values: the last push, then the endpoint closes
         if self._recorder is not None:
             self._recorder.close()
         self.meter_set.close()
-        for source in self.choice.sources:
-            close = getattr(source, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception as e:  # noqa: BLE001 - a source that fails to close must not fail the run
-                    log.warning("co2cb: could not close the intensity source %r (%s)", source, e)
+        self.choice.close()
         return self.result
 
     def _stop_at_exit(self) -> None:
@@ -319,15 +274,15 @@ class Tracker:
                 hot path: no I/O, no lock, no syscall beyond the clock).
         """
         if not record:
-            series = self._steps.get(name)
+            series = self._steps.series.get(name)
             if series is None:
-                series = self._new_series(name)
+                series = self._steps.new(name)
             series.stamps.append(time.perf_counter_ns())
             return
         if not self.running:
             self._warn_once(f"begin-{name}", f"co2cb: window {name!r} opened while the tracker is not running; ignored")
             return
-        if name in self._steps:
+        if name in self._steps.series:
             self._warn_once(f"mixed-{name}", f"co2cb: {name!r} is a step window name; use another name. Ignored")
             return
         if self.config.sync_boundaries:
@@ -350,7 +305,7 @@ class Tracker:
         Returns:
             The window's result for a recorded window; None for a step window.
         """
-        series = self._steps.get(name)
+        series = self._steps.series.get(name)
         if series is not None:
             series.stamps.append(-time.perf_counter_ns())
             return None
@@ -383,11 +338,6 @@ class Tracker:
             yield handle
         finally:
             handle.result = self.end(name, meta)
-
-    def _new_series(self, name: str) -> StepSeries:
-        series = StepSeries(name, len(self._channels), keep=self.config.keep_steps)
-        self._steps = {**self._steps, name: series}  # replace, never mutate: readers need no lock
-        return series
 
     def _close(self, name: str, t_ns: int, meta: dict[str, Any], write: bool = True) -> WindowResult:
         opened = self._open[name].pop()
@@ -448,22 +398,11 @@ class Tracker:
         Raises:
             KeyError: No step window of that name was opened.
         """
-        series = self._steps[name]
-        self._fold(series)
-        return series.stats(self._channels)
+        return self._steps.stats(name, self._channels)
 
     def all_step_stats(self) -> dict[str, StepStats]:
         """:meth:`step_stats` of every step window."""
-        return {name: self.step_stats(name) for name in self._steps}
-
-    def _fold(self, series: StepSeries) -> None:
-        """Fold in chunks, releasing the curve's lock between them (boundary reads wait at most one chunk)."""
-        with self._fold_lock:
-            while True:
-                with self._sampler.lock:
-                    folded = series.fold(self._sampler.timeline, max_steps=_FOLD_CHUNK)
-                if folded < _FOLD_CHUNK:
-                    return
+        return {name: self.step_stats(name) for name in self._steps.series}
 
     def _on_tick(self) -> None:
         """After each background reading: settle window starts, fold big step buffers, export the run so far."""
@@ -474,15 +413,9 @@ class Tracker:
                 for opened in list(stack):
                     if opened.joules is None and opened.t_ns <= last:
                         opened.joules = timeline.at(opened.t_ns)
-        for series in list(self._steps.values()):
-            if len(series.stamps) > _FOLD_THRESHOLD:
-                self._fold(series)
+        self._steps.fold_big()
         if self._live is not None:
             self._live.tick()
-
-    def _fold_all(self) -> None:
-        for series in self._steps.values():
-            self._fold(series)
 
     # ----------------------------------------------------------------- records
     def _unix(self, t_ns: int) -> float:

@@ -198,11 +198,11 @@ class CO2Callback(TrainerCallback, ExportableState):
     # ------------------------------------------------------------------ steps (hot path)
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """A step starts: a clock read."""
-        self.co2.step_begin()
+        self.co2.steps.begin()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """A step ends: a clock read; get ready for a checkpoint or an evaluation the Trainer decided on."""
-        self.co2.step_end()
+        self.co2.steps.end()
         if control.should_save or control.should_evaluate:
             self._before_save_or_evaluate(state, control)
 

@@ -264,7 +264,7 @@ class CO2Callback(keras.callbacks.Callback):
             self.co2.record_metrics(logs if isinstance(logs, dict) else {})
             result = self.co2.finish()
         if result is not None:
-            self.co2.say(self.co2.summary_line(result))
+            self.co2.say_totals(result)
 
     def _close_tensorboard(self) -> None:
         writer, self._tensorboard = self._tensorboard, None
@@ -280,7 +280,7 @@ class CO2Callback(keras.callbacks.Callback):
             self._batches += 1
             if self._batches % self.log_steps == 0:
                 self._log_step(batch)
-        self.co2.step_next()
+        self.co2.steps.next()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Put the per-step values computed at this batch's start into its logs."""

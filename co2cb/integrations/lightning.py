@@ -128,11 +128,11 @@ class CO2CallbackMixin:
     # ------------------------------------------------------------ steps (hot path)
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         """A step starts: a clock read."""
-        self.co2.step_begin()
+        self.co2.steps.begin()
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         """A step ends: a clock read; every ``log_every_n_steps`` a step log."""
-        self.co2.step_end()
+        self.co2.steps.end()
         self._batches += 1
         if self.log_steps and self._batches % trainer.log_every_n_steps == 0 and self.co2.measuring:
             self._log_step(trainer, pl_module)

@@ -6,6 +6,7 @@ The choice is printed once per process to stderr when a tracker starts
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -19,6 +20,8 @@ from co2cb.intensity.pue import PueInfo, resolve_pue
 
 if TYPE_CHECKING:
     from co2cb.intensity.region import Resolution
+
+log = logging.getLogger(__name__)
 
 QUIET_ENV = "CO2CB_QUIET"
 LIVE_PROVIDERS = ("electricitymaps",)
@@ -49,6 +52,16 @@ class IntensityChoice:
     def sources(self) -> list[IntensitySource]:
         """The sources in use."""
         return [self.source] + ([self.marginal] if self.marginal is not None else [])
+
+    def close(self) -> None:
+        """Release what the sources hold (a live provider's session); a failure is a warning, never an error."""
+        for source in self.sources:
+            close = getattr(source, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as e:  # noqa: BLE001 - a source that fails to close must not fail the run
+                    log.warning("co2cb: could not close the intensity source %r (%s)", source, e)
 
 
 def _is_number(value: Any) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from co2cb.core.options import EXPORT_OPTIONS
 from co2cb.core.tracker import Tracker
 from co2cb.meters.base import COMPONENTS
 
@@ -74,7 +75,7 @@ def rank_tracker(
     run_name: str | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> Tracker:
-    """This rank's tracker: its own GPUs; host-level meters on local rank 0 only; only rank 0 saves.
+    """This rank's tracker: its own GPUs; host-level meters and live export on local rank 0; only rank 0 saves.
 
     Args:
         options: The user's :class:`co2cb.Tracker` options.
@@ -88,6 +89,8 @@ def rank_tracker(
         co2cb.ConfigError: A tracker option is invalid.
     """
     options = dict(options)
+    if rank.local_rank != 0:  # one live-metrics endpoint per host: local rank 0's, which reads the host's meters
+        options = {k: v for k, v in options.items() if k not in EXPORT_OPTIONS}
     components = [c for c in options.pop("components", COMPONENTS) if c != "gpu" or uses_gpu]
     if rank.local_rank != 0:
         components = [c for c in components if c == "gpu"]
@@ -102,3 +105,29 @@ def rank_tracker(
         pids=rank.local_pids or None,
         **options,
     )
+
+
+def start_together(collective: Collective, start: Callable[[], Sequence[str]]) -> set[str]:
+    """Run ``start`` on this rank, then learn how every rank did (a collective: every rank calls it).
+
+    Args:
+        collective: The job's collective.
+        start: Starts this rank's measuring; returns the components its meters measure.
+
+    Returns:
+        Every component some rank measures.
+
+    Raises:
+        RuntimeError: Some rank could not start (every rank raises, so none measures: their later
+            collectives would not match).
+    """
+    error, mine = None, []
+    try:
+        mine = list(start())
+    except Exception as e:  # noqa: BLE001 - reported below, once every rank has said how it went
+        error = f"{type(e).__name__}: {e}"
+    everyone = collective.gather((error, mine))
+    errors = [e for e, _ in everyone if e]
+    if errors:
+        raise RuntimeError(f"a rank could not start measuring ({errors[0]})")
+    return {c for _, components in everyone for c in components}

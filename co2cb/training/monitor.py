@@ -27,20 +27,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from co2cb.core.options import EXPORT_OPTIONS, check_options
+from co2cb.core.options import check_options
 from co2cb.core.results import WindowResult
 from co2cb.core.tracker import Tracker
 from co2cb.intensity.choice import is_quiet
 from co2cb.meters.base import COMPONENTS
 from co2cb.training.budget import Budget
-from co2cb.training.collective import Collective, RankInfo, SingleProcess, rank_tracker
+from co2cb.training.checkpoint import Resume
+from co2cb.training.collective import Collective, RankInfo, SingleProcess, rank_tracker, start_together
 from co2cb.training.energy import Energy, Forecast, job_result, split, sum_over_ranks
+from co2cb.training.steps import StepClock
 from co2cb.units import JOULES_PER_KWH, format_energy, format_mass
 
 log = logging.getLogger(__name__)
 
 PREFIX = "co2cb/"
-STATE_VERSION = 1
 COMPLETED = "completed"
 BUDGET_STOPPED = "stopped by the carbon budget"
 NOT_ENDED = "stopped without fit end"
@@ -115,10 +116,9 @@ class TrainingMonitor:
         self.epochs_done = 0
         self.forecast: Forecast | None = None
         self.final_metrics: dict[str, float] = {}
-        self._resumed: dict[str, Any] | None = None
-        self._snapshot: Energy | None = None
+        self.resume = Resume()
         self._last_log_mark = 0
-        self._step_open = False
+        self.steps = StepClock()  # the hot path: adapters call steps.begin/end (or next) around each batch
         self._epoch: int | None = None  # index of the open training epoch
         self._epoch_pending = False  # the open training epoch closes when its validation ends
         self._progress: float | None = None  # the pending epoch's progress, for the forecast
@@ -152,18 +152,10 @@ class TrainingMonitor:
         """Why the budget stopped training, or None."""
         return self.budget.stop_reason
 
-    @property
-    def totals_before_run(self) -> Energy:
-        """The job's totals from earlier segments of a resumed run."""
-        return Energy.from_vector(self._resumed["totals"]) if self._resumed else Energy()
-
     # ------------------------------------------------------------------ life cycle
     def tracker_for(self, rank: RankInfo, gpus: Sequence[int] | None, uses_gpu: bool) -> Tracker:
         """Build this rank's tracker (see :func:`co2cb.training.collective.rank_tracker`)."""
-        options = dict(self.tracker_options)
-        if rank.local_rank != 0:  # one live-metrics endpoint per host: local rank 0's, which reads the host's meters
-            options = {k: v for k, v in options.items() if k not in EXPORT_OPTIONS}
-        return rank_tracker(options, rank, gpus, uses_gpu, run_name=self.run_name, tags=self.tags)
+        return rank_tracker(self.tracker_options, rank, gpus, uses_gpu, run_name=self.run_name, tags=self.tags)
 
     def start(
         self,
@@ -186,30 +178,28 @@ class TrainingMonitor:
             RuntimeError: Some rank could not start; then none measures (their collectives would not match).
         """
         self.collective, self.rank = collective, rank
-        error, mine = None, []
         try:
-            self.tracker = self.tracker_for(rank, gpus, uses_gpu)
-            mine = sorted({m.info.component.value for m in self.tracker.meter_set.meters})
-            header: dict[str, Any] = {
-                "job": {"world_size": rank.world_size, "framework_plan": dict(plan)},
-                "monitor": list(self.monitor),
-                "budget": {"kg": self.budget.kg, "on": self.budget.on} if self.budget.kg else None,
-            }
-            if self._resumed:
-                header["resumed_from"] = {k: self._resumed.get(k) for k in ("run_id", "run_folder", "epochs_done")}
-            self.tracker.start(header=header)
-            self._last_log_mark = self.tracker.mark()
-        except Exception as e:  # noqa: BLE001 - reported below, once every rank has said how it went
-            error = f"{type(e).__name__}: {e}"
-        everyone = collective.gather((error, mine))
-        errors = [e for e, _ in everyone if e]
-        if errors:
+            measured = start_together(collective, lambda: self._start_tracker(plan, gpus, uses_gpu))
+        except RuntimeError as e:
             tracker, self.tracker = self.tracker, None
             if tracker is not None and tracker.running:
-                tracker.stop({"status": f"not measured: a rank could not start ({errors[0]})"})
-            raise RuntimeError(f"a rank could not start measuring ({errors[0]})")
-        measured = {c for _, components in everyone for c in components}
+                tracker.stop({"status": f"not measured: {e}"})
+            raise
         self.components = tuple(c for c in COMPONENTS if c in measured)
+
+    def _start_tracker(self, plan: Mapping[str, Any], gpus: Sequence[int] | None, uses_gpu: bool) -> list[str]:
+        """Build and start this rank's tracker; the components its meters measure."""
+        self.tracker = self.steps.tracker = self.tracker_for(self.rank, gpus, uses_gpu)
+        header: dict[str, Any] = {
+            "job": {"world_size": self.rank.world_size, "framework_plan": dict(plan)},
+            "monitor": list(self.monitor),
+            "budget": {"kg": self.budget.kg, "on": self.budget.on} if self.budget.kg else None,
+        }
+        if self.resume.link:
+            header["resumed_from"] = self.resume.link
+        self.tracker.start(header=header)
+        self._last_log_mark = self.tracker.mark()
+        return sorted({m.info.component.value for m in self.tracker.meter_set.meters})
 
     def close_pending(self) -> list[EpochReport]:
         """Close an open validation and a training epoch still waiting for it (before :meth:`finish`)."""
@@ -228,7 +218,7 @@ class TrainingMonitor:
         tracker = self.tracker
         if tracker is None or not tracker.running:
             return None
-        self.step_close()
+        self.steps.close()
         status = status or (BUDGET_STOPPED if self.budget.stop_reason else COMPLETED)
         if self.collective.world_size == 1:
             return self._stop(status, None, {})
@@ -249,46 +239,16 @@ class TrainingMonitor:
         if self.measuring:
             self._stop(NOT_ENDED, None, {})
 
-    def summary_line(self, result: WindowResult) -> str:
-        """``co2cb: training used ... and ... CO2e (run folder ...)`` for the end of a run."""
+    def say_totals(self, result: WindowResult) -> None:
+        """Print what the run used and where its record is (as :meth:`say` does)."""
         folder = self.tracker.run_folder if self.tracker is not None else None
-        return f"co2cb: training used {format_energy(result.kwh)} and {format_mass(result.co2_kg)} CO2e" + (
-            f" (run folder {folder})" if folder else ""
-        )
+        where = f" (run folder {folder})" if folder else ""
+        self.say(f"co2cb: training used {format_energy(result.kwh)} and {format_mass(result.co2_kg)} CO2e{where}")
 
     def say(self, line: str) -> None:
         """Print ``line`` on the process that writes the record, unless ``CO2CB_QUIET`` or not verbose."""
         if self.writer and self.verbose and not is_quiet():
             print(line)
-
-    # ------------------------------------------------------------------ hot path
-    def step_begin(self) -> None:
-        """A training batch starts (a clock read and an append)."""
-        tracker = self.tracker
-        if tracker is not None:
-            tracker.begin("step", record=False)
-
-    def step_end(self) -> None:
-        """A training batch ended (a clock read and an append)."""
-        tracker = self.tracker
-        if tracker is not None:
-            tracker.end("step")
-
-    def step_next(self) -> None:
-        """A step ends and the next starts here (frameworks whose step runs from batch start to batch start)."""
-        tracker = self.tracker
-        if tracker is not None:
-            if self._step_open:
-                tracker.end("step")
-            tracker.begin("step", record=False)
-            self._step_open = True
-
-    def step_close(self) -> None:
-        """End the step :meth:`step_next` opened, if any (before validation or at the end of an epoch)."""
-        if self._step_open:
-            self._step_open = False
-            if self.tracker is not None:
-                self.tracker.end("step")
 
     # ------------------------------------------------------------------ logging steps
     def log_step(self) -> dict[str, float]:
@@ -312,7 +272,7 @@ class TrainingMonitor:
         """This process's CO2 of the whole run so far, kg CO2e (earlier segments included; no meter read)."""
         tracker = self.tracker
         run = tracker.totals().co2_kg if tracker is not None and tracker.running else 0.0
-        return self.totals_before_run.co2_kg + run
+        return self.resume.totals_before.co2_kg + run
 
     # ------------------------------------------------------------------ epochs
     def train_epoch_begin(self, epoch: int) -> list[EpochReport]:
@@ -350,7 +310,7 @@ class TrainingMonitor:
         if self._val_open:
             return
         assert self.tracker is not None
-        self.step_close()
+        self.steps.close()
         self.tracker.begin("val_epoch")
         self._val_open = True
 
@@ -366,7 +326,7 @@ class TrainingMonitor:
 
     def _close_train_epoch(self, progress: float | None) -> list[EpochReport]:
         epoch, self._epoch, self._epoch_pending = self._epoch, None, False
-        self.step_close()
+        self.steps.close()
         return self._close("train", epoch if epoch is not None else 0, progress)
 
     def _close(self, kind: str, epoch: int, progress: float | None) -> list[EpochReport]:
@@ -414,7 +374,7 @@ class TrainingMonitor:
         }
 
     def _totals_and_forecast(self, progress: float | None) -> dict[str, float]:
-        run = self.totals_before_run.plus(self.totals)
+        run = self.resume.totals_before.plus(self.totals)
         metrics = {PREFIX + "total_energy_kwh": run.kwh, PREFIX + "total_co2_kg": run.co2_kg}
         if progress and self.epochs_done >= self.forecast_after_epochs and 0 < progress <= 1:
             self.forecast = Forecast(run.kwh / progress, run.co2_kg / progress, progress)
@@ -431,7 +391,7 @@ class TrainingMonitor:
     @property
     def _epochs_in_run(self) -> int:
         """Training epochs done, counted from 1, across resumed segments."""
-        return self.epochs_done + int((self._resumed or {}).get("epochs_done", 0))
+        return self.epochs_done + self.resume.epochs_before
 
     def _split(self, per_rank: list[Energy]) -> dict[str, Any]:
         return split(self.rank.hosts, per_rank) if self.collective.world_size > 1 else {}
@@ -460,56 +420,28 @@ class TrainingMonitor:
             summary["meter_energy_kwh"] = {}
             summary["mean_power_w"] = job.mean_watts
             summary["job"] = {"world_size": self.collective.world_size, **split}
-        if self._resumed:  # the whole run across its segments (this segment read just before stopping)
+        if self.resume.saved:  # the whole run across its segments (this segment read just before stopping)
             mine = job if job is not None else Energy.of(self.tracker.totals(read=True))
-            summary["resumed_total"] = self.totals_before_run.plus(mine).as_record()
+            summary["resumed_total"] = self.resume.totals_before.plus(mine).as_record()
         return self.tracker.stop(summary, write_run=job is None)
 
     # ------------------------------------------------------------------ checkpoints
     def take_snapshot(self) -> None:
-        """The job's energy this segment so far, for a checkpoint about to be written (a collective).
+        """The job's energy so far, for a checkpoint about to be written (a collective: call it on every rank).
 
-        Frameworks save callback state on one process only, where :meth:`state_dict` cannot gather;
-        call this on every rank when the save is decided. With one process it does nothing: the
-        state is exact at any moment.
+        Frameworks save callback state on one process only, where :meth:`state_dict` cannot gather.
+        With one process it does nothing: the state is exact at any moment.
         """
-        tracker = self.tracker
-        if tracker is None or not tracker.running or self.collective.world_size == 1:
-            return
-        mine = Energy.of(tracker.totals())
-        self._snapshot = sum_over_ranks([Energy.from_vector(v) for v in self.collective.gather(mine.vector())])
+        if self.measuring and self.collective.world_size > 1:
+            assert self.tracker is not None
+            self.resume.take_snapshot(self.tracker, self.collective)
 
     def state_dict(self) -> dict[str, Any]:
-        """Totals to save in a checkpoint (no collective: frameworks may save on one rank only).
-
-        One process: exact at any moment. Several: the job's finished epochs plus this rank's share
-        of the open one, or the last :meth:`take_snapshot` where that is larger.
-        """
-        tracker = self.tracker
-        so_far = self.totals
-        if tracker is not None and tracker.running:
-            if self.collective.world_size == 1:
-                so_far = Energy.of(tracker.totals(read=True))
-            else:
-                open_epoch = tracker.open_windows("train_epoch")
-                if open_epoch:
-                    so_far = so_far.plus(Energy.of(tracker.between(open_epoch[-1], name="open_epoch")))
-                if self._snapshot is not None and self._snapshot.total_joules > so_far.total_joules:
-                    so_far = self._snapshot
-        return {
-            "version": STATE_VERSION,
-            "run_id": tracker.run_id if tracker else None,
-            "run_folder": str(tracker.run_folder) if tracker and tracker.run_folder else None,
-            "totals": self.totals_before_run.plus(so_far).vector(),
-            "epochs_done": self._epochs_in_run,
-        }
+        """Totals to save in a checkpoint (see :meth:`co2cb.training.checkpoint.Resume.state`)."""
+        return self.resume.state(self.tracker, self.totals, self.collective.world_size, self._epochs_in_run)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue the totals of a checkpointed run; its run folder is linked from the new one."""
-        if state.get("version") != STATE_VERSION:
-            log.warning("co2cb: checkpoint state of an unknown version %r ignored", state.get("version"))
-            return
-        self._resumed = dict(state)
-        if self.tracker is not None and self.tracker.running:
-            resumed = {k: state.get(k) for k in ("run_id", "run_folder", "epochs_done")}
-            self.tracker.write_event({"type": "resume", "resumed_from": resumed})
+        if self.resume.load(state) and self.measuring:
+            assert self.tracker is not None
+            self.tracker.write_event({"type": "resume", "resumed_from": self.resume.link})
