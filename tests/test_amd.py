@@ -240,8 +240,11 @@ def test_a_32_bit_accumulator_wraps(amd: Any) -> None:
     assert run.meter_joules["amdgpu:0"] == pytest.approx(300.0 * (last.t - first.t), rel=1e-6)
 
 
-def test_an_accumulator_restart_is_counted_on_with_one_warning(amd: Any, caplog: pytest.LogCaptureFixture) -> None:
-    gpu = FakeAmdGpu(power=Constant(250.0), counter_offset=2**40)
+@pytest.mark.parametrize("offset", [2**40, 1_000], ids=["above 2**32", "below 2**32: not taken for a wrap"])
+def test_an_accumulator_restart_is_counted_on_with_one_warning(
+    amd: Any, caplog: pytest.LogCaptureFixture, offset: int
+) -> None:
+    gpu = FakeAmdGpu(power=Constant(250.0), counter_offset=offset)
     amd(gpu)
     caplog.set_level(logging.WARNING)
     tracker = amd_tracker()

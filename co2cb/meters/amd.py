@@ -58,6 +58,8 @@ TRANSIENT_STATUS = frozenset({8, 9, 11, 30})
 """amdsmi_status_t codes retried within one read: TIMEOUT, RETRY, INTERRUPT, BUSY."""
 RETRIES = 2
 """Further attempts of a call that failed with a transient status."""
+MAX_PACKAGE_W = 5000.0
+"""No GPU package draws more: a 32-bit wrap that would mean more power than this is a restart instead."""
 
 _POWER_KEYS = ("socket_power", "current_socket_power", "average_socket_power")
 _SENTINELS = frozenset({0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF})
@@ -157,15 +159,16 @@ def accumulator(reading: Mapping[str, Any]) -> int:
     return raw
 
 
-def counter_delta(prev: int, cur: int) -> tuple[int, bool]:
+def counter_delta(prev: int, cur: int, max_counts: float = float("inf")) -> tuple[int, bool]:
     """Counts between two accumulator readings and whether the accumulator restarted.
 
-    A decrease from a value below 2**32 is a 32-bit wrap; any other decrease is a
-    restart from zero, whose counts since are ``cur``.
+    A decrease from a value below 2**32 is a 32-bit wrap, unless the counts it would
+    mean exceed ``max_counts`` (what the package could draw at most since the last
+    reading); any other decrease is a restart from zero, whose counts since are ``cur``.
     """
     if cur >= prev:
         return cur - prev, False
-    if prev < _WRAP_32:
+    if prev < _WRAP_32 and cur + _WRAP_32 - prev <= max_counts:
         return cur + _WRAP_32 - prev, False
     return cur, True
 
@@ -199,6 +202,7 @@ class AmdSmiMeter(Meter):
                 first = _call(amdsmi, amdsmi.amdsmi_get_energy_count, handle)
                 self._prev = accumulator(first)
                 self._uj_per_count = float(first["counter_resolution"])
+                self._prev_at = time.monotonic()
         except BaseException:
             self.close()
             raise
@@ -234,13 +238,16 @@ class AmdSmiMeter(Meter):
             cur = accumulator(_call(self._smi, self._smi.amdsmi_get_energy_count, self._handle))
         except self._smi.AmdSmiException as e:
             raise MeterError(f"AMD SMI error on GPU {self.device.index} ({self.device.name}): {_error(e)}") from e
-        delta, restarted = counter_delta(self._prev, cur)
+        now = time.monotonic()
+        most = MAX_PACKAGE_W * (now - self._prev_at) / (self._uj_per_count * 1e-6)
+        delta, restarted = counter_delta(self._prev, cur, most)
+        self._prev_at = now
         if restarted:
             self._restarts += 1
             if self._restarts == 1:
                 log.warning(
                     "co2cb: the energy accumulator of AMD GPU %d went back from %d to %d (driver reload?); "
-                    "counting on from its new value, the energy since the last reading is lost",
+                    "counting on from its new value; the energy between the last reading and the reload is lost",
                     self.device.index,
                     self._prev,
                     cur,
