@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import platform
 import sys
 import time
 from typing import Any
@@ -26,11 +27,14 @@ def choice(tracker: Tracker, component: str) -> MeterChoice:
     return found
 
 
-def test_not_a_mac(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("system", "machine"), [("Linux", "x86_64"), ("Darwin", "x86_64")])
+def test_not_a_mac_with_apple_silicon(monkeypatch: pytest.MonkeyPatch, system: str, machine: str) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)
     monkeypatch.setitem(sys.modules, "amdsmi", None)
+    monkeypatch.setattr(platform, "system", lambda: system)
+    monkeypatch.setattr(platform, "machine", lambda: machine)
     tracker = apple_tracker(components=("gpu",))
-    assert tracker.meter_set.accelerators["Apple silicon"].startswith("not a Mac with Apple silicon (")
+    assert tracker.meter_set.accelerators["Apple silicon"] == f"not a Mac with Apple silicon ({system} {machine})"
 
 
 def test_library_not_installed(apple: Any, monkeypatch: pytest.MonkeyPatch) -> None:
