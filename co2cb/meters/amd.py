@@ -266,12 +266,13 @@ def _identify(amdsmi: ModuleType, handles: Sequence[Any]) -> tuple[list[int], li
     """Handle positions in HIP's order, the ``GPU-`` identifiers of each (in that order), and how it was found."""
     bdfs = [str(amdsmi.amdsmi_get_gpu_device_bdf(h)) for h in handles]
     enum = [_optional(getattr(amdsmi, "amdsmi_get_gpu_enumeration_info", None), h) or {} for h in handles]
-    hip = [e.get("hip_id") for e in enum]
-    kfd = [(_optional(getattr(amdsmi, "amdsmi_get_gpu_kfd_info", None), h) or {}).get("node_id") for h in handles]
-    if all(isinstance(x, int) for x in hip) and len(set(hip)) == len(hip):
-        order, how = sorted(range(len(handles)), key=lambda j: hip[j]), "HIP index (AMD SMI enumeration info)"
-    elif all(isinstance(x, int) for x in kfd) and len(set(kfd)) == len(kfd):
-        order, how = sorted(range(len(handles)), key=lambda j: kfd[j]), "KFD node (ROCr's order)"
+    hip = [x for x in (e.get("hip_id") for e in enum) if isinstance(x, int)]
+    kfd_info = [_optional(getattr(amdsmi, "amdsmi_get_gpu_kfd_info", None), h) or {} for h in handles]
+    kfd = [x for x in (k.get("node_id") for k in kfd_info) if isinstance(x, int)]
+    if len(set(hip)) == len(handles):  # every device has its own HIP index
+        order, how = sorted(range(len(handles)), key=hip.__getitem__), "HIP index (AMD SMI enumeration info)"
+    elif len(set(kfd)) == len(handles):
+        order, how = sorted(range(len(handles)), key=kfd.__getitem__), "KFD node (ROCr's order)"
     else:
         order, how = sorted(range(len(handles)), key=lambda j: bdfs[j].lower()), "PCI bus order"
     ids: list[list[str]] = []
@@ -403,7 +404,7 @@ def discover_amd_gpus(requested: Sequence[int | str] | None = None) -> tuple[lis
                 )
                 continue
             try:
-                device = _describe(amdsmi, handle, i, (ids[i] or [None])[0], check)
+                device = _describe(amdsmi, handle, i, ids[i][0] if ids[i] else None, check)
                 meters.append(AmdSmiMeter(amdsmi, handle, device, library))
             except (amdsmi.AmdSmiException, MeterError) as e:  # one broken GPU must not hide the others
                 skipped.append(f"amdgpu:{i} skipped ({_error(e)})")

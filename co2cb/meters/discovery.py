@@ -148,6 +148,7 @@ def discover(
         mine = [z for z in zones if z.component is component]
         on_chip = [m for m in apple if m.info.component is component]
         covering = [m.info.name for m in result.meters if component.value in m.info.details.get("covers", ())]
+        meters: list[Meter]
         if covering:  # a Grace Hopper-style module figure already holds the CPU and its memory
             meters = []
             reason = f"counted in {', '.join(covering)}: that figure covers the whole module (GPU, CPU and memory)"
