@@ -68,13 +68,14 @@ class Sizes:
     fold_steps: int
     sampler_s: float
     convoy_s: float
+    export_s: float  # seconds each live-export cell is timed
     codecarbon: int
     peer_batch_samples: int
     peer_singles: int
 
 
-FULL = Sizes(1000, 2000, 200_000, 3000, 1000, 200, 1_000_000, 200_000, 20.0, 4.0, 300, 300, 20_000)
-QUICK = Sizes(1000, 300, 30_000, 500, 200, 50, 1_000_000, 100_000, 5.0, 2.0, 80, 60, 3000)
+FULL = Sizes(1000, 2000, 200_000, 3000, 1000, 200, 1_000_000, 200_000, 20.0, 4.0, 4.0, 300, 300, 20_000)
+QUICK = Sizes(1000, 300, 30_000, 500, 200, 50, 1_000_000, 100_000, 5.0, 2.0, 2.0, 80, 60, 3000)
 
 
 # --------------------------------------------------------------------------- timing
@@ -467,6 +468,156 @@ def bench_convoy(sz: Sizes, table: Table) -> None:
     table.add(f"  switch interval {switch_ms:g} ms: each GIL release inside a reading may wait that long to resume")
 
 
+# --------------------------------------------------------------------------- live export
+_PUSH_SINK = """
+import http.server, sys, threading, time
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_PUT(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+print(server.server_port, flush=True)
+time.sleep(3600)  # an hour at most
+"""
+_SCRAPER = """
+import signal, sys, time, urllib.request
+served = 0
+def done(*_):
+    print(served, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+for _ in range(36_000):  # an hour at most
+    try:
+        opener.open(sys.argv[1], timeout=5).read()
+        served += 1
+    except OSError:
+        pass
+    time.sleep(0.1)
+done()
+"""
+
+
+class Detached:
+    """A Python helper in a process that is not this one's child (as Prometheus and a Pushgateway are not).
+
+    A child would join the measured process tree (process scope) and make every meter read walk one
+    more process: that, not the exporters, would be timed.
+    """
+
+    def __init__(self, code: str, *args: str) -> None:
+        self._out = tempfile.NamedTemporaryFile(prefix="co2cb-bench-", suffix=".out", delete=False)  # noqa: SIM115
+        self._out.close()
+        shell = 'nohup "$0" -c "$1" "$2" > "$3" 2>&1 & echo $!'
+        started = subprocess.run(
+            ["sh", "-c", shell, sys.executable, code, *(args or ("",)), self._out.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        self.pid = int(started.stdout.strip())
+
+    def first_line(self, timeout_s: float = 10.0) -> str:
+        """The first line the helper printed (waits for it)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with open(self._out.name) as f:
+                line = f.readline()
+            if line.endswith("\n"):
+                return line.strip()
+            time.sleep(0.05)
+        return ""
+
+    def stop(self) -> str:
+        """End the helper; what it printed last."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, 15)
+        text = ""
+        for _ in range(100):
+            with open(self._out.name) as f:
+                text = f.read().strip()
+            if text:
+                break
+            time.sleep(0.05)
+        os.unlink(self._out.name)
+        return text.splitlines()[-1] if text else "?"
+
+
+def _otel_collecting() -> bool:
+    """Install an OpenTelemetry SDK MeterProvider that collects every 0.1 s (to /dev/null), if the SDK is there."""
+    try:
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+    except ImportError:
+        return False
+    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process's provider
+    reader = PeriodicExportingMetricReader(ConsoleMetricExporter(out=sink), export_interval_millis=100)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    return True
+
+
+def bench_export(sz: Sizes, table: Table) -> None:
+    """Step and epoch windows without and with the live exporters, side by side in this run.
+
+    "scraped": /metrics scraped every 0.1 s by another process, and OpenTelemetry collected every
+    0.1 s in this process (the SDK's reader thread, as in an application). "+ push": also a push
+    asked for at every recorded window's close, to a Pushgateway stand-in in another process; the
+    epoch windows here close thousands of times a second, which the pusher merges into one push a
+    second. The sampler runs at 0.05 s in every cell, so the exporters' snapshot is taken 20 times a
+    second.
+    """
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        table.add("live export skipped: prometheus_client is not installed (pip install 'co2cb[prometheus]')")
+        return
+    otel = _otel_collecting()
+    sink = Detached(_PUSH_SINK)
+    try:
+        gateway = f"http://127.0.0.1:{sink.first_line()}"
+        scraped = {"prometheus_port": 0, "opentelemetry": otel}
+        configs = (("no export", {}), ("scraped", scraped), ("scraped + push", {**scraped, "pushgateway": gateway}))
+        for sync in (None, False, True):  # None: step windows
+            for label, options in configs:
+                w0 = time.perf_counter()
+                t = tracker(interval_s=0.05, sync_boundaries=bool(sync), **options).start()
+                scraper = Detached(_SCRAPER, t.prometheus_url) if t.prometheus_url else None
+                time.sleep(0.5)  # the scraper is up (and the same pause without one)
+                names = {"b": t.begin, "e": t.end}
+                if sync is None:
+                    stmt, n, limit = "b('step', record=False); e('step')", sz.batch_samples, STEP_TARGET_US
+                    what = f"step window, batches of {sz.batch}"
+                else:
+                    stmt, n, limit = "b('epoch'); e('epoch')", sz.epoch_sync if sync else sz.epoch_fast, EPOCH_TARGET_US
+                    what = f"epoch window, sync_boundaries={sync!s:<5}, save=False"
+                values: list[float] = []
+                end = time.perf_counter() + sz.export_s  # long enough for many scrapes, pushes and ticks
+                while time.perf_counter() < end:
+                    got = batches(stmt, names, sz.batch, n) if sync is None else singles(stmt, names, n)
+                    values += got.values
+                t.stop()
+                ticks = max(1.0, (time.perf_counter() - w0) / 0.05)  # about one per 0.05 s
+                table.add(dist_row(f"{what}, {label}", Dist(values), limit))
+                notes = [f"sampler CPU {t._sampler.cpu_seconds / ticks * 1e3:.2f} ms per tick"]
+                if scraper is not None:
+                    notes.append(f"{scraper.stop()} scrapes served")
+                pusher = t._live.exporter.pusher if t._live is not None else None
+                if pusher is not None:
+                    notes.append(f"{pusher.pushes} pushes, {pusher.failures} failed")
+                if options and otel:
+                    notes.append("OpenTelemetry collected every 0.1 s")
+                table.add(f"    {label}: " + ", ".join(notes))
+    finally:
+        sink.stop()
+    if not otel:
+        table.add("    opentelemetry-sdk is not installed: no OpenTelemetry collection in these rows")
+
+
 # --------------------------------------------------------------------------- peers
 @contextlib.contextmanager
 def captured() -> Iterator[dict[str, str]]:
@@ -647,6 +798,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_memory(sz, mem)
     bench_fold(sz, mem)
     print(mem.render(), flush=True)
+    print()
+
+    live = Table("co2cb live export: the training thread's cost without and with every exporter (this run)")
+    bench_export(sz, live)
+    print(live.render(), flush=True)
     print()
 
     cpu = Table("co2cb sampler CPU")

@@ -1,10 +1,10 @@
 """Pushing the metrics to a Prometheus Pushgateway, for batch jobs that end before a scrape.
 
 Pushes happen on a thread of their own: a recorded window's close only wakes it (an event set, on
-the training thread), and it sends the newest snapshot with a timeout. Closes that come faster than
-pushes are merged into one push. A gateway that fails gives one warning per run; measuring and
-training go on, and the next close tries again. :meth:`Pusher.stop` makes the last push, waiting at most about
-two timeouts.
+the training thread), and it sends the newest snapshot with a timeout. Closes that come less than
+:data:`MIN_SPACING_S` after a push are merged into one push, made when that time is up. A gateway
+that fails gives one warning per run; measuring and training go on, and the next close tries
+again. :meth:`Pusher.stop` makes the last push at once, waiting at most about two timeouts.
 
 Each run replaces its own group, ``job="co2cb"``, ``instance=<host>``, ``run=<run name>``
 (HTTP PUT), so the final values stay on the gateway after the run ends.
@@ -31,6 +31,8 @@ AUTH_ENV = "CO2CB_PUSHGATEWAY_AUTH"
 JOB = "co2cb"
 TIMEOUT_S = 5.0
 """Timeout of one push, seconds."""
+MIN_SPACING_S = 1.0
+"""Least time between two pushes, seconds (the last push, at stop, never waits)."""
 
 
 def url_problem(url: object) -> str | None:
@@ -102,6 +104,7 @@ class Pusher:
         self._push = load(PROMETHEUS, "exposition").push_to_gateway
         self._handler = _handler()
         self._wake = threading.Event()
+        self._ending = threading.Event()  # cuts the spacing short at stop
         self._stopping = False
         self._failing = False
         self._warned = False
@@ -116,7 +119,8 @@ class Pusher:
 
     def request(self) -> None:
         """Ask for a push of the newest values (returns at once; safe on the training thread)."""
-        self._wake.set()
+        if not self._wake.is_set():  # an attribute read; set() takes a lock
+            self._wake.set()
 
     def stop(self) -> None:
         """Make the last push and end the thread, waiting at most about two push timeouts."""
@@ -124,6 +128,7 @@ class Pusher:
         if thread is None:
             return
         self._stopping = True
+        self._ending.set()
         self._wake.set()
         thread.join(timeout=2 * self.timeout_s + 1.0)
         if thread.is_alive():
@@ -137,6 +142,7 @@ class Pusher:
             self.push_now()
             if stopping:
                 return
+            self._ending.wait(MIN_SPACING_S)
 
     def push_now(self) -> bool:
         """Push once, on the calling thread; False when it fails (the first failure of the run warns)."""
