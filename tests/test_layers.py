@@ -31,7 +31,11 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("co2cb.units", 8),
     ("co2cb._version", 8),
 )
-SIBLINGS_APART = ("co2cb.meters", "co2cb.intensity", "co2cb.records")  # one layer, three packages that ignore each other
+SIBLINGS_APART = (
+    "co2cb.meters",
+    "co2cb.intensity",
+    "co2cb.records",
+)  # one layer, three packages that ignore each other
 MAX_LINES = 450
 MAX_LOOSE_MODULES = 10
 

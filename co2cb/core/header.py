@@ -1,5 +1,6 @@
 """The run record's first and last lines: the header (what ran where, with which meters, intensity and versions)
-and the summary (the run window, steps, meter losses)."""
+and the summary (the run window, steps, meter losses).
+"""
 
 from __future__ import annotations
 

@@ -225,7 +225,8 @@ class TopicClassifier(pl.LightningModule):
 @contextmanager
 def _quiet_lightning() -> Iterator[None]:
     """Hide Lightning's start-up lines, its advice to use more data-loader workers (given on machines of more
-    than 2 CPUs; moot for tensors in memory) and its deprecation notice under torch 2.13 (Lightning 2.6)."""
+    than 2 CPUs; moot for tensors in memory) and its deprecation notice under torch 2.13 (Lightning 2.6).
+    """
     logger = logging.getLogger("lightning.pytorch")
     level = logger.level
     logger.setLevel(logging.WARNING)
@@ -279,7 +280,7 @@ def fit_stage(
             enable_model_summary=False,
             default_root_dir=output_dir,
         )
-        trainer.fit(module, *loaders)
+        trainer.fit(module, train_dataloaders=loaders[0], val_dataloaders=loaders[1])
     tracker = callback.co2.tracker
     if tracker is None or tracker.result is None or tracker.run_folder is None:
         raise RuntimeError(f"co2cb did not measure the {name} run (see the warnings above)")

@@ -269,7 +269,7 @@ class CO2Callback(TrainerCallback, ExportableState):
         """Close the evaluation (and the epoch that waited for it)."""
         self._after_eval(args, state, control)
 
-    def on_predict(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_predict(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
         """Close the prediction's window, as an evaluation's."""
         self._after_eval(args, state, control)
 

@@ -23,6 +23,7 @@ import functools
 import logging
 import sys
 import weakref
+from types import FrameType
 from typing import Any, Protocol
 
 from transformers.trainer_callback import CallbackHandler, PrinterCallback, ProgressCallback
@@ -65,7 +66,7 @@ def from_stack(callback: Any) -> tuple[Any, Any]:
     """The Trainer and the CallbackHandler that are calling ``callback`` now (either may be None)."""
     trainer_type = getattr(sys.modules.get("transformers.trainer"), "Trainer", None)
     handler = trainer = None
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     for _ in range(STACK_DEPTH):
         if frame is None:
             break

@@ -30,7 +30,7 @@ def dispatcher(callback: keras.callbacks.Callback) -> tuple[keras.callbacks.Call
     Keras gives a callback no handle on its list: the list is the ``self`` of a frame up the stack
     (``CallbackList.on_train_begin``), and its caller is ``fit`` unless a custom loop drives it.
     """
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(STACK_DEPTH):
         if frame is None:
             break
@@ -90,7 +90,8 @@ class FitWatch:
 
     def _error(self) -> BaseException | None:
         """The exception that left ``fit``: the one its thread is handling now, else a new uncaught one."""
-        handled = getattr(sys, "_current_exceptions", dict)().get(self._thread_id)
+        current: Any = getattr(sys, "_current_exceptions", None)  # Python >= 3.12
+        handled = current().get(self._thread_id) if current is not None else None
         if isinstance(handled, tuple):  # Python < 3.12: (type, value, traceback)
             handled = handled[1]
         if isinstance(handled, BaseException):

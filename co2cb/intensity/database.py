@@ -187,10 +187,10 @@ class Database:
             country = iso.group(1)
             via = f"{key}: no sub-national grid in the database; the national grid {country} is used"
             return self.grids[country], via, key
-        code = self.names.get(_fold(key))
-        if code:
-            row = self.grids[code.upper()]
-            return row, f"name {row.name!r} -> {code}", code.upper()
+        named = self.names.get(_fold(key))
+        if named:
+            row = self.grids[named.upper()]
+            return row, f"name {row.name!r} -> {named}", named.upper()
         return None
 
     def _find_prefixed(self, key: str) -> tuple[GridRow, str, str] | None:

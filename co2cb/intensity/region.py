@@ -144,14 +144,14 @@ def resolve_region(
         passed_over.append(f"{var}={value} is not a region in the database")
 
     if metadata:
-        code = query_cloud_metadata(metadata_endpoint, metadata_timeout_s)
-        if code and is_known(code):
+        reported = query_cloud_metadata(metadata_endpoint, metadata_timeout_s)
+        if reported and is_known(reported):
             return Resolution(
-                code, f"the cloud metadata service at {metadata_endpoint} reports {code}", False, "metadata"
+                reported, f"the cloud metadata service at {metadata_endpoint} reports {reported}", False, "metadata"
             )
         passed_over.append(
-            f"the metadata service reported {code}, not in the database"
-            if code
+            f"the metadata service reported {reported}, not in the database"
+            if reported
             else "no cloud metadata service answered"
         )
 
