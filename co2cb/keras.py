@@ -1,5 +1,6 @@
-"""``from co2cb.keras import CO2Callback`` for Keras 3 on any backend (``pip install co2cb[keras]``;
-its ``tensorboard_dir`` also needs ``tensorboard``).
+"""``from co2cb.keras import CO2Callback`` for Keras 3 on any backend.
+
+Install with ``pip install co2cb[keras]``; its ``tensorboard_dir`` also needs ``tensorboard``.
 
 Importing :mod:`co2cb` does not import Keras; importing this module does (and so the Keras backend
 chosen by ``KERAS_BACKEND``).

@@ -12,7 +12,9 @@ from co2cb.integrations.lightning import CO2CallbackMixin
 
 
 class CO2Callback(CO2CallbackMixin, _pl.Callback):
-    __doc__ = CO2CallbackMixin.__doc__
+    """Energy and CO2 per epoch and per logging step in the trainer's loggers (arguments: :class:`CO2CallbackMixin`)."""
+
+    __doc__ = CO2CallbackMixin.__doc__  # the whole text for help() and IDEs
     framework = "lightning.pytorch"
 
 

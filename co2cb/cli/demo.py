@@ -1,5 +1,7 @@
-"""``co2cb demo``: pretrain a small model, fine-tune a copy of it, train the same classifier from scratch, and
-compare what each emitted and what quality it reached.
+"""``co2cb demo``: pretraining, fine-tuning and training from scratch, compared by emissions and quality.
+
+It pretrains a small model, fine-tunes a copy of it, trains the same classifier from scratch, and
+compares what each emitted and what quality it reached.
 
 The training job is :mod:`co2cb.examples.pretrain_finetune` (torch and Lightning, on the CPU and
 generated data); it is imported only once they are known to be installed. The comparison, figure and

@@ -1,5 +1,7 @@
-"""The run record's first and last lines: the header (what ran where, with which meters, intensity and versions)
-and the summary (the run window, steps, meter losses).
+"""The run record's first and last lines: the header and the summary.
+
+The header says what ran where, with which meters, intensity and versions; the summary holds the
+run window, the steps and the meter losses.
 """
 
 from __future__ import annotations

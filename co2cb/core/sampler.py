@@ -39,7 +39,9 @@ class Sampler:
     """Reads meters into a timeline, in the background and on demand."""
 
     def __init__(self, meters: Sequence[Meter], interval_s: float, on_tick: Callable[[], None] | None = None) -> None:
-        """Args:
+        """Prepare the sampler; nothing is read before :meth:`start`.
+
+        Args:
         meters: The meters to read, in channel order.
         interval_s: Seconds between background reads.
         on_tick: Called after each background read, outside the lock (used to fold step stamps).

@@ -32,7 +32,9 @@ class Timeline:
     """Cumulative joules per channel, sampled in time."""
 
     def __init__(self, kinds: Sequence[ReadingKind], max_points: int = 4096, min_span_ns: int = 0) -> None:
-        """Args:
+        """An empty curve.
+
+        Args:
         kinds: Reading kind of each channel, in channel order.
         max_points: Points kept before the older half is thinned (at least 16).
         min_span_ns: Shortest stretch a counter's rate past the last point is taken over (the

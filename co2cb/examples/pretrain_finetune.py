@@ -31,7 +31,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional
 from torch.utils.data import DataLoader, TensorDataset
 
 from co2cb.lightning import CO2Callback
@@ -174,14 +174,16 @@ class MaskedTokens(pl.LightningModule):
 
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.head(self.encoder(inputs))
-        return F.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1), ignore_index=IGNORE), logits
+        return functional.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1), ignore_index=IGNORE), logits
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """One optimisation step; returns the loss."""
         loss, _ = self._step(*mask_tokens(batch[0]))
         self.log("train_loss", loss)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Log the validation loss and accuracy of a batch."""
         inputs, targets = batch
         loss, logits = self._step(inputs, targets)
         hidden = targets != IGNORE
@@ -189,6 +191,7 @@ class MaskedTokens(pl.LightningModule):
         self.log("val_masked_acc", (logits.argmax(-1)[hidden] == targets[hidden]).float().mean())
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW at the module's learning rate."""
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
 
 
@@ -206,26 +209,31 @@ class TopicClassifier(pl.LightningModule):
         return self.head(self.encoder(tokens).mean(dim=1))
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """One optimisation step; returns the loss."""
         tokens, topics = batch
-        loss = F.cross_entropy(self(tokens), topics)
+        loss = functional.cross_entropy(self(tokens), topics)
         self.log("train_loss", loss)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Log the validation loss and accuracy of a batch."""
         tokens, topics = batch
         logits = self(tokens)
-        self.log("val_loss", F.cross_entropy(logits, topics))
+        self.log("val_loss", functional.cross_entropy(logits, topics))
         self.log("val_acc", (logits.argmax(-1) == topics).float().mean())
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW at the module's learning rate."""
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
 
 
 # ---------------------------------------------------------------------------- training
 @contextmanager
 def _quiet_lightning() -> Iterator[None]:
-    """Hide Lightning's start-up lines, its advice to use more data-loader workers (given on machines of more
-    than 2 CPUs; moot for tensors in memory) and its deprecation notice under torch 2.13 (Lightning 2.6).
+    """Hide Lightning's start-up lines, its data-loader advice and its deprecation notice.
+
+    The advice to use more data-loader workers is given on machines of more than 2 CPUs (moot for tensors
+    in memory); the deprecation notice comes under torch 2.13 (Lightning 2.6).
     """
     logger = logging.getLogger("lightning.pytorch")
     level = logger.level
@@ -303,8 +311,10 @@ def pretrain_then_finetune(
     echo: Callable[[str], None] = print,
     **tracker_options: Any,
 ) -> Stages:
-    """Pretrain the encoder by masked tokens, fine-tune a copy of it on topic classification, and train the same
-    classifier from a fresh random encoder on the same labelled data, for comparison.
+    """Pretrain, fine-tune a copy, and train the same classifier from scratch, for comparison.
+
+    The encoder is pretrained by masked tokens; a copy is fine-tuned on topic classification; the same
+    classifier is trained from a fresh random encoder on the same labelled data.
 
     Args:
         output_dir: Folder for the stages' run folders (``runs/``) and TensorBoard logs (``tensorboard/``).

@@ -1,5 +1,7 @@
-"""Keras plumbing with a job of its own: finding the ``CallbackList`` that calls a callback, and noticing a
-``fit`` that raised (Keras has no exception hook).
+"""Keras plumbing with a job of its own: the ``CallbackList`` calling a callback, and a ``fit`` that raised.
+
+Keras has no exception hook, so a watch thread notices a ``fit`` that left the stack without
+``on_train_end``.
 
 Read from Keras 3's ``callbacks/callback_list.py`` and the backends' ``Trainer.fit``: a callback gets
 no handle on its list, but the list is the ``self`` of a frame up the stack

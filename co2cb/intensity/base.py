@@ -1,5 +1,7 @@
-"""What every carbon-intensity source is: :class:`IntensitySource`, its provenance :class:`IntensityInfo`,
-and :class:`FixedIntensity` (one figure for all times).
+"""What every carbon-intensity source is, with its provenance, and the fixed source.
+
+:class:`IntensitySource`, its provenance :class:`IntensityInfo`, and :class:`FixedIntensity` (one
+figure for all times).
 
 Intensities are in gCO2e/kWh, between 0 and :data:`MAX_G_PER_KWH`.
 """
@@ -68,7 +70,9 @@ class FixedIntensity(IntensitySource):
 
     @property
     def info(self) -> IntensityInfo:
+        """Provenance of the figures this source gives."""
         return self._info
 
     def g_per_kwh_at(self, unix_s: float) -> float:
+        """Intensity in gCO2e/kWh at ``unix_s`` (seconds since the epoch)."""
         return self._info.g_per_kwh

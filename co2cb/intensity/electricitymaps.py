@@ -386,6 +386,7 @@ class ElectricityMapsIntensity(IntensitySource):
 
     @property
     def info(self) -> IntensityInfo:
+        """Provenance of the figures this source gives."""
         with self._lock:
             last = self._readings[-1] if self._readings else None
         fb = self.fallback.info
@@ -410,6 +411,7 @@ class ElectricityMapsIntensity(IntensitySource):
         )
 
     def g_per_kwh_at(self, unix_s: float) -> float:
+        """Intensity in gCO2e/kWh at ``unix_s`` (seconds since the epoch)."""
         with self._lock:
             if not self._readings:
                 return self.fallback.g_per_kwh_at(unix_s)

@@ -147,9 +147,11 @@ class SeriesIntensity(IntensitySource):
 
     @property
     def info(self) -> IntensityInfo:
+        """Provenance of the figures this source gives."""
         return self._info
 
     def g_per_kwh_at(self, unix_s: float) -> float:
+        """Intensity in gCO2e/kWh at ``unix_s`` (seconds since the epoch)."""
         if self.start_unix_s <= unix_s < self.end_unix_s:
             return self.values[bisect.bisect_right(self.times, unix_s) - 1]
         if self.fallback is not None:

@@ -35,7 +35,9 @@ class TdpCpuMeter(Meter):
     reading = ReadingKind.COUNTER
 
     def __init__(self, tdp_w: float, tree: ProcessTree | None, details: dict[str, object]) -> None:
-        """Args:
+        """An estimate from the TDP.
+
+        Args:
         tdp_w: Thermal design power of all sockets together, watts.
         tree: The tracked processes (process scope), or None for the whole machine.
         details: Where the TDP came from (model, table row, source, year).
@@ -56,6 +58,7 @@ class TdpCpuMeter(Meter):
 
     @property
     def info(self) -> MeterInfo:
+        """Name, component and provenance of this meter."""
         return self._info
 
     def _busy(self) -> float:
@@ -63,6 +66,7 @@ class TdpCpuMeter(Meter):
         return snap.tree_s if self._per_process else snap.machine_busy_s
 
     def read(self) -> float:
+        """Power now, watts."""
         busy = self._busy()
         self._joules += self._tdp_w * max(0.0, busy - self._prev) / self._ncpu
         self._prev = busy
@@ -75,7 +79,9 @@ class VcpuCpuMeter(Meter):
     reading = ReadingKind.COUNTER
 
     def __init__(self, min_w: float, max_w: float, tree: ProcessTree | None, details: dict[str, object]) -> None:
-        """Args:
+        """An estimate from per-vCPU idle and full-load watts.
+
+        Args:
         min_w: Idle watts per vCPU.
         max_w: Full-load watts per vCPU.
         tree: The tracked processes (process scope), or None for the whole machine.
@@ -104,9 +110,11 @@ class VcpuCpuMeter(Meter):
 
     @property
     def info(self) -> MeterInfo:
+        """Name, component and provenance of this meter."""
         return self._info
 
     def read(self) -> float:
+        """Power now, watts."""
         now = time.monotonic()
         busy = self._tree.cpu().machine_busy_s
         seconds = max(0.0, now - self._prev_t)
@@ -124,7 +132,9 @@ class RamEstimateMeter(Meter):
     reading = ReadingKind.POWER
 
     def __init__(self, watts_per_gb: float, tree: ProcessTree | None, source: str) -> None:
-        """Args:
+        """An estimate from the memory in use.
+
+        Args:
         watts_per_gb: Power per GB of memory in use, watts.
         tree: The tracked processes (their resident memory), or None for the machine's used memory.
         source: Where ``watts_per_gb`` comes from.
@@ -146,8 +156,10 @@ class RamEstimateMeter(Meter):
 
     @property
     def info(self) -> MeterInfo:
+        """Name, component and provenance of this meter."""
         return self._info
 
     def read(self) -> float:
+        """Power now, watts."""
         used = self._tree.rss_bytes() if self._tree is not None else machine_used_memory_bytes()
         return self._w_per_gb * used / GB

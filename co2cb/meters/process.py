@@ -56,7 +56,9 @@ class ProcessTree:
     """
 
     def __init__(self, pids: Sequence[int] | None = None, cache_s: float = 0.005, members_s: float = 1.0) -> None:
-        """Args:
+        """A tree of processes rooted at ``pids``.
+
+        Args:
         pids: Roots of the tree (default: this process); several for the ranks of a job on one host.
         cache_s: How long a CPU reading is reused, seconds.
         members_s: How long the list of descendants is reused, seconds (a new child counts in full

@@ -126,6 +126,7 @@ class RaplMeter(Meter):
 
     @property
     def info(self) -> MeterInfo:
+        """Name, component and provenance of this meter."""
         return self._info
 
     def _read_uj(self) -> int:

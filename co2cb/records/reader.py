@@ -209,8 +209,11 @@ class RecordedRun:
     # ------------------------------------------------------------------ epochs, steps, samples, metrics
     @cached_property
     def epochs(self) -> list[EpochRecord]:
-        """The run's epochs in time order: its ``train_epoch`` windows, else its ``epoch`` windows (see
-        :data:`EPOCH_WINDOWS`); validation inside an adapter's epoch is added back in."""
+        """The run's epochs in time order.
+
+        Its ``train_epoch`` windows, else its ``epoch`` windows (see :data:`EPOCH_WINDOWS`); validation
+        inside an adapter's epoch is added back in.
+        """
         for name in EPOCH_WINDOWS:
             found = [w for w in self.windows if w.get("name") == name]
             if found:

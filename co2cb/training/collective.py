@@ -31,6 +31,7 @@ class SingleProcess:
     rank: int = 0
 
     def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value``: this process's alone."""
         return [value]
 
 

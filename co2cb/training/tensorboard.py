@@ -58,6 +58,7 @@ class EventWriter:
         self._records.flush()
 
     def close(self) -> None:
+        """Close the event file(s)."""
         if not self._records.closed:
             self._records.close()
 
@@ -80,6 +81,7 @@ class TensorBoardWriter:
         return self._runs[name]
 
     def epoch(self, logs: Mapping[str, float], epoch: int) -> None:
+        """Write epoch logs at step ``epoch`` (``val_`` keys go to the validation run)."""
         train = {f"epoch_{k}": v for k, v in logs.items() if not k.startswith(VAL_PREFIX)}
         val = {f"epoch_{k[len(VAL_PREFIX) :]}": v for k, v in logs.items() if k.startswith(VAL_PREFIX)}
         if train:
@@ -88,8 +90,10 @@ class TensorBoardWriter:
             self._run("validation").scalars(val, epoch)
 
     def batch(self, logs: Mapping[str, float], step: int) -> None:
+        """Write batch logs at the global batch ``step``."""
         self._run("train").scalars({f"batch_{k}": v for k, v in logs.items()}, step)
 
     def close(self) -> None:
+        """Close the event file(s)."""
         for writer in self._runs.values():
             writer.close()

@@ -95,8 +95,10 @@ def _intel_architecture(name: str) -> str | None:
 
 
 def _amd_architecture(name: str) -> str | None:
-    """Microarchitecture of an AMD EPYC from its model number ``S xx G`` (cloud variants like 7R13,
-    7B12, 9V74 included): the series digit S and the last digit G give the generation.
+    """Microarchitecture of an AMD EPYC from its model number ``S xx G``.
+
+    Cloud variants like 7R13, 7B12, 9V74 are included: the series digit S and the last digit G give
+    the generation.
 
     7xx1 and 3xx1: 1st Gen (Naples, Zen); 7xx2: 2nd Gen (Rome); 7xx3: 3rd Gen (Milan);
     9xx4, 8xx4 and 4xx4: 4th Gen (Genoa, Bergamo, Siena, EPYC 4004); 9xx5 and 4xx5: 5th Gen (Turin).

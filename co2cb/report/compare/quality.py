@@ -81,8 +81,10 @@ def choose_metric(runs: Sequence[RecordedRun], requested: str | None = None) -> 
 
 
 def pareto_front(points: Sequence[tuple[float, float]], lower_is_better: bool) -> list[bool]:
-    """Which ``(metric, co2_kg)`` points no other point beats on both (less or equal CO2, as good or better
-    metric, and strictly better on one)."""
+    """Which ``(metric, co2_kg)`` points no other point beats on both.
+
+    Beating means less or equal CO2, an as good or better metric, and strictly better on one.
+    """
 
     def better_or_equal(a: float, b: float) -> bool:
         return a <= b if lower_is_better else a >= b

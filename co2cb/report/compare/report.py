@@ -280,8 +280,9 @@ def render_report(runs: Sequence[RecordedRun], metric: Metric | None = None) -> 
 
 
 def write_report(runs: Sequence[RecordedRun], path: str | Path, metric: Metric | None = None) -> Path:
-    """Write the HTML report to ``path``; returns the path. Without matplotlib the report has no figures
-    (a warning is logged and the page says how to get them).
+    """Write the HTML report to ``path``; returns the path.
+
+    Without matplotlib the report has no figures (a warning is logged and the page says how to get them).
 
     Raises:
         ValueError: No run given.

@@ -75,8 +75,11 @@ class ComparisonRow:
 
 
 def run_labels(runs: Sequence[RecordedRun], max_chars: int = LABEL_CHARS) -> list[str]:
-    """Short names for the runs, unique among them: each run's name cut to ``max_chars``, followed by its
-    position in the comparison (``"mlp [2]"``) when another run has the same short name."""
+    """Short names for the runs, unique among them.
+
+    Each run's name is cut to ``max_chars``, followed by its position in the comparison (``"mlp [2]"``)
+    when another run has the same short name.
+    """
     short = [r.name if len(r.name) <= max_chars else r.name[: max_chars - 1] + "…" for r in runs]
     return [f"{s} [{i + 1}]" if short.count(s) > 1 else s for i, s in enumerate(short)]
 
@@ -255,8 +258,9 @@ def _markdown(headers: Sequence[str], cells: Sequence[Sequence[str]]) -> list[st
 
 
 def render(rows: Sequence[ComparisonRow], fmt: str = "table") -> str:
-    """The rows in ``fmt``: ``table`` (aligned text), ``csv`` or ``json`` (raw numbers: kWh, kg CO2e,
-    seconds) or ``markdown``.
+    """The rows in ``fmt``.
+
+    ``table`` (aligned text), ``csv`` or ``json`` (raw numbers: kWh, kg CO2e, seconds) or ``markdown``.
 
     Raises:
         ValueError: An unknown format.
