@@ -37,11 +37,11 @@ import pytest
 torch = pytest.importorskip("torch")
 L = pytest.importorskip("lightning.pytorch")
 try:  # the standalone package is not in co2cb's `lightning` extra: only its own tests skip without it
-    import pytorch_lightning as PL
+    import pytorch_lightning as pl_package
 
     from co2cb.pytorch_lightning import CO2Callback as PLCO2Callback
 except ImportError:  # pragma: no cover - depends on what is installed
-    PL = PLCO2Callback = None
+    pl_package = PLCO2Callback = None
 
 import co2cb  # noqa: E402
 from co2cb.lightning import CO2Callback  # noqa: E402
@@ -59,7 +59,9 @@ EPOCH_FIELDS = ("co2_kg", "energy_kwh", "power_w", *(f"energy_{c}_kwh" for c in 
 TB_REL = 1e-6  # TensorBoard stores float32
 CSV_REL = 1e-12
 COUNTER = "counter"
-needs_pytorch_lightning = pytest.mark.skipif(PL is None, reason="the pytorch_lightning package is not installed")
+needs_pytorch_lightning = pytest.mark.skipif(
+    pl_package is None, reason="the pytorch_lightning package is not installed"
+)
 
 
 # ---------------------------------------------------------------------------- running a fit
@@ -461,8 +463,8 @@ def test_tensorboard_server_serves_the_co2_tags(main_run: Run, tensorboard_url: 
 # ---------------------------------------------------------------------------- import paths, default meters
 @needs_pytorch_lightning
 def test_import_paths_build_callbacks_for_their_own_package() -> None:
-    assert issubclass(CO2Callback, L.Callback) and not issubclass(CO2Callback, PL.Callback)
-    assert issubclass(PLCO2Callback, PL.Callback) and not issubclass(PLCO2Callback, L.Callback)
+    assert issubclass(CO2Callback, L.Callback) and not issubclass(CO2Callback, pl_package.Callback)
+    assert issubclass(PLCO2Callback, pl_package.Callback) and not issubclass(PLCO2Callback, L.Callback)
     assert CO2Callback.__module__ == "co2cb.lightning" and PLCO2Callback.__module__ == "co2cb.pytorch_lightning"
 
 
@@ -472,7 +474,7 @@ def test_import_paths_build_callbacks_for_their_own_package() -> None:
 def test_each_import_path_with_the_meters_co2cb_finds(tmp_path: Path, package: str) -> None:
     """``co2cb.lightning`` with ``lightning.pytorch.Trainer`` and ``co2cb.pytorch_lightning`` with
     ``pytorch_lightning.Trainer``, measuring with the meters co2cb discovers on this machine."""
-    pl, callback_class = (L, CO2Callback) if package == "lightning.pytorch" else (PL, PLCO2Callback)
+    pl, callback_class = (L, CO2Callback) if package == "lightning.pytorch" else (pl_package, PLCO2Callback)
     epochs = 2
     run = fit(
         tmp_path,
