@@ -67,6 +67,17 @@ def test_a_module_figure_covers_cpu_and_memory_and_they_are_not_counted_again(nv
     assert run.total_joules == pytest.approx(540.0 * (end.t - begin.t), rel=1e-3)
 
 
+def test_several_module_figures_are_flagged(nvml: MakeFake) -> None:
+    second = grace_hopper("module")
+    second.uuid = UUIDS[1]
+    nvml(grace_hopper("module"), second)
+    t = tracker(components=("gpu",))
+    assert choice(t, "gpu").reason.endswith(
+        "; gpu:0, gpu:1 each report a module's energy: where GPUs share one module (GB200), "
+        "its CPU and memory are counted once per GPU"
+    )
+
+
 def test_a_gpu_figure_on_a_module_leaves_the_cpu_to_its_own_meter(nvml: MakeFake) -> None:
     nvml(grace_hopper("gpu"))
     t = tracker()

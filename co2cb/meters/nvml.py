@@ -156,6 +156,7 @@ class NvmlGpuMeter(Meter):
 
     @property
     def info(self) -> MeterInfo:
+        """Name, component and provenance of this meter."""
         return self._info
 
     def read(self) -> float:
@@ -168,6 +169,7 @@ class NvmlGpuMeter(Meter):
             raise MeterError(f"NVML error on GPU {self.device.index} ({self.device.name}): {e}") from e
 
     def close(self) -> None:
+        """Release the library's handle (safe to call twice)."""
         if self._open:
             self._open = False
             _optional(self._nvml.nvmlShutdown)
@@ -258,4 +260,10 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
         else ("CUDA_VISIBLE_DEVICES" if visible_env is not None else "all GPUs NVML reports")
     )
     kinds = ", ".join(_note(m) for m in meters)
+    modules = [f"gpu:{m.device.index}" for m in meters if m.device.power_scope == MODULE]
+    if len(modules) > 1:
+        skipped.append(
+            f"{', '.join(modules)} each report a module's energy: where GPUs share one module (GB200), "
+            "its CPU and memory are counted once per GPU"
+        )
     return meters, f"{len(meters)} of {count} GPU(s) by {how}: {kinds}" + "".join(f"; {x}" for x in skipped)
