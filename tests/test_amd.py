@@ -249,6 +249,7 @@ def test_an_accumulator_restart_is_counted_on_with_one_warning(
     caplog.set_level(logging.WARNING)
     tracker = amd_tracker()
     tracker.start()
+    begin = len([c for c in gpu.returned(ENERGY) if c.thread == "MainThread"])
     time.sleep(0.2)
     restart = time.perf_counter()
     gpu.counter_offset = -gpu.accumulator(restart) + gpu.counter_offset  # the driver reloads: the count starts at 0
@@ -257,10 +258,10 @@ def test_an_accumulator_restart_is_counted_on_with_one_warning(
     assert run is not None
     warnings = [r.getMessage() for r in caplog.records if "went back" in r.getMessage()]
     assert len(warnings) == 1
+    first, last = run_begin_and_end(gpu, ENERGY, begin)
     before = [c for c in gpu.returned(ENERGY) if c.t < restart][-1]
-    truth = 250.0 * run.seconds
-    lost = 250.0 * (restart - before.t)  # between the last read before the reload and the reload
-    assert run.meter_joules["amdgpu:0"] == pytest.approx(truth - lost, rel=2e-3)
+    lost = restart - before.t  # seconds between the last read before the reload and the reload
+    assert run.meter_joules["amdgpu:0"] == pytest.approx(250.0 * (last.t - first.t - lost), rel=1e-5)
     assert run.unavailable == ()
 
 
