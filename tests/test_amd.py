@@ -160,6 +160,22 @@ def test_amd_smi_cannot_start(amd: Any) -> None:
     assert fake.refcount == 0
 
 
+def test_bindings_that_fail_unexpectedly_mean_no_amd_meter(amd: Any) -> None:
+    fake = amd(FakeAmdGpu())
+
+    def broken() -> list[Any]:
+        raise TypeError("amdsmi_get_processor_handles() got an unexpected keyword argument")  # a bindings mismatch
+
+    fake.amdsmi_get_processor_handles = broken
+    tracker = amd_tracker()
+    assert tracker.meter_set.meters == []
+    assert tracker.meter_set.accelerators["AMD"] == (
+        "AMD SMI failed while listing GPUs: "
+        "TypeError: amdsmi_get_processor_handles() got an unexpected keyword argument"
+    )
+    assert fake.refcount == 0
+
+
 def test_amd_smi_finds_no_gpu(amd: Any) -> None:
     fake = amd()
     tracker = amd_tracker()

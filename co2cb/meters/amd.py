@@ -123,9 +123,9 @@ def load_amdsmi() -> tuple[ModuleType | None, str]:
 
 
 def _error(e: BaseException) -> str:
-    """An amdsmi error on one line (its ``str`` spans two)."""
+    """An amdsmi error on one line (its ``str`` spans two); other errors with their type."""
     info = getattr(e, "get_error_info", None)
-    return str(info()) if callable(info) else " ".join(str(e).split())
+    return str(info()) if callable(info) else f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
 def _optional(fn: Any, *args: Any) -> Any:
@@ -223,6 +223,7 @@ class AmdSmiMeter(Meter):
 
     @property
     def info(self) -> MeterInfo:
+        """Name, component and provenance of this meter."""
         return self._info
 
     def read(self) -> float:
@@ -257,6 +258,7 @@ class AmdSmiMeter(Meter):
         return self._counts * self._uj_per_count * 1e-6
 
     def close(self) -> None:
+        """Release the library's reference (safe to call twice)."""
         if self._open:
             self._open = False
             _optional(self._smi.amdsmi_shut_down)
@@ -386,11 +388,14 @@ def discover_amd_gpus(requested: Sequence[int | str] | None = None) -> tuple[lis
     meters: list[AmdSmiMeter] = []
     skipped: list[str] = []
     try:
-        handles = list(amdsmi.amdsmi_get_processor_handles())
+        try:
+            handles = list(amdsmi.amdsmi_get_processor_handles())
+            order, ids, ordered_by = _identify(amdsmi, handles)
+        except Exception as e:  # noqa: BLE001 - whatever the bindings raise, there is no AMD meter
+            return [], f"AMD SMI failed while listing GPUs: {_error(e)}"
         if not handles:
             return [], "AMD SMI found no GPU"
-        order, ids, ordered_by = _identify(amdsmi, handles)
-        chosen, how, where = select(requested, ids, os.environ)
+        chosen, how, where = select(requested, ids, os.environ)  # ValueError: gpus= names a GPU not visible
         if not chosen:
             return [], f"no AMD GPU visible to this process ({where})"
         checks = _check(amdsmi, [handles[order[i]] for i in chosen])
@@ -406,12 +411,8 @@ def discover_amd_gpus(requested: Sequence[int | str] | None = None) -> tuple[lis
             try:
                 device = _describe(amdsmi, handle, i, ids[i][0] if ids[i] else None, check)
                 meters.append(AmdSmiMeter(amdsmi, handle, device, library))
-            except (amdsmi.AmdSmiException, MeterError) as e:  # one broken GPU must not hide the others
+            except Exception as e:  # noqa: BLE001 - one broken GPU must not hide the others
                 skipped.append(f"amdgpu:{i} skipped ({_error(e)})")
-    except amdsmi.AmdSmiException as e:
-        for meter in meters:
-            meter.close()
-        return [], f"AMD SMI failed while listing GPUs: {_error(e)}"
     finally:
         _optional(amdsmi.amdsmi_shut_down)
     if not meters:
