@@ -1,6 +1,6 @@
-"""Hardware behind one small interface: GPU (NVML), CPU (RAPL or estimate), RAM (RAPL DRAM or estimate).
+"""Hardware behind one small interface: GPU (NVML, AMD SMI, Apple silicon), CPU and RAM (RAPL, Apple, estimates).
 
-Only this package touches pynvml, powercap files or process tables.
+Only this package touches pynvml, amdsmi, zeus_apple_silicon, powercap files or process tables.
 :func:`~co2cb.meters.discovery.discover` picks the meters and records why.
 """
 
