@@ -2,7 +2,8 @@
 
 A record (see :mod:`co2cb.records.writer`) is JSON Lines: a ``header``, ``window`` lines, ``event``
 lines and, when the run ended normally, a ``summary``. These helpers read one line at a time and
-never fail on a missing or malformed field (it counts as 0 or absent); the loader that checks a
+never fail on a missing field (it counts as 0 or absent); a line whose figures are not numbers is
+skipped, with a warning, when the record is read; the loader that checks a
 whole folder and builds a :class:`~co2cb.records.reader.RecordedRun` is :mod:`co2cb.records.reader`.
 
 Units: energy in kWh (before PUE), CO2 in kg CO2e (PUE included), times in seconds.
@@ -11,6 +12,7 @@ Units: energy in kWh (before PUE), CO2 in kg CO2e (PUE included), times in secon
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,37 +22,107 @@ from typing import Any
 
 from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION
 
+log = logging.getLogger(__name__)
+
 #: Component order for display; other components follow alphabetically.
 COMPONENT_ORDER: tuple[str, ...] = ("gpu", "cpu", "ram")
 
 
 def read_records(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every line of a run folder's record, parsed.
+    """Every line of a run folder's record, parsed; a damaged line is skipped with a warning naming file and line.
+
+    A damaged line is one that is not valid UTF-8 or JSON, is not a JSON object, or holds a figure
+    that is not a number (``"energy_kwh": {"gpu": "lots"}``); the last line of a run killed while
+    writing it may be cut short. The first line must be the run's header.
 
     Raises:
         FileNotFoundError: ``folder`` holds no ``run.jsonl``.
-        ValueError: A line is not JSON, or the schema is newer than this co2cb reads.
+        ValueError: The first line is not a co2cb header, its ``schema`` is not a whole number, or the
+            schema is newer than this co2cb reads (the message names the file and says what to do).
     """
     path = Path(folder) / RECORD_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a co2cb run folder (no {RECORD_FILE})")
     lines: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, 1):
-            if not text.strip():
+    skipped: list[str] = []
+    with open(path, "rb") as f:
+        for position, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
-            try:
-                lines.append(json.loads(text))
-            except json.JSONDecodeError as e:
-                if number > 1 and not text.endswith("\n"):
-                    break  # the last line of a killed run may be cut short: keep what came before
-                raise ValueError(f"{path}:{number}: not valid JSON ({e})") from e
-    if lines and lines[0].get("type") == "header" and lines[0].get("schema", 0) > SCHEMA_VERSION:
-        raise ValueError(
-            f"{path} uses record schema {lines[0]['schema']}, newer than this co2cb reads ({SCHEMA_VERSION}); "
-            "upgrade co2cb"
-        )
+            value, problem = _parse(raw)
+            if not lines:
+                _check_header(path, position, value, problem)
+            elif problem:
+                skipped.append(f"line {position} ({problem})")
+                continue
+            lines.append(value)
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        log.warning("co2cb: %s: skipped %d damaged line(s): %s", path, len(skipped), shown)
     return lines
+
+
+def _parse(raw: bytes) -> tuple[Any, str]:
+    """A record line parsed, and what is wrong with it ("" when nothing)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, f"not valid UTF-8: byte 0x{raw[e.start]:02x} at column {e.start + 1}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        cut = "" if raw.endswith(b"\n") else "cut short, as when a run is killed while writing it: "
+        return None, f"{cut}not valid JSON ({e.msg} at column {e.colno})"
+    if not isinstance(value, dict):
+        return value, f"a JSON {type(value).__name__} where a JSON object belongs"
+    return value, _figures_problem(value)
+
+
+#: Fields of ``window`` and ``summary`` lines that hold numbers (or null), and those that map names to numbers.
+NUMBER_FIELDS = ("start_unix_s", "end_unix_s", "seconds", "co2_kg", "co2_kg_marginal", "pue", "mean_power_w")
+NUMBER_MAPS = ("energy_kwh", "meter_energy_kwh")
+
+
+def _not_number(value: Any) -> bool:
+    return value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))
+
+
+def _figures_problem(line: dict[str, Any]) -> str:
+    """What makes a line's figures unreadable, e.g. ``energy_kwh.gpu is 'lots', not a number`` ("" when nothing)."""
+    if line.get("type") not in ("window", "summary"):
+        return ""
+    for key in NUMBER_FIELDS:
+        if _not_number(line.get(key)):
+            return f"{key} is {line[key]!r}, not a number"
+    for key in NUMBER_MAPS:
+        figures = line.get(key)
+        if figures is None:
+            continue
+        if not isinstance(figures, dict):
+            return f"{key} is {figures!r}, not an object of numbers"
+        for name, value in figures.items():
+            if _not_number(value):
+                return f"{key}.{name} is {value!r}, not a number"
+    return ""
+
+
+def _check_header(path: Path, position: int, value: Any, problem: str) -> None:
+    """Raise ValueError unless the record's first line is a co2cb header of a schema this co2cb reads."""
+    where = f"{path}:{position}"
+    if problem and not isinstance(value, dict):
+        raise ValueError(f"{where}: not a co2cb run record: its first line is not a header ({problem})")
+    if not isinstance(value, dict) or value.get("type") != "header":
+        raise ValueError(f"{where}: not a co2cb run record: its first line is not a header")
+    schema = value.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise ValueError(
+            f"{where}: no valid record schema ({schema!r}; a whole number such as {SCHEMA_VERSION} is expected): "
+            "this record was not written by co2cb, or was edited"
+        )
+    if schema > SCHEMA_VERSION:
+        raise ValueError(
+            f"{path} uses record schema {schema}, newer than this co2cb reads ({SCHEMA_VERSION}); upgrade co2cb"
+        )
 
 
 def number(value: Any, default: float = 0.0) -> float:

@@ -17,7 +17,8 @@ Units: energy in kWh (before PUE), CO2 in kg CO2e (PUE included), times in secon
 A run that never wrote its summary (killed, crashed) still loads: its totals are then the sum of
 its outermost closed windows, a lower bound, and :attr:`RecordedRun.complete` is False. Folders
 that are not runs, unreadable records and records of a newer schema raise :class:`RunFolderError`,
-whose message says what is wrong and what to do.
+whose message says what is wrong and what to do; a damaged line inside a record (half written, not
+JSON, figures that are not numbers) is skipped with a warning that names the file and the line.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from co2cb.records.lines import (
     validation_excluded,
     window_totals,
 )
-from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION
+from co2cb.records.writer import RECORD_FILE
 
 __all__ = [
     "COMPONENT_ORDER",
@@ -357,28 +358,18 @@ def load_run(path: str | Path) -> RecordedRun:
         )
     try:
         lines = read_records(folder)
-    except ValueError as exc:  # a newer schema, or a line that is not JSON
+    except ValueError as exc:  # a first line that is not a header, or a schema that is not valid or newer
         message = str(exc)
         if "newer than this co2cb" in message:
             message += " (pip install -U co2cb)"
         raise RunFolderError(message) from None
     except OSError as exc:
-        raise RunFolderError(f"cannot read {folder / RECORD_FILE}: {exc}") from None
+        raise RunFolderError(f"cannot read {folder / RECORD_FILE}: {exc.strerror or exc}") from None
     record = folder / RECORD_FILE
     if not lines:
         raise RunFolderError(f"{record} is empty: the run has not written its header yet (or was killed at once)")
-    header = lines[0]
-    if not isinstance(header, dict) or header.get("type") != "header":
-        raise RunFolderError(f"{record} is not a co2cb run record: its first line is not a header")
-    schema = header.get("schema")
-    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
-        raise RunFolderError(f"{record} has no valid record schema ({schema!r}); it was not written by co2cb")
-    if schema > SCHEMA_VERSION:  # read_records checks this too; kept here so the rule lives with the loader
-        raise RunFolderError(
-            f"{record} uses record schema {schema}, newer than this co2cb reads ({SCHEMA_VERSION}); "
-            "upgrade co2cb (pip install -U co2cb)"
-        )
-    body = [x for x in lines[1:] if isinstance(x, dict)]
+    header = lines[0]  # read_records checked it: a header of a schema this co2cb reads
+    body = lines[1:]
     summaries = [x for x in body if x.get("type") == "summary"]
     return RecordedRun(
         path=folder,

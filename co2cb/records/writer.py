@@ -1,10 +1,19 @@
-"""Run folders: one JSON Lines file per run, every line flushed and fsynced.
+"""Run folders: one JSON Lines file per run; every line written whole, fsynced off the training thread.
 
-Layout: ``<output_dir>/<run-id>/run.jsonl`` with a ``header`` line, one
-``window`` line per closed window at epoch level and above, and a ``summary``
-line on a normal end. A run killed at any moment keeps every line it wrote.
-Run ids are unique (UTC time plus random hex) and folders are made with an
-atomic ``mkdir``, so runs sharing a parent folder never touch each other's files.
+Layout: ``<output_dir>/<run-id>/run.jsonl`` with a ``header`` line, one ``window`` line per closed
+window at epoch level and above, ``event`` lines, and a ``summary`` line on a normal end.
+
+Durability: :meth:`RunRecorder.write` hands each line to the kernel whole with ``write()`` on the
+caller's thread, so a process killed at any moment (SIGKILL) keeps every line written before; a
+background thread fsyncs within :data:`SYNC_WITHIN_S` of a write (group commit: lines written
+meanwhile share one fsync), and :meth:`RunRecorder.close` fsyncs the rest, so a power loss costs at
+most the last second. The file always parses: a short write is retried for its remainder, and a line
+that cannot be written (disk full, I/O error) is cut back to the last whole line and kept in memory,
+to be written, in order, by the next write that succeeds. A record file deleted under a running
+run is noticed (one warning); the run goes on in memory.
+
+Run ids are unique (UTC time plus random hex) and folders are made with an atomic ``mkdir``, so runs
+sharing a parent folder never touch each other's files.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import math
 import os
 import secrets
@@ -20,15 +30,31 @@ import time
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
 RECORD_FILE = "run.jsonl"
 OUTPUT_DIR_ENV = "CO2CB_OUTPUT_DIR"
 DEFAULT_OUTPUT_DIR = "co2cb-runs"
+SYNC_WITHIN_S = 1.0
+"""Longest time a written line waits for its fsync, seconds (the background thread's period)."""
+MAX_PENDING_LINES = 100_000
+"""Lines kept in memory while the disk refuses them; older ones are dropped past this (and said so)."""
 
 
 def default_output_dir() -> Path:
-    """``CO2CB_OUTPUT_DIR`` if set, else ``./co2cb-runs``."""
-    return Path(os.environ.get(OUTPUT_DIR_ENV) or DEFAULT_OUTPUT_DIR)
+    """``CO2CB_OUTPUT_DIR`` if set (an empty value counts as unset), else ``./co2cb-runs``.
+
+    Raises:
+        ValueError: ``CO2CB_OUTPUT_DIR`` holds only spaces.
+    """
+    value = os.environ.get(OUTPUT_DIR_ENV, "")
+    if value and not value.strip():
+        raise ValueError(
+            f"{OUTPUT_DIR_ENV}={value!r} is blank: set it to the folder for run records, or unset it "
+            f"for ./{DEFAULT_OUTPUT_DIR}"
+        )
+    return Path(value or DEFAULT_OUTPUT_DIR)
 
 
 def check_writable(parent: Path) -> None:
@@ -71,11 +97,27 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def encode_line(line: dict[str, Any]) -> bytes:
+    """One record line as UTF-8 JSON ending in a newline (NaN and infinities become null)."""
+    return (json.dumps(_clean(line), separators=(",", ":"), default=str) + "\n").encode()
+
+
 class RunRecorder:
-    """Appends JSON lines to one run's record file, durably."""
+    """Appends JSON lines to one run's record file; see the module's notes on durability.
+
+    Attributes:
+        run_id: The run's id (the folder's name).
+        folder: The run folder.
+        path: The record file.
+        lost: Why the file is no longer written (it was deleted), or None.
+    """
 
     def __init__(self, parent: Path, run_id: str | None = None) -> None:
-        """Create the run folder (a fresh id is drawn if the folder exists)."""
+        """Create the run folder (a fresh id is drawn if the folder exists) and start the fsync thread.
+
+        Raises:
+            OSError: The folder or its file cannot be made.
+        """
         parent.mkdir(parents=True, exist_ok=True)
         for _ in range(100):
             self.run_id = run_id or new_run_id()
@@ -90,21 +132,141 @@ class RunRecorder:
             raise FileExistsError(f"could not create a new run folder under {parent}")
         self.path = self.folder / RECORD_FILE
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = 0  # bytes of whole lines in the file: where a failed write is cut back to
+        self._pending: list[bytes] = []  # lines the disk refused, oldest first
+        self._dropped = 0
         self._lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._closing = False
+        self.lost: str | None = None
+        self._sync_fd = os.dup(self._fd)  # the fsync thread's own handle: close() never pulls it away
+        self._syncer = threading.Thread(target=self._sync_loop, name="co2cb-record-sync", daemon=True)
+        self._syncer.start()
+
+    @property
+    def pending(self) -> int:
+        """Lines waiting in memory because the disk refused them."""
+        return len(self._pending)
 
     def write(self, line: dict[str, Any]) -> None:
-        """Append one JSON line and fsync it."""
-        data = (json.dumps(_clean(line), separators=(",", ":"), default=str) + "\n").encode()
+        """Append one JSON line (whole, on this thread); it is fsynced within :data:`SYNC_WITHIN_S`.
+
+        Raises:
+            OSError: The line could not be written now (disk full, I/O error); it is kept and written
+                before the next line, and the file is cut back to its last whole line.
+            ValueError: The recorder is closed.
+        """
+        data = encode_line(line)
         with self._lock:
             if self._fd < 0:
                 raise ValueError(f"{self.path} is closed")
-            os.write(self._fd, data)
-            os.fsync(self._fd)
+            if self.lost is not None:
+                return  # said once when noticed; the run goes on in memory
+            self._pending.append(data)
+            if len(self._pending) > MAX_PENDING_LINES:
+                del self._pending[0]
+                self._dropped += 1
+            self._flush()
+        self._dirty.set()
+
+    def _flush(self) -> None:
+        """Write the pending lines in order (call under the lock); raise at the first that fails."""
+        while self._pending:
+            data = self._pending[0]
+            try:
+                self._write_whole(data)
+            except OSError:
+                self._cut_back()
+                raise
+            self._size += len(data)
+            del self._pending[0]
+
+    def _write_whole(self, data: bytes) -> None:
+        """``write()`` until every byte is in: a short write is retried for its remainder."""
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            n = os.write(self._fd, view[done:])
+            if n <= 0:
+                raise OSError(errno.ENOSPC, "the disk took no bytes", str(self.path))
+            done += n
+
+    def _cut_back(self) -> None:
+        """Truncate the file to its last whole line, so that the file parses and the line can be written again."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError as e:
+            log.debug("co2cb: could not cut %s back to %d bytes (%s)", self.path, self._size, e)
+
+    def _sync_loop(self) -> None:
+        """Group commit: fsync what was written since the last fsync; notice a record file deleted under the run."""
+        fd = self._sync_fd
+        try:
+            while not self._closing:
+                if self._dirty.wait(SYNC_WITHIN_S):
+                    self._dirty.clear()
+                    with contextlib.suppress(OSError):
+                        os.fsync(fd)
+                if self._pending:
+                    self._retry_pending()
+                self._check_linked(fd)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _retry_pending(self) -> None:
+        """Write the lines the disk refused, now that it may take them (without waiting on a writer)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._fd >= 0 and self.lost is None:
+                with contextlib.suppress(OSError):
+                    self._flush()
+                    self._dirty.set()
+        finally:
+            self._lock.release()
+
+    def _check_linked(self, fd: int) -> None:
+        try:
+            linked = os.fstat(fd).st_nlink > 0
+        except OSError:
+            return
+        if linked or self.lost is not None:
+            return
+        self.lost = f"{self.path} was deleted while the run was going on"
+        log.warning(
+            "co2cb: %s; nothing more is written there and the run goes on in memory (tracker.result, "
+            "tracker.totals()); keep run folders until their runs have ended",
+            self.lost,
+        )
 
     def close(self) -> None:
-        """Close the file. Safe to call twice."""
+        """Write what the disk refused before, if it can now, fsync and close the file. Safe to call twice."""
+        self._closing = True
+        self._dirty.set()
+        if self._syncer.is_alive() and self._syncer is not threading.current_thread():
+            self._syncer.join(timeout=5.0)
         with self._lock:
-            if self._fd >= 0:
-                fd, self._fd = self._fd, -1
-                with contextlib.suppress(OSError):  # already gone: every line was fsynced anyway
-                    os.close(fd)
+            if self._fd < 0:
+                return
+            fd, self._fd = self._fd, -1
+            if self._pending and self.lost is None:
+                try:
+                    self._fd = fd
+                    self._flush()
+                except OSError as e:
+                    log.warning(
+                        "co2cb: %d line(s) could not be written to %s at the end (%s); they are lost from the "
+                        "record (the results in memory hold them)",
+                        len(self._pending),
+                        self.path,
+                        e.strerror or e,
+                    )
+                finally:
+                    self._fd = -1
+            with contextlib.suppress(OSError):  # already gone: nothing more can be done for it
+                os.fsync(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._dropped:
+            log.warning("co2cb: %d line(s) for %s were dropped while the disk refused them", self._dropped, self.path)
