@@ -40,8 +40,9 @@ print(t.run_folder, flush=True)
 
 
 def test_row1_disk_that_fills_and_frees_keeps_every_line_and_the_run_reads(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # co2cb report writes its page here
     done = subprocess.run(
         [sys.executable, "-c", FILLS_AND_FREES, str(tmp_path)], capture_output=True, text=True, timeout=120
     )
@@ -98,8 +99,12 @@ def _good_run(tmp_path: Path) -> list[bytes]:
 
 
 def test_row1_damaged_line_is_skipped_with_file_and_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # co2cb report writes its page here
     good = _good_run(tmp_path)
     half = good[2][: len(good[2]) // 2]  # a half line with the next line appended to it, as a short write left it
     folder = _record(tmp_path / "runs" / "damaged", *good[:2], half + good[3], *good[4:])
@@ -125,8 +130,9 @@ BAD_FIRST_LINES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_FIRST_LINES))
 def test_row11_bad_first_line_is_a_clean_error_with_file_and_line(
-    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     first, message = BAD_FIRST_LINES[case]
     folder = _record(tmp_path / case, first, b'{"type": "window", "name": "epoch"}\n')
     where = f"{folder / RECORD_FILE}:1"
