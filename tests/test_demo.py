@@ -38,6 +38,9 @@ QUICK_EPOCHS = 2
 STAGES = {"pretrain": "val_masked_acc", "finetune": "val_acc", "scratch": "val_acc"}  # run name -> its metric
 
 
+pytestmark = pytest.mark.slow  # the demo trains three small models (about 20 s)
+
+
 @dataclass
 class Demo:
     """A finished ``co2cb demo --quick`` and where it wrote."""

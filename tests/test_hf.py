@@ -163,8 +163,9 @@ def entries(trainer: Trainer, key: str) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------------------- the plain set-up
 def test_plain_callback_reaches_tensorboard_log_history_and_record(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("CO2CB_QUIET")  # the forecast line is checked below
     callback = co2(
         tmp_path, run_name="bert-tiny", tags={"model": "bert", "data": "tokens"}, monitor=["eval_loss", "train_loss"]
     )
@@ -445,6 +446,7 @@ def test_state_is_json_and_rebuilds_the_callback(tmp_path: Path, monkeypatch: py
 
 
 # ---------------------------------------------------------------------------------------------- distributed
+@pytest.mark.slow
 def test_two_processes_sum_ranks_count_host_meters_once_and_write_once(tmp_path: Path) -> None:
     powercap = FakePowercap(tmp_path / "powercap")
     out = tmp_path / "job"

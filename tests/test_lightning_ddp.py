@@ -55,10 +55,13 @@ KWH = 3.6e6
 TIMEOUT_S = 240
 HANG_S = 20  # no training step this long after both ranks began fitting: the job hung
 
-pytestmark = pytest.mark.skipif(
-    not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
-    reason="torch.distributed with gloo is needed for DDP on CPU",
-)
+pytestmark = [
+    pytest.mark.slow,  # every test here shares DDP jobs of 2 processes (about 10 s each)
+    pytest.mark.skipif(
+        not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+        reason="torch.distributed with gloo is needed for DDP on CPU",
+    ),
+]
 
 # Variables that would make Lightning think it runs under a cluster or an outer launcher.
 _LAUNCHER_ENV = (

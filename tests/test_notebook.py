@@ -39,6 +39,7 @@ def _images(nb: object) -> list[bytes]:
     ]
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_and_shows_its_plots_inline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CO2CB_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("CO2CB_REGION", "FR")

@@ -38,6 +38,8 @@ def cuda_devices(device: Any, one_process_many_gpus: bool = False) -> tuple[list
         device: The framework's ``torch.device`` for this process.
         one_process_many_gpus: One process drives every visible GPU (``DataParallel``).
     """
+    if device.type == "mps":  # Apple silicon: the package's GPU (and ANE) energy, whatever the device index
+        return None, True
     if device.type != "cuda":
         return None, False
     if one_process_many_gpus:

@@ -123,6 +123,7 @@ class AppleSiliconMeter(Meter):
 
     @property
     def info(self) -> MeterInfo:
+        """Name, component and provenance of this meter."""
         return self._info
 
     def _value(self) -> int:
