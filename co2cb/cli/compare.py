@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from co2cb.cli.recorded import METRIC_HELP, RUNS_HELP, CommandError, load_runs, metric_for
+from co2cb.report.compare.jobs import job_rows, render_jobs
 from co2cb.report.compare.plot import PlotUnavailableError, write_plot
 from co2cb.report.compare.table import FORMATS, comparison_rows, render
 
@@ -38,10 +39,18 @@ def register(sub: Any) -> None:
         'quality metric with its Pareto front (needs matplotlib: pip install "co2cb[plot]")',
     )
     p.add_argument("--metric", metavar="NAME", help=METRIC_HELP)
+    p.add_argument(
+        "--by-job",
+        action="store_true",
+        help="one row per scheduler job instead of per run: the runs of a SLURM job, a Ray job or a CO2CB_JOB_ID "
+        "summed (a run that names no job is one by itself)",
+    )
     p.set_defaults(handler=handle)
 
 
-def compare(paths: Sequence[str], fmt: str = "table", plot: str | None = None, metric: str | None = None) -> None:
+def compare(
+    paths: Sequence[str], fmt: str = "table", plot: str | None = None, metric: str | None = None, by_job: bool = False
+) -> None:
     """Print the comparison of the runs under ``paths``, and draw it to ``plot`` when given.
 
     Args:
@@ -49,13 +58,14 @@ def compare(paths: Sequence[str], fmt: str = "table", plot: str | None = None, m
         fmt: ``table``, ``csv``, ``json`` or ``markdown``.
         plot: Where to write the figure (PNG), or None for none.
         metric: The quality metric (``NAME``, ``NAME:min`` or ``NAME:max``); None picks the one most runs recorded.
+        by_job: One row per scheduler job (:mod:`co2cb.report.compare.jobs`) instead of one per run.
 
     Raises:
         CommandError: A run cannot be read (exit code 1), a bad ``metric``, or a figure that cannot be made (2).
     """
     runs = load_runs(paths)
     chosen = metric_for(runs, metric)
-    sys.stdout.write(render(comparison_rows(runs), fmt))
+    sys.stdout.write(render_jobs(job_rows(runs), fmt) if by_job else render(comparison_rows(runs), fmt))
     if plot:
         try:
             path = write_plot(runs, plot, chosen)
@@ -66,5 +76,5 @@ def compare(paths: Sequence[str], fmt: str = "table", plot: str | None = None, m
 
 def handle(args: argparse.Namespace) -> int:
     """Load, print, plot; 1 for a bad run folder, 2 for a bad option or a figure that cannot be made."""
-    compare(args.runs, args.format, args.plot, args.metric)
+    compare(args.runs, args.format, args.plot, args.metric, args.by_job)
     return 0

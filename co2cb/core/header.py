@@ -1,7 +1,7 @@
 """The run record's first and last lines: the header and the summary.
 
-The header says what ran where, with which meters, intensity and versions; the summary holds the
-run window, the steps and the meter losses.
+The header says what ran where (host, scheduler), with which meters, intensity and versions; the
+summary holds the run window, the steps and the meter losses.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from co2cb._version import __version__
 from co2cb.core.results import WindowResult, iso
 from co2cb.core.sampler import Sampler
+from co2cb.core.scheduler import scheduler_context
 from co2cb.core.steps import StepStats
 from co2cb.records.writer import SCHEMA_VERSION
 
@@ -35,6 +36,7 @@ def run_header(tracker: Tracker) -> dict[str, Any]:
         "start": iso(tracker.start_unix_s),
         "start_unix_s": tracker.start_unix_s,
         "host": {"hostname": socket.gethostname(), "pid": os.getpid(), "platform": sys.platform},
+        "scheduler": scheduler_context(),
         "hardware": {"gpus": [g.as_dict() for g in ms.gpus], "cpu": ms.cpu},
         "meters": [m.info.as_dict() for m in ms.meters],
         "meter_choices": [c.as_dict() for c in ms.choices],
@@ -67,10 +69,19 @@ def summary_line(
     if result is not None:
         line.update({k: v for k, v in result.as_record().items() if k not in ("type", "name")})
     line["steps"] = {name: s.as_record() for name, s in steps.items()}
-    line["meter_losses"] = [{"meter": x.meter, "at": iso(unix(x.at_ns)), "error": x.error} for x in sampler.losses]
+    line["meter_losses"] = _losses(sampler, unix)
     line["sampler_cpu_s"] = sampler.cpu_seconds
     line.update(dict(extra or {}))
     return line
+
+
+def _losses(sampler: Sampler, unix: Callable[[int], float]) -> list[dict[str, Any]]:
+    return [{"meter": x.meter, "at": iso(unix(x.at_ns)), "error": x.error} for x in sampler.losses]
+
+
+def meter_losses(tracker: Tracker) -> list[dict[str, Any]]:
+    """The meters ``tracker`` lost so far, as its summary line lists them (``meter``, ``at``, ``error``)."""
+    return _losses(tracker._sampler, tracker._unix)
 
 
 def library_versions() -> dict[str, str]:

@@ -1,0 +1,11 @@
+"""One record for a job of many processes, from a plain PyTorch loop: :func:`job_tracker`.
+
+Under ``torchrun``, ``accelerate launch``, Ray Train or ``srun``, call it on every rank once
+``torch.distributed`` is initialised; it returns a :class:`co2cb.Tracker` whose windows and totals are
+the job's (every rank's energy summed, host-level meters read once per host) and whose record global
+rank 0 alone writes. The Lightning and Hugging Face callbacks do the same by themselves.
+"""
+
+from co2cb.distributed.tracker import JobTracker, job_tracker
+
+__all__ = ["JobTracker", "job_tracker"]

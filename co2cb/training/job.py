@@ -1,0 +1,177 @@
+"""A job's figures from its ranks': one gather per window, then the sum and its split per rank and per host.
+
+What crosses the network at a window's close is each rank's energy vector (a few floats: joules per
+component, CO2, seconds) and the meters it has lost, usually none. Host-level meters run on one rank per
+host (see :meth:`co2cb.training.collective.RankInfo.reads_host`), so the sum counts each host once.
+
+A meter a rank lost (a host's RAPL counter that stopped reading, a GPU that fell off the bus) leaves
+its energy after the loss out of that rank's share: the job's record names it, host first
+(``node-b/rapl:package-0``), in the window's ``unavailable`` list, and marks the component unavailable
+in that host's entry of the split. The totals are then a lower bound, and the record says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from co2cb.core.results import WindowResult
+from co2cb.core.tracker import Tracker
+from co2cb.training.collective import Collective, RankInfo, SingleProcess
+from co2cb.training.energy import Energy, job_result, job_summary, sum_over_ranks
+
+
+@dataclass
+class Shares:
+    """Every rank's share of one window, in rank order.
+
+    Attributes:
+        per_rank: Each rank's energy.
+        lost: Each rank's lost meters by the window's end, as ``(meter, component)``.
+        losses: Each rank's meter losses as its summary would list them (``meter``, ``at``, ``error``);
+            gathered at the run's end only.
+    """
+
+    per_rank: list[Energy]
+    lost: list[list[tuple[str, str]]]
+    losses: list[list[dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def total(self) -> Energy:
+        """The job's energy: every rank's added (the duration is the longest rank's)."""
+        return sum_over_ranks(self.per_rank)
+
+
+def meter_components(tracker: Tracker) -> dict[str, str]:
+    """Meter name -> component of ``tracker``'s meters."""
+    return {m.info.name: m.info.component.value for m in tracker.meter_set.meters}
+
+
+def gather_shares(
+    collective: Collective,
+    local: WindowResult | None,
+    components: Mapping[str, str],
+    losses: Sequence[Mapping[str, Any]] | None = None,
+) -> Shares:
+    """Every rank's share of a window (a collective: every rank calls it, in the same order).
+
+    Args:
+        collective: The job's collective.
+        local: This rank's window (None: this rank has none open; it counts as zero).
+        components: Meter name -> component, for this rank's lost meters.
+        losses: This rank's meter losses in full (at the run's end), or None.
+    """
+    energy = Energy.of(local) if local is not None else Energy()
+    lost = [(m, components.get(m, "")) for m in (local.unavailable if local is not None else ())]
+    everyone = collective.gather((energy.vector(), lost, list(losses or [])))
+    return Shares(
+        [Energy.from_vector(v) for v, _, _ in everyone],
+        [[(m, c) for m, c in x] for _, x, _ in everyone],
+        [list(x) for _, _, x in everyone],
+    )
+
+
+def split(hosts: Sequence[str], per_rank: Sequence[Energy], lost: Sequence[Sequence[tuple[str, str]]] = ()) -> dict:
+    """The job's energy per rank and per host, for the record.
+
+    Args:
+        hosts: Each rank's host label, in rank order.
+        per_rank: Each rank's energy.
+        lost: Each rank's lost meters as ``(meter, component)`` (default: none).
+
+    Returns:
+        ``per_rank``: each rank's energy and host (and lost meters, if any); ``per_host``: each host's
+        energy, ranks and the components it could not measure to the end (``unavailable``), if any.
+    """
+    lost = list(lost) or [[] for _ in per_rank]
+    ranks: list[dict[str, Any]] = []
+    by_host: dict[str, Energy] = {}
+    members: dict[str, list[int]] = {}
+    gone: dict[str, set[str]] = {}
+    for r, (host, e, meters) in enumerate(zip(hosts, per_rank, lost)):
+        by_host[host] = sum_over_ranks([by_host.get(host, Energy()), e])
+        members.setdefault(host, []).append(r)
+        gone.setdefault(host, set()).update(c for _, c in meters)
+        ranks.append(
+            {**e.as_record(), "host": host, **({"unavailable": sorted(m for m, _ in meters)} if meters else {})}
+        )
+    per_host = {
+        h: {**e.as_record(), "ranks": members[h], **({"unavailable": sorted(gone[h])} if gone[h] else {})}
+        for h, e in by_host.items()
+    }
+    return {"per_rank": ranks, "per_host": per_host}
+
+
+def unavailable(hosts: Sequence[str], lost: Sequence[Sequence[tuple[str, str]]]) -> tuple[str, ...]:
+    """Every rank's lost meters, host first (``node-b/rapl:package-0``), once each, sorted."""
+    return tuple(sorted({f"{host}/{m}" for host, meters in zip(hosts, lost) for m, _ in meters}))
+
+
+def merged_provenance(per_rank: Sequence[Mapping[str, str]], ranks: Sequence[int] | None = None) -> dict[str, str]:
+    """Component -> every provenance the ranks (all, or ``ranks``) report for it, joined by ``+``."""
+    found: dict[str, set[str]] = {}
+    for r, provenance in enumerate(per_rank):
+        if ranks is None or r in ranks:
+            for component, kinds in provenance.items():
+                found.setdefault(component, set()).update(kinds.split("+"))
+    return {c: "+".join(sorted(k)) for c, k in found.items()}
+
+
+@dataclass
+class Job:
+    """The ranks of a job, as the process that gathers and writes their figures sees them.
+
+    Attributes:
+        collective: How the ranks exchange numbers.
+        rank: Where this process sits in the job.
+        provenance: Each rank's component -> provenance (from :func:`co2cb.training.collective.start_together`).
+        components: This rank's meter name -> component.
+    """
+
+    collective: Collective = field(default_factory=SingleProcess)
+    rank: RankInfo = field(default_factory=RankInfo)
+    provenance: list[dict[str, str]] = field(default_factory=list)
+    components: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def several(self) -> bool:
+        """Whether the job has more than one rank."""
+        return self.collective.world_size > 1
+
+    def shares(self, local: WindowResult | None, losses: Sequence[Mapping[str, Any]] | None = None) -> Shares:
+        """Every rank's share of a window (a collective; see :func:`gather_shares`)."""
+        return gather_shares(self.collective, local, self.components, losses)
+
+    def split(self, per_rank: Sequence[Energy], lost: Sequence[Sequence[tuple[str, str]]]) -> dict[str, Any]:
+        """:func:`split` for this job's hosts; nothing for a job of one process."""
+        return split(self.rank.hosts, per_rank, lost) if self.several else {}
+
+    def result(
+        self, local: WindowResult, energy: Energy, meta: dict[str, Any], lost: Sequence[Sequence[tuple[str, str]]]
+    ) -> WindowResult:
+        """The job's window line: ``energy`` with every rank's lost meters and every rank's provenance."""
+        if not self.several:
+            return job_result(local, energy, meta)
+        return job_result(local, energy, meta, unavailable(self.rank.hosts, lost), merged_provenance(self.provenance))
+
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        """Per host: its ranks, host name, where its identity comes from and how it measures each component."""
+        table: dict[str, dict[str, Any]] = {}
+        for host in dict.fromkeys(self.rank.hosts):
+            ranks = [r for r, h in enumerate(self.rank.hosts) if h == host]
+            about = dict(self.rank.about_hosts.get(host, {"ranks": ranks}))
+            table[host] = {**about, "provenance": merged_provenance(self.provenance, ranks)}
+        return table
+
+    def summary(self, energy: Energy, shares: Shares) -> dict[str, Any]:
+        """The summary fields of a job of several ranks: their sum, split, hosts and every rank's meter losses."""
+        hosts = self.rank.hosts
+        losses = [
+            {**x, "meter": f"{hosts[r]}/{x.get('meter')}", "host": hosts[r], "rank": r}
+            for r, mine in enumerate(shares.losses)
+            for x in mine
+        ]
+        split_ = {"hosts": self.hosts(), **self.split(shares.per_rank, shares.lost)}
+        fields = job_summary(energy, self.rank.world_size, split_)
+        return {**fields, "unavailable": list(unavailable(hosts, shares.lost)), "meter_losses": losses}
