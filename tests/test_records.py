@@ -131,8 +131,8 @@ def test_unwritable_output_folder_fails_at_construction(tmp_path: Path) -> None:
 
 def test_disk_error_after_start_does_not_stop_training(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     tracker = Tracker(output_dir=tmp_path, intensity=100, cpu_tdp_w=10).start()
-    assert tracker._recorder is not None
-    os.close(tracker._recorder._fd)  # simulate the file going away under us
+    assert tracker._sink.recorder is not None
+    os.close(tracker._sink.recorder._fd)  # simulate the file going away under us
     time.sleep(0.01)
     with tracker.window("epoch") as w:
         pass

@@ -166,9 +166,9 @@ def _is_ip(text: str) -> bool:
 
 
 def as_tuple(value: Sequence[Any] | None) -> tuple[Any, ...] | None:
-    """A sequence option as a tuple (None stays None; a lone string becomes one item)."""
+    """A sequence option as a tuple (None stays None; a lone string becomes one item; a tuple, of any kind, is kept)."""
     if value is None:
         return None
     if isinstance(value, (str, int)):
         return (value,)
-    return tuple(value)
+    return value if isinstance(value, tuple) else tuple(value)

@@ -1,9 +1,16 @@
 """One background thread that reads every meter and extends the energy curve.
 
-The sampler wakes every ``interval_s`` (0.05 to 60 s), reads each meter under
-its lock and appends a point to the :class:`~co2cb.core.timeline.Timeline`.
-Synchronous reads at window boundaries go through the same lock. A meter that
-raises is dropped to "unavailable" with one warning; the others go on.
+Once started, the sampler's thread is the only one that reads the meters: every ``interval_s``
+(0.05 to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A
+boundary waits for that reading at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`); a meter slow
+to answer (a hung NVML call) never holds the training thread longer, and such a boundary is read off
+the curve instead, as without ``sync_boundaries``. The lock guards the
+:class:`~co2cb.core.timeline.Timeline` only, never a meter read.
+
+Faults: a meter that raises :class:`~co2cb.meters.base.MeterError` is dropped to "unavailable" with
+one warning (its energy so far is kept); a :class:`~co2cb.meters.base.TransientMeterError` costs that
+reading only (said once, recorded as an event) and the meter is read again next time. Events the
+meters note (a counter restart) and counters that go back are recorded in :attr:`Sampler.events`.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from co2cb.core.timeline import Timeline
-from co2cb.meters.base import Meter
+from co2cb.meters.base import Meter, TransientMeterError
 
 log = logging.getLogger(__name__)
+
+BOUNDARY_DEADLINE_S = 0.05
+"""Longest a window boundary waits for a meter reading, seconds; past it the boundary is read off the curve."""
 
 
 @dataclass(frozen=True)
@@ -35,46 +45,149 @@ class MeterLoss:
     error: str
 
 
-class Sampler:
-    """Reads meters into a timeline, in the background and on demand."""
+@dataclass(frozen=True)
+class MeterEvent:
+    """Something the record should say about a meter that goes on working (a counter reset, failed readings).
 
-    def __init__(self, meters: Sequence[Meter], interval_s: float, on_tick: Callable[[], None] | None = None) -> None:
-        """Prepare the sampler; nothing is read before :meth:`start`.
+    Attributes:
+        meter: Channel name, e.g. ``"gpu:0"``.
+        at_ns: perf_counter_ns of the reading where it was seen.
+        what: What happened and what co2cb did, in words.
+    """
+
+    meter: str
+    at_ns: int
+    what: str
+
+
+class Sampler:
+    """Reads meters into a timeline, in the background and when a boundary asks."""
+
+    def __init__(
+        self,
+        meters: Sequence[Meter],
+        interval_s: float,
+        on_tick: Callable[[], None] | None = None,
+        deadline_s: float = BOUNDARY_DEADLINE_S,
+    ) -> None:
+        """Set up the sampler; nothing is read before :meth:`start`.
 
         Args:
-        meters: The meters to read, in channel order.
-        interval_s: Seconds between background reads.
-        on_tick: Called after each background read, outside the lock (used to fold step stamps).
+            meters: The meters to read, in channel order.
+            interval_s: Seconds between background reads.
+            on_tick: Called on the sampler's thread after each background read, outside the lock.
+            deadline_s: Longest a boundary waits for its reading, seconds.
         """
         self.meters = list(meters)
         self.names = [m.info.name for m in self.meters]
         self.interval_s = interval_s
+        self.deadline_s = deadline_s
         self.timeline = Timeline([m.reading for m in self.meters], min_span_ns=int(interval_s * 1e9))
         self.lock = threading.Lock()
         self.losses: list[MeterLoss] = []
+        self.events: list[MeterEvent] = []
+        self._point = threading.Condition(self.lock)  # notified when a point is added
+        self._served = -1  # perf_counter_ns at which the newest point's read began
+        self._reading: int | None = None  # the channel being read now (None: no read in progress)
+        self._read_began = 0
         self._dead = [False] * len(self.meters)
+        self._failing = [0] * len(self.meters)  # consecutive failed readings per channel
+        self._said: set[str] = set()
         self._on_tick = on_tick
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stuck: threading.Thread | None = None  # a thread still inside a meter call after stop
         self.cpu_seconds = 0.0  # thread CPU time spent sampling, for the benchmark
 
+    # ------------------------------------------------------------------ boundaries
     def read_now(self) -> int:
-        """Read every meter now and add the point; returns its time (perf_counter_ns)."""
+        """A reading for a window boundary, taken on the sampler's thread.
+
+        Returns:
+            The new point's time (perf_counter_ns); or, when the meters did not answer within
+            ``deadline_s``, the time of the call, to be read off the curve.
+        """
+        asked = time.perf_counter_ns()
+        if self._thread is None:  # not started, or stopped: nothing else reads the meters now
+            return self._read() if self._stuck is None else asked
+        deadline_ns = self.deadline_s * 1e9
+        if self._reading is not None and asked - self._read_began > deadline_ns:
+            self._late()  # a read is already overdue: waiting for the next one would be longer still
+            return asked
         with self.lock:
-            t0 = time.perf_counter_ns()
-            raw: list[float | None] = []
-            for i, meter in enumerate(self.meters):
-                if self._dead[i]:
-                    raw.append(None)
-                    continue
-                try:
-                    raw.append(meter.read())
-                except Exception as e:  # noqa: BLE001 - any failure makes the meter unavailable
-                    raw.append(None)
-                    self._lose(i, t0, e)
-            t = (t0 + time.perf_counter_ns()) // 2
-            self.timeline.append(t, raw)
-            return t
+            self._wake.set()
+            if self._point.wait_for(lambda: self._served >= asked, timeout=self.deadline_s):
+                return self.timeline.last_time or asked
+        self._late()
+        return asked
+
+    def _late(self) -> None:
+        index = self._reading
+        slow = self.names[index] if index is not None else "a meter"
+        self._say_once(
+            "late",
+            index,
+            f"did not answer within {self.deadline_s * 1000:g} ms at a window boundary; such boundaries are read "
+            "off the energy curve, and training never waits longer",
+            f"co2cb: meter {slow} did not answer within {self.deadline_s * 1000:g} ms at a window boundary; such "
+            "boundaries are read off the energy curve (training never waits longer for a meter)",
+        )
+
+    # ------------------------------------------------------------------ reading
+    def _read(self) -> int:
+        """Read every meter and add the point; returns its time (perf_counter_ns)."""
+        t0 = time.perf_counter_ns()
+        self._read_began = t0
+        raw: list[float | None] = []
+        for i, meter in enumerate(self.meters):
+            raw.append(None if self._dead[i] else self._read_one(i, meter, t0))
+        self._reading = None
+        t = (t0 + time.perf_counter_ns()) // 2
+        with self.lock:
+            went_back = self.timeline.append(t, raw)
+            self._served = t0
+            self._point.notify_all()
+        for i in went_back:
+            self._event(
+                i,
+                t,
+                "its counter went back (a driver reload?): counted on from this reading; energy before "
+                "it is kept, the energy since the previous reading is not counted",
+            )
+        return t
+
+    def _read_one(self, i: int, meter: Meter, t0: int) -> float | None:
+        self._reading = i
+        value: float | None = None
+        try:
+            value = meter.read()
+        except TransientMeterError as e:
+            self._failing[i] += 1
+            if self._failing[i] == 1:
+                self._event(i, t0, f"a reading failed ({e}); it is read again at each sampler interval")
+        except Exception as e:  # noqa: BLE001 - any other failure makes the meter unavailable
+            self._lose(i, t0, e)
+        else:
+            if self._failing[i]:
+                self._event(i, t0, f"readable again after {self._failing[i]} failed reading(s)")
+                self._failing[i] = 0
+        for what in meter.take_events():
+            self._event(i, t0, what)
+        return value
+
+    def _event(self, i: int, t_ns: int, what: str) -> None:
+        self.events.append(MeterEvent(self.names[i], t_ns, what))
+        self._say_once("event", i, what, f"co2cb: meter {self.names[i]}: {what}")
+
+    def _say_once(self, kind: str, i: int | None, what: str, message: str) -> None:
+        key = f"{kind}:{i}"
+        if key in self._said:
+            return
+        self._said.add(key)
+        if kind != "event" and i is not None:
+            self.events.append(MeterEvent(self.names[i], time.perf_counter_ns(), what))
+        log.warning(message)
 
     def _lose(self, i: int, t_ns: int, error: BaseException) -> None:
         self._dead[i] = True
@@ -86,32 +199,61 @@ class Sampler:
             error,
         )
 
+    # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
-        """Take the first reading and start the background thread."""
-        self.read_now()
+        """Take the first reading (on this thread) and start the background thread."""
+        self._read()
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="co2cb-sampler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread and take a last reading. Safe to call twice."""
+        """Stop the thread, then take a last reading on this thread. Safe to call twice.
+
+        A meter stuck in a call past the wait (``max(5, 2 x interval)`` seconds) leaves the curve at its
+        last reading; the stuck call is left to finish on its own.
+        """
+        thread = self._thread
+        if thread is None:
+            if self._stuck is None or not self._stuck.is_alive():
+                self._stuck = None
+                self._read()
+            return
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=max(5.0, 2 * self.interval_s))
+        self._wake.set()
+        if thread is not threading.current_thread():
+            thread.join(timeout=max(5.0, 2 * self.interval_s))
+            if thread.is_alive():
+                self._stuck = thread
+                slow = self.names[self._reading] if self._reading is not None else "a meter"
+                log.warning("co2cb: meter %s did not answer at stop; the run ends at its last reading", slow)
         self._thread = None
-        self.read_now()
+        if self._stuck is None:
+            self._read()  # the last reading, here: the thread is gone, so no other reads the meters
+
+    def forget_in_child(self) -> None:
+        """In a forked child: no sampler thread runs here, and a lock the parent's thread held is replaced."""
+        self._thread = None
+        self.lock = threading.Lock()
+        self._point = threading.Condition(self.lock)
 
     def _run(self) -> None:
         cpu0 = time.thread_time()
         next_at = time.monotonic() + self.interval_s
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+        while True:
+            self._wake.wait(max(0.0, next_at - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
-                self.read_now()
-                if self._on_tick is not None:
-                    self._on_tick()
+                self._read()
+                now = time.monotonic()
+                if now >= next_at:
+                    next_at += self.interval_s
+                    if next_at < now:  # fell behind (suspended, overloaded): skip, don't burst
+                        next_at = now + self.interval_s
+                    if self._on_tick is not None:
+                        self._on_tick()
             except Exception:  # the sampler must outlive any bug
                 log.exception("co2cb: sampler tick failed")
-            next_at += self.interval_s
-            now = time.monotonic()
-            if next_at < now:  # fell behind (suspended, overloaded): skip, don't burst
-                next_at = now + self.interval_s
             self.cpu_seconds = time.thread_time() - cpu0

@@ -9,9 +9,10 @@ seconds, joules per channel, and log-scale histograms of duration and energy
 that give percentiles to within about 2%. An open without a close (a step that
 raised) is dropped when the next one opens.
 
-Appends come from the training thread and folding from another; this is safe
-under the GIL because folding only deletes a prefix it has already read, and
-appends only add at the end.
+Each thread that marks steps of a name gets its own buffer (:meth:`StepBook.stamps_here`), so
+steps marked from two threads never pair across threads; their statistics are folded together.
+Appends come from the marking threads and folding from another; this is safe under the GIL because
+folding only deletes a prefix it has already read, and appends only add at the end.
 """
 
 from __future__ import annotations
@@ -131,11 +132,12 @@ class StepStats:
 class StepSeries:
     """Stamps and running statistics of one named step window."""
 
-    __slots__ = ("_count", "_dur_hist", "_energy_hist", "_joules", "_keep", "_kept", "_ns", "name", "stamps")
+    __slots__ = ("_count", "_dur_hist", "_energy_hist", "_joules", "_keep", "_kept", "_ns", "name", "others", "stamps")
 
     def __init__(self, name: str, channels: int, keep: bool = False) -> None:
         self.name = name
-        self.stamps = array("q")
+        self.stamps = array("q")  # the first marking thread's buffer
+        self.others: list[array[int]] = []  # one buffer per further thread marking this name
         self._count = 0
         self._ns = 0
         self._joules = [0.0] * channels
@@ -144,16 +146,24 @@ class StepSeries:
         self._keep = keep
         self._kept: list[tuple[int, int, float]] = []
 
+    @property
+    def pending(self) -> int:
+        """Stamps not folded yet, every thread's."""
+        return len(self.stamps) + sum(map(len, self.others))
+
     def fold(self, timeline: Timeline, max_steps: int = 1 << 62) -> int:
-        """Fold complete steps that end at or before the curve's last point, at most ``max_steps``.
+        """Fold complete steps that end at or before the curve's last point, at most ``max_steps`` per buffer.
 
         Returns:
-            How many steps were folded.
+            How many steps were folded (the most from any one thread's buffer).
         """
+        return max(self._fold(buffer, timeline, max_steps) for buffer in [self.stamps, *self.others])
+
+    def _fold(self, stamps: array[int], timeline: Timeline, max_steps: int) -> int:
         last = timeline.last_time
         if last is None:
             return 0
-        raw = self.stamps[: min(len(self.stamps), 2 * max_steps + 1)].tolist()
+        raw = stamps[: min(len(stamps), 2 * max_steps + 1)].tolist()
         usable = len(raw) - len(raw) % 2
         starts = raw[0:usable:2]
         ends = list(map(neg, raw[1:usable:2]))
@@ -161,11 +171,11 @@ class StepSeries:
             n = min(bisect_right(ends, last), max_steps)
             if n:
                 self._add(starts[:n], ends[:n], timeline)
-                del self.stamps[: 2 * n]
+                del stamps[: 2 * n]
             return n
         starts, ends, consumed = _pair(raw, last)
         if consumed:
-            del self.stamps[:consumed]
+            del stamps[:consumed]
         if starts:
             self._add(starts, ends, timeline)
         return len(starts)
@@ -219,7 +229,7 @@ class StepSeries:
             count=self._count,
             seconds=self._ns * 1e-9,
             joules=dict(zip(channel_names, self._joules)),
-            pending=len(self.stamps),
+            pending=self.pending,
             duration_percentiles_s={k: self._dur_hist.percentile(q) for k, q in qs.items()},
             energy_percentiles_j={k: self._energy_hist.percentile(q) for k, q in qs.items()},
             steps=list(self._kept),
@@ -270,12 +280,34 @@ class StepBook:
         self.series: dict[str, StepSeries] = {}  # replaced, never mutated: the hot path reads it without a lock
         self._channels, self._keep, self._sampler = channels, keep, sampler
         self._fold_lock = threading.Lock()
+        self._new_lock = threading.Lock()
+        self._threads: dict[str, set[int]] = {}  # per name, the threads that have a buffer
 
     def new(self, name: str) -> StepSeries:
-        """The series of a step name seen for the first time."""
-        series = StepSeries(name, self._channels, keep=self._keep)
-        self.series = {**self.series, name: series}
-        return series
+        """The series of a step name seen for the first time (the existing one if another thread made it first)."""
+        with self._new_lock:
+            series = self.series.get(name)
+            if series is None:
+                series = StepSeries(name, self._channels, keep=self._keep)
+                self.series = {**self.series, name: series}
+            return series
+
+    def stamps_here(self, name: str, local: threading.local) -> array[int]:
+        """This thread's buffer for step name ``name``, made on its first use and kept in ``local.stamps``."""
+        series = self.new(name)
+        me = threading.get_ident()
+        with self._new_lock:
+            threads = self._threads.setdefault(name, set())
+            if not threads:
+                buffer = series.stamps
+            else:
+                buffer = array("q")
+                series.others.append(buffer)
+            threads.add(me)
+        if not hasattr(local, "stamps"):
+            local.stamps = {}
+        local.stamps[name] = buffer
+        return buffer
 
     def stats(self, name: str, channel_names: Sequence[str]) -> StepStats:
         """Statistics of one step name, every step the curve covers folded in.
@@ -290,7 +322,7 @@ class StepBook:
     def fold_big(self) -> None:
         """Fold the series whose buffers grew past :attr:`FOLD_THRESHOLD` (on the sampler's tick)."""
         for series in list(self.series.values()):
-            if len(series.stamps) > self.FOLD_THRESHOLD:
+            if series.pending > self.FOLD_THRESHOLD:
                 self._fold(series)
 
     def fold_all(self) -> None:

@@ -2,8 +2,10 @@
 
 Points are ``(t_ns, [cumulative joules per channel])`` with ``t_ns`` from
 ``time.perf_counter_ns()``. Counter channels store what the meter counts
-(relative to the first reading); power channels are integrated with the
-trapezoid rule. Between points the curve is linear (power constant between
+(relative to the first reading); a counter that goes back (a driver reload the
+meter did not handle) starts a new segment from that reading, with the energy
+before it kept. Power channels are integrated with the trapezoid rule, across a
+reading the channel missed too. Between points the curve is linear (power constant between
 samples). After the last point a power channel is extended with its last reading
 (watts), and a counter channel with its rate over the last ``min_span_ns`` at
 least (one sampler interval): never over the tiny gap between two synchronous
@@ -47,6 +49,7 @@ class Timeline:
         self.cum: list[Vector] = []
         self._origin: list[float | None] = [None] * len(kinds)  # counter value at the first reading
         self._last_raw: list[float | None] = [None] * len(kinds)  # last watts (power) or counter value
+        self._last_t: list[int | None] = [None] * len(kinds)  # time of each channel's last reading
         self._alive = [True] * len(kinds)
 
     @property
@@ -63,19 +66,22 @@ class Timeline:
         """Freeze a channel: its curve stays flat from its last reading on."""
         self._alive[channel] = False
 
-    def append(self, t_ns: int, raw: Sequence[float | None]) -> None:
+    def append(self, t_ns: int, raw: Sequence[float | None]) -> list[int]:
         """Add a reading taken at ``t_ns``.
 
         Args:
             t_ns: perf_counter_ns of the reading; must not be older than the last point.
             raw: Per channel, cumulative joules (counter) or watts (power), or None when
                 the channel could not be read this time.
+
+        Returns:
+            The counter channels that went back and start a new segment here (usually none).
         """
         if self.times and t_ns <= self.times[-1]:
-            return
-        prev_t = self.times[-1] if self.times else None
+            return []
         prev = self.cum[-1] if self.cum else [0.0] * len(self._kinds)
         row: Vector = []
+        went_back: list[int] = []
         for i, kind in enumerate(self._kinds):
             value = raw[i] if self._alive[i] else None
             if value is None:
@@ -83,21 +89,26 @@ class Timeline:
                 continue
             if kind is ReadingKind.COUNTER:
                 origin = self._origin[i]
+                if origin is not None and value - origin < prev[i] - 1e-6:
+                    went_back.append(i)
+                    origin = None
                 if origin is None:
-                    # A channel's first reading is its zero, also when it starts late.
+                    # A channel's first reading is its zero (also when it starts late, or after it went back).
                     self._origin[i] = origin = value - prev[i]
                 row.append(max(prev[i], value - origin))
             else:
-                last_w = self._last_raw[i]
-                if prev_t is None or last_w is None:
+                last_w, last_t = self._last_raw[i], self._last_t[i]
+                if last_t is None or last_w is None:
                     row.append(prev[i])
                 else:
-                    row.append(prev[i] + (last_w + value) / 2 * (t_ns - prev_t) * 1e-9)
+                    row.append(prev[i] + (last_w + value) / 2 * (t_ns - last_t) * 1e-9)
             self._last_raw[i] = value
+            self._last_t[i] = t_ns
         self.times.append(t_ns)
         self.cum.append(row)
         if len(self.times) > self._max_points:
             self._thin()
+        return went_back
 
     def _thin(self) -> None:
         half = len(self.times) // 2
@@ -132,8 +143,8 @@ class Timeline:
             watts = self._last_raw[i] if kind is ReadingKind.POWER else None
             if not self._alive[i]:
                 out.append(y)
-            elif watts is not None:
-                out.append(y + watts * (t_ns - t_last) * 1e-9)
+            elif watts is not None:  # from the channel's own last reading: it may have missed the last point
+                out.append(y + watts * (t_ns - (self._last_t[i] or t_last)) * 1e-9)
             elif span > 0:
                 out.append(y + (y - cum[j][i]) * (t_ns - t_last) / span)
             else:

@@ -5,38 +5,32 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from co2cb.core import forks
 from co2cb.core.config import ConfigError
 from co2cb.core.header import run_header, summary_line
 from co2cb.core.live import LiveFeed
 from co2cb.core.options import TRACKER_OPTIONS, tracker_config
 from co2cb.core.results import WindowResult, iso
 from co2cb.core.sampler import Sampler
+from co2cb.core.sink import RecordSink
 from co2cb.core.steps import StepBook, StepStats
-from co2cb.core.windows import WindowMaker
+from co2cb.core.windows import OpenWindow, OpenWindows, WindowHandle, WindowMaker
 from co2cb.intensity.base import IntensitySource
 from co2cb.intensity.choice import IntensityOption, announce, choose
 from co2cb.meters.base import Meter
 from co2cb.meters.discovery import MeterSet, discover
-from co2cb.records.writer import RunRecorder
+from co2cb.records.writer import new_run_id
 
 log = logging.getLogger(__name__)
 
 RUN_WINDOW = "run"
-
-
-@dataclass
-class _OpenWindow:
-    name: str
-    t_ns: int
-    joules: list[float] | None  # None until the curve reaches t_ns (when boundaries are not read)
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Tracker:
@@ -56,7 +50,10 @@ class Tracker:
     Windows are named, nestable and overlapping. Recorded windows (the default)
     are written to the run folder when they close; step windows
     (``record=False``) only append a timestamp and are summarised by
-    :meth:`step_stats`.
+    :meth:`step_stats`. A tracker may be used from several threads: each thread's
+    steps are its own series (folded into one set of statistics), and a window
+    closes the latest one of its name that the same thread opened. A process
+    forked from a running tracker drops its copy (:mod:`co2cb.core.forks`).
     """
 
     def __init__(
@@ -163,11 +160,11 @@ class Tracker:
             lambda: [(x.meter, x.at_ns) for x in self._sampler.losses],
         )
         self._steps = StepBook(len(self._channels), self.config.keep_steps, self._sampler)
-        self._open: dict[str, list[_OpenWindow]] = {}
-        self._recorder: RunRecorder | None = None
+        self._open = OpenWindows()
+        self._local = threading.local()  # this thread's step buffers, by name
+        self._sink = RecordSink()
         self._started = False
         self._stopped = False
-        self._warned: set[str] = set()
         self._wall0 = 0.0
         self._perf0 = 0
         self.run_id: str | None = None
@@ -177,7 +174,7 @@ class Tracker:
     @property
     def run_folder(self) -> Path | None:
         """The run's record folder (None before start or when ``save=False``)."""
-        return self._recorder.folder if self._recorder is not None else None
+        return self._sink.recorder.folder if self._sink.recorder is not None else None
 
     @property
     def start_unix_s(self) -> float:
@@ -203,19 +200,18 @@ class Tracker:
         if self._started:
             return self
         self._wall0, self._perf0 = time.time(), time.perf_counter_ns()
-        if self.config.save:
-            self._recorder = RunRecorder(self.config.resolved_output_dir)
-            self.run_id = self._recorder.run_id
-        else:
-            from co2cb.records.writer import new_run_id
-
-            self.run_id = new_run_id()
+        if self.config.save:  # the folder may have gone bad since construction: then the run stays in memory
+            self._sink.open(lambda: self.config.resolved_output_dir)
+        self.run_id = self._sink.recorder.run_id if self._sink.recorder is not None else new_run_id()
         self._started = True
         announce(self.choice)
+        for problem in self.meter_set.problems:
+            self._warn_once(problem, f"co2cb: {problem}")
         atexit.register(self._stop_at_exit)
+        forks.watch(self)
         self._sampler.start()
         first = self._sampler.timeline.last_time or time.perf_counter_ns()
-        self._open[RUN_WINDOW] = [_OpenWindow(RUN_WINDOW, first, self._sampler.timeline.at(first))]
+        self._open.push(OpenWindow(RUN_WINDOW, first, self._sampler.timeline.at(first)))
         if self._live is not None:
             self._live.start(self.config.run_name or self.run_id, self.meter_set.choices)
         self._write({**self.header(), **dict(header or {})})
@@ -237,24 +233,33 @@ class Tracker:
             return self.result
         self._stopped = True
         atexit.unregister(self._stop_at_exit)
+        forks.unwatch(self)
         self._sampler.stop()
         t = self._sampler.timeline.last_time or time.perf_counter_ns()
-        for name in [n for n in self._open if n != RUN_WINDOW]:
-            while self._open.get(name):
-                self._close(name, t, {"closed_by": "stop"})
-        self.result = self._close(RUN_WINDOW, t, {}, write=write_run) if self._open.get(RUN_WINDOW) else None
+        for name in [n for n in self._open.names() if n != RUN_WINDOW]:
+            while self._close(name, t, {"closed_by": "stop"}) is not None:
+                pass
+        self.result = self._close(RUN_WINDOW, t, {}, write=write_run)
+        self._sink.write_events(self._sampler.events, self._unix)
         self._steps.fold_all()
         self._write(summary_line(self.result, self.all_step_stats(), self._sampler, self._unix, summary))
         if self._live is not None:
             self._live.stop()  # the final values: the last push, then the endpoint closes
-        if self._recorder is not None:
-            self._recorder.close()
+        self._sink.close()
         self.meter_set.close()
         self.choice.close()
         return self.result
 
     def _stop_at_exit(self) -> None:
         self.stop({"status": "stopped at interpreter exit"})
+
+    def drop_in_child(self) -> None:
+        """In a forked child (:mod:`co2cb.core.forks`): forget the parent's run; this copy writes nothing."""
+        atexit.unregister(self._stop_at_exit)
+        self._stopped = True
+        self._sink.recorder = self._live = None
+        self._open = OpenWindows()
+        self._sampler.forget_in_child()
 
     def __enter__(self) -> Tracker:
         return self.start()
@@ -274,10 +279,11 @@ class Tracker:
                 hot path: no I/O, no lock, no syscall beyond the clock).
         """
         if not record:
-            series = self._steps.series.get(name)
-            if series is None:
-                series = self._steps.new(name)
-            series.stamps.append(time.perf_counter_ns())
+            try:
+                stamps = self._local.stamps[name]
+            except (AttributeError, KeyError):
+                stamps = self._steps.stamps_here(name, self._local)
+            stamps.append(time.perf_counter_ns())
             return
         if not self.running:
             self._warn_once(f"begin-{name}", f"co2cb: window {name!r} opened while the tracker is not running; ignored")
@@ -285,13 +291,11 @@ class Tracker:
         if name in self._steps.series:
             self._warn_once(f"mixed-{name}", f"co2cb: {name!r} is a step window name; use another name. Ignored")
             return
-        if self.config.sync_boundaries:
-            t = self._sampler.read_now()
-            with self._sampler.lock:
-                joules: list[float] | None = self._sampler.timeline.at(t)
-        else:
-            t, joules = time.perf_counter_ns(), None  # resolved once the curve passes t
-        self._open.setdefault(name, []).append(_OpenWindow(name, t, joules))
+        t = self._sampler.read_now() if self.config.sync_boundaries else time.perf_counter_ns()
+        with self._sampler.lock:  # settled now when read, else once the curve passes t
+            timeline = self._sampler.timeline
+            joules = timeline.at(t) if t <= (timeline.last_time or -1) else None
+        self._open.push(OpenWindow(name, t, joules))
 
     def end(self, name: str, meta: Mapping[str, Any] | None = None, write: bool = True) -> WindowResult | None:
         """Close the most recent open window of this name.
@@ -305,11 +309,14 @@ class Tracker:
         Returns:
             The window's result for a recorded window; None for a step window.
         """
-        series = self._steps.series.get(name)
-        if series is not None:
-            series.stamps.append(-time.perf_counter_ns())
+        try:
+            self._local.stamps[name].append(-time.perf_counter_ns())
             return None
-        if not self._open.get(name):
+        except (AttributeError, KeyError):
+            if name in self._steps.series:  # a step name this thread has not opened: paired with nothing
+                self._steps.stamps_here(name, self._local).append(-time.perf_counter_ns())
+                return None
+        if not self._open.of(name):
             self._warn_once(f"end-{name}", f"co2cb: window {name!r} closed but it is not open; ignored")
             return None
         t = self._sampler.read_now() if self.config.sync_boundaries and self.running else time.perf_counter_ns()
@@ -317,16 +324,16 @@ class Tracker:
 
     def open_windows(self, name: str) -> list[int]:
         """Start marks (for :meth:`between`) of the open recorded windows of this name, oldest first."""
-        return [w.t_ns for w in self._open.get(name, [])]
+        return [w.t_ns for w in self._open.of(name)]
 
     def write_result(self, result: WindowResult) -> None:
         """Write a window line for a result the caller made (e.g. summed over ranks)."""
-        if self._recorder is not None:
+        if self._sink.recorder is not None:
             self._write(result.as_record())
 
     def write_event(self, line: Mapping[str, Any]) -> None:
         """Write one extra line (it must have a ``type``), e.g. a resume from a checkpoint."""
-        if self._recorder is not None:
+        if self._sink.recorder is not None:
             self._write({"at": iso(time.time()), **dict(line)})
 
     @contextmanager
@@ -339,17 +346,17 @@ class Tracker:
         finally:
             handle.result = self.end(name, meta)
 
-    def _close(self, name: str, t_ns: int, meta: dict[str, Any], write: bool = True) -> WindowResult:
-        opened = self._open[name].pop()
-        if not self._open[name]:
-            del self._open[name]
+    def _close(self, name: str, t_ns: int, meta: dict[str, Any], write: bool = True) -> WindowResult | None:
+        opened = self._open.pop(name)
+        if opened is None:  # another thread closed it meanwhile
+            return None
         with self._sampler.lock:
             timeline = self._sampler.timeline
             start_j = opened.joules if opened.joules is not None else timeline.at(opened.t_ns)
             result = self._windows.make(
                 name, opened.t_ns, start_j, t_ns, timeline.at(t_ns), {**opened.meta, **meta}, timeline
             )
-        if write and self._recorder is not None:
+        if write and self._sink.recorder is not None:
             self._write(result.as_record())
         if self._live is not None:
             self._live.window_closed()  # asks the pushing thread for a push; nothing more here
@@ -383,7 +390,7 @@ class Tracker:
             read: Read the meters now (exact; for epoch-level callers such as checkpoints). By
                 default the curve is extended from the last reading (no meter read: hot-path safe).
         """
-        opened = self._open.get(RUN_WINDOW)
+        opened = self._open.of(RUN_WINDOW)
         if not opened:
             return self.result if self.result is not None else self.between(self._perf0, self._perf0, RUN_WINDOW)
         run = opened[0]
@@ -405,15 +412,11 @@ class Tracker:
         return {name: self.step_stats(name) for name in self._steps.series}
 
     def _on_tick(self) -> None:
-        """After each background reading: settle window starts, fold big step buffers, export the run so far."""
+        """After each background reading: settle window starts, fold big step buffers, record meter events, export."""
         with self._sampler.lock:
-            timeline = self._sampler.timeline
-            last = timeline.last_time or 0
-            for stack in list(self._open.values()):
-                for opened in list(stack):
-                    if opened.joules is None and opened.t_ns <= last:
-                        opened.joules = timeline.at(opened.t_ns)
+            self._open.settle(self._sampler.timeline)
         self._steps.fold_big()
+        self._sink.write_events(self._sampler.events, self._unix)
         if self._live is not None:
             self._live.tick()
 
@@ -422,26 +425,11 @@ class Tracker:
         return self._wall0 + (t_ns - self._perf0) * 1e-9
 
     def _write(self, line: dict[str, Any]) -> None:
-        if self._recorder is None:
-            return
-        try:
-            self._recorder.write(line)
-        except Exception as e:  # noqa: BLE001 - a full disk must not stop training
-            self._warn_once("write", f"co2cb: could not write to {self._recorder.path} ({e}); measuring goes on")
+        self._sink.write(line)  # never raises: a fault is said once
 
     def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message)
+        self._sink.warn_once(key, message)
 
     def header(self) -> dict[str, Any]:
         """The run record's header line."""
         return run_header(self)
-
-
-@dataclass
-class WindowHandle:
-    """Returned by :meth:`Tracker.window`; ``result`` is set when the window closes."""
-
-    name: str
-    result: WindowResult | None = None

@@ -1,8 +1,10 @@
-"""A window's figures from two points of the energy curve: joules per component, CO2 and provenance."""
+"""Windows: the ones open now (:class:`OpenWindows`), and a window's figures from two points of the energy curve."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from co2cb.core.emissions import co2_kg
@@ -99,3 +101,80 @@ class WindowMaker:
             g_per_kwh_marginal=g_m,
             intensity_notes=tuple(notes),
         )
+
+
+@dataclass
+class OpenWindow:
+    """A recorded window that is open.
+
+    Attributes:
+        name: The window's name.
+        t_ns: When it opened, ``perf_counter_ns``.
+        joules: Cumulative joules per channel at ``t_ns``; None until the curve reaches ``t_ns``.
+        meta: Fields recorded with it.
+        thread: ``threading.get_ident()`` of the thread that opened it.
+    """
+
+    name: str
+    t_ns: int
+    joules: list[float] | None
+    meta: dict[str, Any] = field(default_factory=dict)
+    thread: int = field(default_factory=threading.get_ident)
+
+
+class OpenWindows:
+    """The recorded windows open now, by name; safe to use from several threads.
+
+    A close takes the latest window of its name that the closing thread opened, else the latest of any
+    thread (a window may close on another thread than the one that opened it), so that two threads
+    using the same name never pair one's open with the other's close.
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, list[OpenWindow]] = {}
+        self._lock = threading.Lock()
+
+    def push(self, window: OpenWindow) -> None:
+        """Add an open window."""
+        with self._lock:
+            self._by_name.setdefault(window.name, []).append(window)
+
+    def pop(self, name: str) -> OpenWindow | None:
+        """Take the window of ``name`` to close (see the class notes), or None when none is open."""
+        me = threading.get_ident()
+        with self._lock:
+            stack = self._by_name.get(name)
+            if not stack:
+                return None
+            mine = [i for i, w in enumerate(stack) if w.thread == me]
+            window = stack.pop(mine[-1] if mine else -1)
+            if not stack:
+                del self._by_name[name]
+            return window
+
+    def of(self, name: str) -> list[OpenWindow]:
+        """The open windows of ``name``, oldest first."""
+        with self._lock:
+            return list(self._by_name.get(name, ()))
+
+    def names(self) -> list[str]:
+        """Names with an open window."""
+        with self._lock:
+            return list(self._by_name)
+
+    def settle(self, timeline: Timeline) -> None:
+        """Give the windows opened before the curve's last point their start energy (call under the curve's lock)."""
+        last = timeline.last_time or 0
+        with self._lock:
+            for stack in self._by_name.values():
+                for window in stack:
+                    if window.joules is None and window.t_ns <= last:
+                        window.joules = timeline.at(window.t_ns)
+
+
+@dataclass
+class WindowHandle:
+    """Returned by :meth:`co2cb.Tracker.window`; ``result`` is set when the window closes."""
+
+    name: str
+    result: WindowResult | None = None

@@ -10,8 +10,11 @@ estimate) used so far? It does so in one of two ways, given by
 * ``ReadingKind.POWER``: :meth:`Meter.read` returns the instantaneous power in
   watts; the sampler integrates it over time (trapezoid rule).
 
-Meters know nothing of windows, timelines or carbon. A meter that fails raises
-:class:`MeterError`; the sampler then drops it to "unavailable" with one warning.
+Meters know nothing of windows, timelines or carbon. A meter that fails for good (device lost,
+counter not supported) raises :class:`MeterError`; the sampler then drops it to "unavailable" with
+one warning. A reading that failed once but may work next time raises :class:`TransientMeterError`:
+the sampler skips that reading only. Whatever else the record should hold (a counter that restarted
+and was counted on from its new zero) a meter reports with :meth:`Meter.note`.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ COMPONENTS: tuple[str, ...] = tuple(c.value for c in Component)
 
 class MeterError(RuntimeError):
     """A meter could not be read (device lost, counter not supported, permission denied)."""
+
+
+class TransientMeterError(MeterError):
+    """This reading failed, but the device is still there: the sampler skips it and reads again next time."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,14 @@ class Meter(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release any handle the meter holds. Safe to call twice."""
+
+    def note(self, what: str) -> None:
+        """Report an event for the record (e.g. a counter reset), in words; the sampler picks it up after the read."""
+        self.__dict__.setdefault("_co2cb_events", []).append(what)
+
+    def take_events(self) -> list[str]:
+        """The events noted since the last call, oldest first (the sampler calls it after each read)."""
+        return self.__dict__.pop("_co2cb_events", None) or []
 
 
 @dataclass(frozen=True)

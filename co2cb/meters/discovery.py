@@ -52,6 +52,9 @@ class MeterSet:
         gpus: The GPUs being measured (NVIDIA and AMD).
         cpu: What is known of the CPU (model name, sockets, virtualisation).
         accelerators: What each accelerator library (NVIDIA, AMD, Apple silicon) said, by vendor.
+        problems: Faults the user should hear of at run time (a GPU the framework uses that cannot be
+            measured, RAPL present but not readable, a powercap folder that is not there), in words
+            that name the component and the fix; the tracker says each once when it starts.
     """
 
     meters: list[Meter] = field(default_factory=list)
@@ -59,6 +62,7 @@ class MeterSet:
     gpus: list[GpuDevice | AmdGpu] = field(default_factory=list)
     cpu: dict[str, object] = field(default_factory=dict)
     accelerators: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     def close(self) -> None:
         """Release every meter's handles."""
@@ -124,6 +128,7 @@ def discover(
         result.meters.extend(found.meters)
         result.gpus = found.devices
         result.accelerators = found.vendors
+        result.problems.extend(found.problems)
         result.choices.append(MeterChoice(Component.GPU, tuple(m.info.name for m in found.meters), found.reason))
 
     model = cpu.read_cpu_model()
@@ -139,8 +144,14 @@ def discover(
             zones = rapl.find_zones(root)
         except PermissionError as e:
             rapl_problem = f"RAPL is present but not readable ({e}). " + rapl.PERMISSION_HINT.format(root=root)
+            result.problems.append(f"CPU and RAM are estimated: {rapl_problem}")
         except (OSError, ValueError) as e:
             rapl_problem = f"no RAPL: {e}"
+            if powercap_root is not None or os.environ.get(rapl.POWERCAP_ROOT_ENV):  # a folder the user named
+                result.problems.append(
+                    f"CPU and RAM are estimated: the powercap folder {root} ({rapl.POWERCAP_ROOT_ENV} or "
+                    f"powercap_root=) has no RAPL zone ({e}); give the folder that holds the intel-rapl zones"
+                )
 
     for component in (Component.CPU, Component.RAM):
         if component not in wanted:

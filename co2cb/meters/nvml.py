@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from co2cb.meters import visible
-from co2cb.meters.base import Component, Meter, MeterError, MeterInfo, Provenance, ReadingKind
+from co2cb.meters.base import Component, Meter, MeterError, MeterInfo, Provenance, ReadingKind, TransientMeterError
 from co2cb.meters.nvml_scope import GPU_ONLY, MODULE, mig_layout, power_scope
 
 
@@ -104,6 +104,17 @@ def select_devices(
     return visible.choose(requested, shown, ids, f"CUDA_VISIBLE_DEVICES={visible_env!r}")
 
 
+READ_ATTEMPTS = 2
+"""Tries of a reading before a transient NVML error is passed on (the sampler then skips that reading)."""
+
+
+def fatal_codes(pynvml: ModuleType) -> set[int]:
+    """NVML error codes after which a GPU cannot be read again: lost, needs a reset, or not supported."""
+    names = ("NVML_ERROR_GPU_IS_LOST", "NVML_ERROR_RESET_REQUIRED", "NVML_ERROR_NOT_SUPPORTED")
+    defaults = (15, 16, 3)  # the values pynvml defines
+    return {int(getattr(pynvml, name, default)) for name, default in zip(names, defaults)}
+
+
 class NvmlUnavailable(ValueError):
     """NVML could not start although GPUs were asked for explicitly (``gpus=[...]``)."""
 
@@ -139,6 +150,7 @@ class NvmlGpuMeter(Meter):
             self.reading = ReadingKind.COUNTER if self.device.energy_counter else ReadingKind.POWER
             counter = pynvml.nvmlDeviceGetTotalEnergyConsumption
             self._origin_mj = counter(self._handle) if self.device.energy_counter else 0
+            self._last_mj = self._origin_mj
         except BaseException:
             self.close()
             raise
@@ -160,13 +172,37 @@ class NvmlGpuMeter(Meter):
         return self._info
 
     def read(self) -> float:
-        """Joules since the meter was made (counter) or watts now (power)."""
-        try:
-            if self.reading is ReadingKind.COUNTER:
-                return (self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle) - self._origin_mj) / 1000.0
-            return self._nvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0
-        except self._nvml.NVMLError as e:
-            raise MeterError(f"NVML error on GPU {self.device.index} ({self.device.name}): {e}") from e
+        """Joules since the meter was made (counter) or watts now (power).
+
+        A transient NVML error is retried once at once, then raised as :class:`TransientMeterError`
+        (the sampler skips that reading; the counter loses nothing). A counter that goes back (the
+        driver reloaded: NVML counts from zero again) is counted on from its new value, and noted.
+
+        Raises:
+            MeterError: The GPU is lost or the call is not supported: the meter cannot work any more.
+        """
+        counter = self.reading is ReadingKind.COUNTER
+        fn = self._nvml.nvmlDeviceGetTotalEnergyConsumption if counter else self._nvml.nvmlDeviceGetPowerUsage
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                raw = fn(self._handle)
+                break
+            except self._nvml.NVMLError as e:
+                what = f"NVML error on GPU {self.device.index} ({self.device.name}): {e}"
+                if getattr(e, "value", None) in fatal_codes(self._nvml):
+                    raise MeterError(what) from e
+                if attempt == READ_ATTEMPTS - 1:
+                    raise TransientMeterError(what) from e
+        if not counter:
+            return raw / 1000.0
+        if raw < self._last_mj:
+            self.note(
+                f"the NVML energy counter went back from {self._last_mj} to {raw} mJ (the driver reloaded?): "
+                "counted on from its new value; the energy between the previous reading and the reload is not counted"
+            )
+            self._origin_mj -= self._last_mj  # the energy counted so far stays; the new count starts from 0
+        self._last_mj = raw
+        return (raw - self._origin_mj) / 1000.0
 
     def close(self) -> None:
         """Release the library's handle (safe to call twice)."""
@@ -209,8 +245,19 @@ def _note(meter: NvmlGpuMeter) -> str:
     return text
 
 
-def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[NvmlGpuMeter], str]:
-    """Meters for the GPUs this process may use, and why these (or none).
+def init_problem(pynvml: ModuleType, error: BaseException) -> str:
+    """What to tell the user at run time when NVML could not start ("" when there is simply no NVIDIA driver)."""
+    missing = getattr(pynvml, "NVML_ERROR_LIBRARY_NOT_FOUND", 12)
+    if getattr(error, "value", None) == missing:
+        return ""
+    return (
+        f"GPU: NVML could not start ({error}), so NVIDIA GPUs are not measured; check the driver with "
+        "nvidia-smi (a driver that is not loaded, or no permission on /dev/nvidia*)"
+    )
+
+
+def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[NvmlGpuMeter], str, str]:
+    """Meters for the GPUs this process may use, why these (or none), and a problem to say at run time ("" if none).
 
     Never raises for missing hardware: no library, no driver or no GPU gives an
     empty list and the reason. Raises ValueError only when ``requested`` names a
@@ -220,13 +267,13 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
     try:
         pynvml = _load_pynvml()
     except ImportError:
-        return [], "nvidia-ml-py is not installed (pip install nvidia-ml-py)"
+        return [], "nvidia-ml-py is not installed (pip install nvidia-ml-py)", ""
     try:
         pynvml.nvmlInit()
     except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
         if requested:
             raise NvmlUnavailable(f"gpus={list(requested)!r} was given but NVML could not start: {e}") from e
-        return [], f"NVML could not start ({e}): no NVIDIA driver or GPU"
+        return [], f"NVML could not start ({e}): no NVIDIA driver or GPU", init_problem(pynvml, e)
     visible_env = os.environ.get("CUDA_VISIBLE_DEVICES")
     meters: list[NvmlGpuMeter] = []
     skipped: list[str] = []
@@ -246,14 +293,19 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
     except pynvml.NVMLError as e:
         for meter in meters:
             meter.close()
-        return [], f"NVML failed while listing GPUs: {e}"
+        return (
+            [],
+            f"NVML failed while listing GPUs: {e}",
+            f"GPU: NVML failed while listing GPUs ({e}); check nvidia-smi",
+        )
     finally:
         _optional(pynvml.nvmlShutdown)
     if count == 0:
-        return [], "NVML found no GPU"
+        return [], "NVML found no GPU", ""
+    said = f"GPU: {'; '.join(skipped)}: check that GPU with nvidia-smi" if skipped else ""
     if not meters:
         why = "; ".join(skipped) or f"no GPU visible to this process (CUDA_VISIBLE_DEVICES={visible_env!r})"
-        return [], why
+        return [], why, said
     how = (
         "explicit gpus="
         if requested is not None
@@ -266,4 +318,4 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
             f"{', '.join(modules)} each report a module's energy: where GPUs share one module (GB200), "
             "its CPU and memory are counted once per GPU"
         )
-    return meters, f"{len(meters)} of {count} GPU(s) by {how}: {kinds}" + "".join(f"; {x}" for x in skipped)
+    return meters, f"{len(meters)} of {count} GPU(s) by {how}: {kinds}" + "".join(f"; {x}" for x in skipped), said
