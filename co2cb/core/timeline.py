@@ -62,6 +62,11 @@ class Timeline:
         """Time of the newest point, ns, or None before the first."""
         return self.times[-1] if self.times else None
 
+    @property
+    def steady(self) -> bool:
+        """Whether the points span at least ``min_span_ns``: a counter's rate past the last point is then stable."""
+        return len(self.times) > 1 and self.times[-1] - self.times[0] >= self._min_span_ns
+
     def mark_dead(self, channel: int) -> None:
         """Freeze a channel: its curve stays flat from its last reading on."""
         self._alive[channel] = False

@@ -369,8 +369,16 @@ class Tracker:
         return result
 
     # ----------------------------------------------------------------- queries
-    def mark(self) -> int:
-        """A point in time (``perf_counter_ns``) for :meth:`between`. Hot-path safe."""
+    def mark(self, settle: bool = False) -> int:
+        """A point in time (``perf_counter_ns``) for :meth:`between`. Hot-path safe.
+
+        Args:
+            settle: Read the meters for this mark while the curve spans less than one sampler interval
+                (early in a run, where a counter's rate past the last reading would come from a span of
+                a few milliseconds: zero, or several times the truth); later it is a clock read.
+        """
+        if settle and self.running and not self._sampler.timeline.steady:
+            return self._sampler.read_now()
         return time.perf_counter_ns()
 
     def between(self, start: int, end: int | None = None, name: str = "interval") -> WindowResult:
@@ -383,12 +391,14 @@ class Tracker:
             tl = self._sampler.timeline
             return self._windows.make(name, start, tl.at(start), end, tl.at(end), {}, tl)
 
-    def totals(self, read: bool = False) -> WindowResult:
+    def totals(self, read: bool = False, settled: bool = False) -> WindowResult:
         """The run so far.
 
         Args:
             read: Read the meters now (exact; for epoch-level callers such as checkpoints). By
                 default the curve is extended from the last reading (no meter read: hot-path safe).
+            settled: Up to the last reading only, not extended past it: never more than the run's
+                final figure, up to one sampler interval behind (a running total for loggers).
         """
         opened = self._open.of(RUN_WINDOW)
         if not opened:
@@ -397,6 +407,8 @@ class Tracker:
         end = self._sampler.read_now() if read and self.running else time.perf_counter_ns()
         with self._sampler.lock:
             tl = self._sampler.timeline
+            if settled and not read:
+                end = max(run.t_ns, min(end, tl.last_time or end))
             return self._windows.make(RUN_WINDOW, run.t_ns, run.joules or tl.at(run.t_ns), end, tl.at(end), {}, tl)
 
     def step_stats(self, name: str) -> StepStats:

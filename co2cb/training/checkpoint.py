@@ -51,26 +51,30 @@ class Resume:
         mine = Energy.of(tracker.totals())
         self.snapshot = sum_over_ranks([Energy.from_vector(v) for v in collective.gather(mine.vector())])
 
-    def state(self, tracker: Tracker | None, closed: Energy, world_size: int, epochs: int) -> dict[str, Any]:
+    def state(
+        self, tracker: Tracker | None, gathered: Energy, gathered_at: int | None, world_size: int, epochs: int
+    ) -> dict[str, Any]:
         """The state to save (no collective: frameworks may save on one rank only).
 
         Args:
             tracker: This rank's tracker.
-            closed: The job's energy of this segment's closed epochs.
+            gathered: The job's run so far this segment, at the last gather (an epoch's or validation's close).
+            gathered_at: This rank's mark of that gather (None before the first).
             world_size: Processes in the job.
             epochs: Training epochs done across the run.
 
-        One process: exact at any moment. Several: the closed epochs plus this rank's share of the
-        open one, or the last snapshot where that is larger.
+        One process: exact at any moment. Several: the job's run at the last gather plus this rank's
+        share since, or the last snapshot where that is larger.
         """
-        so_far = closed
+        so_far = gathered
         if tracker is not None and tracker.running:
             if world_size == 1:
                 so_far = Energy.of(tracker.totals(read=True))
             else:
-                open_epoch = tracker.open_windows("train_epoch")
-                if open_epoch:
-                    so_far = so_far.plus(Energy.of(tracker.between(open_epoch[-1], name="open_epoch")))
+                if gathered_at is not None:
+                    so_far = so_far.plus(Energy.of(tracker.between(gathered_at, name="since_gather")))
+                else:
+                    so_far = Energy.of(tracker.totals())
                 if self.snapshot is not None and self.snapshot.total_joules > so_far.total_joules:
                     so_far = self.snapshot
         return {

@@ -53,6 +53,18 @@ class EventWriter:
                 value.metadata.CopyFrom(self._metadata)
         self._write(self._event(wall_time=time.time(), step=int(step), summary=summary))
 
+    def text(self, tag: str, markdown: str, step: int = 0) -> None:
+        """Write a text summary (TensorBoard's text dashboard renders Markdown) at ``step`` and flush."""
+        from tensorboard.plugins.text.summary_v2 import text_pb
+
+        self._write(self._event(wall_time=time.time(), step=int(step), summary=text_pb(tag, markdown)))
+
+    def hparams(self, values: Mapping[str, str | float]) -> None:
+        """Write hyperparameters (strings or numbers) for TensorBoard's HParams dashboard, and flush."""
+        from tensorboard.plugins.hparams.summary_v2 import hparams_pb
+
+        self._write(self._event(wall_time=time.time(), step=0, summary=hparams_pb(dict(values))))
+
     def _write(self, event: Any) -> None:
         self._records.write(event.SerializeToString())
         self._records.flush()
@@ -92,6 +104,12 @@ class TensorBoardWriter:
     def batch(self, logs: Mapping[str, float], step: int) -> None:
         """Write batch logs at the global batch ``step``."""
         self._run("train").scalars({f"batch_{k}": v for k, v in logs.items()}, step)
+
+    def provenance(self, facts: Mapping[str, str | float], markdown: str) -> None:
+        """What the figures rest on, in the ``train`` run: as hparams and as a text summary (``co2cb/provenance``)."""
+        run = self._run("train")
+        run.hparams(facts)
+        run.text("co2cb/provenance", markdown)
 
     def close(self) -> None:
         """Close the event file(s)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -45,3 +46,71 @@ class FakePowercap:
     def add_j(self, key: str, joules: float) -> None:
         """Advance a zone's counter by ``joules``."""
         self.set_uj(key, self.get_uj(key) + round(joules * 1e6))
+
+
+class TickingCounter:
+    """A RAPL package counter at a constant power that moves in ticks, as the hardware's does.
+
+    A thread writes the counter every ``tick_s`` with the energy of the whole ticks since
+    :meth:`start` (``watts * tick_s`` each); a reader between two writes sees the last one, so a
+    short span between two reads holds zero or one tick, never the mean power. The thread's own
+    lateness (a loaded machine) is kept: :attr:`max_lag_s` is the longest the counter stayed behind
+    its schedule, so a test can tell the counter's error from co2cb's.
+
+    Args:
+        powercap: The tree whose zone ticks.
+        watts: The constant power, watts.
+        tick_s: Seconds between updates of the counter.
+        zone: The zone that ticks (``package-0``: the CPU; ``dram-0``: RAM).
+    """
+
+    def __init__(self, powercap: FakePowercap, watts: float = 60.0, tick_s: float = 0.01, zone: str = "package-0"):
+        import threading
+
+        self.powercap, self.watts, self.tick_s, self.zone = powercap, float(watts), float(tick_s), zone
+        self.max_lag_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fake-rapl-ticks", daemon=True)
+        self._base_uj = powercap.get_uj(zone)
+        self.t0 = 0.0
+
+    def start(self) -> TickingCounter:
+        """Start ticking from now (``time.perf_counter()``)."""
+        import time
+
+        self.t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop ticking (the counter keeps its last value)."""
+        self._stop.set()
+        self._thread.join(5)
+
+    def __enter__(self) -> TickingCounter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def energy_between(self, a: float, b: float) -> float:
+        """The true energy between perf_counter times ``a`` and ``b``, joules (constant power)."""
+        return self.watts * (max(b, self.t0) - max(a, self.t0))
+
+    def _run(self) -> None:
+        import time
+
+        written = -1
+        while not self._stop.wait(self.tick_s - (time.perf_counter() - self.t0) % self.tick_s):
+            now = time.perf_counter() - self.t0
+            ticks = int(now / self.tick_s)
+            if ticks == written:
+                continue
+            if written >= 0:
+                self.max_lag_s = max(self.max_lag_s, now - (written + 1) * self.tick_s)
+            uj = (self._base_uj + round(ticks * self.tick_s * self.watts * 1e6)) % self.powercap.max_range_uj
+            path = self.powercap.zones[self.zone] / "energy_uj"
+            spare = path.with_name("energy_uj.next")
+            spare.write_text(f"{uj}\n")
+            os.replace(spare, path)  # a reader never sees a half-written file
+            written = ticks

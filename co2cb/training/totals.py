@@ -1,0 +1,63 @@
+"""The run's total as loggers get it: one definition for every framework.
+
+The total is everything the run measured since its tracker started: start-up, every training epoch
+and validation, the time between them; for a resumed run, the earlier segments too (from the
+checkpoint). During the run it is taken up to the last reading of the meters, never extended past it,
+so it never exceeds the final figure; at the end it is the record's own total (the summary's
+``resumed_total`` for a resumed run, else its ``co2_kg`` and ``energy_kwh``).
+"""
+
+from __future__ import annotations
+
+from co2cb.core.results import WindowResult
+from co2cb.core.tracker import Tracker
+from co2cb.training import names
+from co2cb.training.checkpoint import Resume
+from co2cb.training.collective import Collective
+from co2cb.training.energy import Energy, sum_over_ranks
+
+
+class RunTotal:
+    """The job's run so far, kept up to date at each gather (an epoch's or a validation's close) and at the end.
+
+    Args:
+        resume: The earlier segments of a resumed run (their totals count in).
+    """
+
+    def __init__(self, resume: Resume) -> None:
+        self.resume = resume
+        self.segment = Energy()  # the job's, this segment, at the last gather or the end
+        self.gathered_at: int | None = None  # this rank's mark of the last gather
+
+    @property
+    def before(self) -> Energy:
+        """The job's totals from earlier segments of a resumed run."""
+        return self.resume.totals_before
+
+    @property
+    def value(self) -> Energy:
+        """The job's whole run, earlier segments included."""
+        return self.before.plus(self.segment)
+
+    def metrics(self) -> dict[str, float]:
+        """The total as logged (``co2cb/total_energy_kwh``, ``co2cb/total_co2_kg``)."""
+        run = self.value
+        return names.totals(run.kwh, run.co2_kg)
+
+    def this_process(self, tracker: Tracker | None) -> Energy:
+        """This process's run up to the last reading, earlier segments included (no meter read, no collective)."""
+        run = Energy.of(tracker.totals(settled=True)) if tracker is not None and tracker.running else Energy()
+        return self.before.plus(run)
+
+    def gather(self, tracker: Tracker, collective: Collective, window: WindowResult) -> list[Energy]:
+        """Every rank's energy of a window just closed (a collective); the job's run so far is updated with it."""
+        run = Energy.of(tracker.totals(settled=True))
+        self.gathered_at = tracker.mark()
+        n = len(run.vector())
+        everyone = collective.gather(Energy.of(window).vector() + run.vector())
+        self.segment = sum_over_ranks([Energy.from_vector(v[n:]) for v in everyone])
+        return [Energy.from_vector(v[:n]) for v in everyone]
+
+    def end(self, segment: Energy) -> None:
+        """The run ended: ``segment`` is the record's figure for this segment (the job's, with several ranks)."""
+        self.segment = segment
