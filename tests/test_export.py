@@ -386,7 +386,7 @@ def test_co2cb_run_serves_its_metrics_to_the_command_it_runs(
 def test_co2cb_run_refuses_an_address_without_a_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["run", "--output-dir", str(tmp_path), "--prometheus-addr", "0.0.0.0", "--", "true"]
     code, _, err = run_cli(argv, capsys)
-    assert code == 2 and "without prometheus_port" in err
+    assert code == 2 and re.search(r"without --?prometheus[-_]port", err), err
     assert not list(tmp_path.iterdir())
 
 
