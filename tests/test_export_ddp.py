@@ -32,10 +32,13 @@ REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 240
 HOST = socket.gethostname()
 
-pytestmark = pytest.mark.skipif(
-    not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
-    reason="torch.distributed with gloo is needed for DDP on CPU",
-)
+pytestmark = [
+    pytest.mark.slow,  # one DDP job of 2 processes (about 25 s)
+    pytest.mark.skipif(
+        not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+        reason="torch.distributed with gloo is needed for DDP on CPU",
+    ),
+]
 
 # Variables that would make Lightning think it runs under a cluster or an outer launcher.
 _LAUNCHER_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "LOCAL_WORLD_SIZE")
