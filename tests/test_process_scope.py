@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from co2cb import Tracker
-from co2cb.meters.process import CpuShare, ProcessTree
+from co2cb.meters.process import CpuShare, CpuSnapshot, ProcessTree
 from tests.fakes.powercap import FakePowercap
 
 BURN_SIMPLE = """
@@ -87,9 +87,39 @@ def test_rapl_in_process_scope_is_shared_by_cpu_time(powercap: FakePowercap) -> 
                 assert w.result.joules["cpu"] == pytest.approx(100.0 * share, abs=8.0)
 
 
+def _machine_busy_s() -> float:
+    t = psutil.cpu_times()
+    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
+
+
 def test_cpu_share_is_a_fraction() -> None:
+    before = _machine_busy_s()
     share = CpuShare(ProcessTree())
-    _burn_children(0.3, grandchild=False)
+    _burn_children(0.3, grandchild=False)  # 0.3 s of CPU time, however long it takes on a busy machine
     value = share.next_share()
+    busy = _machine_busy_s() - before  # spans the share's interval, and a little more
     assert 0.0 <= value <= 1.0
-    assert value > 0.3
+    # Our children's 0.3 CPU-seconds are part of the machine's busy time, whatever else ran meanwhile
+    # (CPU times tick every 10 ms: 10 % of slack).
+    assert value >= 0.9 * min(1.0, 0.3 / busy)
+
+
+class ScriptedTree:
+    """A process tree whose CPU times follow a script: (tree seconds, machine busy seconds) per call."""
+
+    def __init__(self, *times: tuple[float, float]) -> None:
+        self._times = list(times)
+
+    def cpu(self) -> CpuSnapshot:
+        tree_s, machine_s = self._times.pop(0)
+        return CpuSnapshot(tree_s, machine_s)
+
+
+def test_cpu_share_is_the_trees_part_of_the_machines_busy_time() -> None:
+    tree = ScriptedTree((1.0, 10.0), (1.6, 11.0), (4.6, 12.0), (4.6, 12.0), (4.7, 12.0), (4.7, 13.0))
+    share = CpuShare(tree)  # type: ignore[arg-type]
+    assert share.next_share() == pytest.approx(0.6)  # 0.6 of the machine's 1.0 busy second
+    assert share.next_share() == 1.0  # more than the machine's (ticks of different clocks): capped
+    assert share.next_share() == 0.0  # nothing ran
+    assert share.next_share() == 1.0  # the tree ran between two equal machine readings
+    assert share.next_share() == 0.0  # the machine ran, the tree did not

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from co2cb._version import __version__
 from co2cb.cli import compare, demo, estimate, info, monitor, regions, report, run, statement, whatif, when
-from co2cb.cli.recorded import CommandError
+from co2cb.cli.errors import guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +26,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except CommandError as exc:
-        print(f"co2cb {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return guarded(args.command, args.handler, args)

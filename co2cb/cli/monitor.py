@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+from co2cb.cli.errors import flag_words
 from co2cb.cli.export_args import add_export_arguments, export_options
 from co2cb.cli.run import summary_text
 from co2cb.core.config import ConfigError
@@ -78,7 +79,7 @@ def handle(args: argparse.Namespace) -> int:
             **export_options(args),
         )
     except ConfigError as e:
-        print(f"co2cb monitor: {e}", file=sys.stderr)
+        print(f"co2cb monitor: {flag_words(str(e))}", file=sys.stderr)
         return 2
     stop = threading.Event()
     received: list[str] = []

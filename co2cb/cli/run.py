@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 from typing import Any
 
+from co2cb.cli.errors import flag_words
 from co2cb.cli.export_args import add_export_arguments, export_options
 from co2cb.core.config import ConfigError
 from co2cb.core.results import WindowResult
@@ -50,6 +53,32 @@ def summary_text(result: WindowResult, folder: object) -> str:
     )
 
 
+def terminal_delivers(child: subprocess.Popen[bytes]) -> bool:
+    """Whether the terminal's Ctrl-C reached ``child`` already: it runs in the terminal's foreground process group."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False  # no controlling terminal: a SIGINT came from kill, not from a keyboard
+    try:
+        return os.tcgetpgrp(fd) == os.getpgid(child.pid)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def forward(child: subprocess.Popen[bytes], number: int) -> None:
+    """Pass signal ``number`` on to ``child``: SIGTERM and SIGHUP always; SIGINT unless the terminal sent it to both.
+
+    A Ctrl-C goes to the terminal's whole foreground process group, the child included; sending it
+    again would cut short the child's own KeyboardInterrupt handler (a checkpoint being saved).
+    """
+    if number == signal.SIGINT and terminal_delivers(child):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        child.send_signal(number)
+
+
 def handle(args: argparse.Namespace) -> int:
     """Run the command under a tracker; returns its exit code (128+N if killed by signal N)."""
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -67,7 +96,7 @@ def handle(args: argparse.Namespace) -> int:
             **export_options(args),
         )
     except ConfigError as e:
-        print(f"co2cb run: {e}", file=sys.stderr)
+        print(f"co2cb run: {flag_words(str(e))}", file=sys.stderr)
         return 2
     tracker.start()
     try:
@@ -76,7 +105,8 @@ def handle(args: argparse.Namespace) -> int:
         tracker.stop({"status": "failed", "error": str(e), "command": cmd})
         print(f"co2cb run: cannot start {cmd[0]!r}: {e}", file=sys.stderr)
         return 127
-    previous = {s: signal.signal(s, lambda n, _f: child.send_signal(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    forwarded = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+    previous = {s: signal.signal(s, lambda n, _f: forward(child, n)) for s in forwarded}
     try:
         code = child.wait()
     finally:

@@ -88,7 +88,10 @@ class TrackerConfig:
                     raise ConfigError(f"gpus: {g!r} is not a GPU: give CUDA ordinals (0, 1, ...) or 'GPU-...' UUIDs")
         _check_export(self)
         if self.save:
-            out = self.resolved_output_dir
+            try:
+                out = self.resolved_output_dir
+            except ValueError as e:  # a blank CO2CB_OUTPUT_DIR
+                raise ConfigError(str(e)) from None
             try:
                 check_writable(out)
             except OSError as e:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ from co2cb.core.config import ConfigError, TrackerConfig, as_tuple
 from co2cb.export import DEFAULT_ADDR
 from co2cb.intensity.choice import choose
 from co2cb.intensity.database import lookup
+from co2cb.intensity.electricitymaps import DEFAULT_BASE_URL, URL_ENV, check_base_url
+from co2cb.meters.process import running
 
 TRACKER_OPTIONS = frozenset(
     {
@@ -44,9 +48,65 @@ EXPORT_OPTIONS = frozenset({"prometheus_port", "prometheus_addr", "pushgateway",
 """The live-export options (:mod:`co2cb.export`): one process per host uses them in a distributed job."""
 
 
+REGION_ENV = "CO2CB_REGION"
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
+def check_inputs(o: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
+    """Types and blanks the other checks would not catch, each named with its fix.
+
+    Raises:
+        ConfigError: A wrong type (``region=5``, ``save="no"``), a blank string (``region=""``,
+            ``CO2CB_REGION=" "``, ``output_dir=""``), or ``pids`` naming no running process.
+    """
+    env = os.environ if environ is None else environ
+    region = o.get("region")
+    if region is not None and (not isinstance(region, str) or _blank(region)):
+        raise ConfigError(
+            f"region={region!r} is not valid: give a region code as text, e.g. 'FR', 'US-CA' or 'aws:eu-west-3' "
+            "(co2cb regions lists them), or leave it out to have it found"
+        )
+    if _blank(env.get(REGION_ENV)) and env.get(REGION_ENV):
+        raise ConfigError(f"{REGION_ENV}={env[REGION_ENV]!r} is blank: set it to a region code such as FR, or unset it")
+    output_dir = o.get("output_dir")
+    if output_dir is not None and (not isinstance(output_dir, (str, os.PathLike)) or _blank(str(output_dir))):
+        raise ConfigError(
+            f"output_dir={output_dir!r} is not valid: give the folder for run records (a path), or leave it out "
+            "for CO2CB_OUTPUT_DIR or ./co2cb-runs"
+        )
+    for name in ("save", "sync_boundaries", "keep_steps"):
+        if name in o and not isinstance(o[name], bool):
+            raise ConfigError(f"{name}={o[name]!r} is not valid: give True or False")
+    for name in ("run_name", "pushgateway"):
+        if o.get(name) is not None and (not isinstance(o[name], str) or _blank(o[name])):
+            raise ConfigError(f"{name}={o[name]!r} is not valid: give a non-blank string, or leave it out")
+    if o.get("tags") is not None and not isinstance(o["tags"], Mapping):
+        raise ConfigError(f"tags={o['tags']!r} is not valid: give a dict of labels, e.g. {{'model': 'bert'}}")
+    _check_pids(o.get("pids"))
+
+
+def _check_pids(pids: Any) -> None:
+    if pids is None:
+        return
+    if isinstance(pids, (str, bytes)) or not isinstance(pids, Sequence) or not pids:
+        raise ConfigError(f"pids={pids!r} is not valid: give a list of process ids, or leave it out for this process")
+    for pid in pids:
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise ConfigError(f"pids: {pid!r} is not a process id: give positive whole numbers, e.g. [os.getpid()]")
+        if not running(pid):
+            raise ConfigError(
+                f"pids: no process {pid} is running: give the ids of running processes, or leave pids out to "
+                "measure this process and its children"
+            )
+
+
 def tracker_config(**options: Any) -> TrackerConfig:
     """The validated :class:`TrackerConfig` for Tracker arguments of the same names."""
     o = dict(options)
+    check_inputs(o)
     return TrackerConfig(
         run_name=o.get("run_name"),
         output_dir=Path(o["output_dir"]) if o.get("output_dir") is not None else None,
@@ -87,7 +147,11 @@ def check_options(**options: Any) -> None:
     try:
         tracker_config(**options)
         live = "electricitymaps" in (options.get("intensity"), options.get("marginal_intensity"))
-        if live:
+        if live:  # the provider is not contacted here, but its URL and region are checked
+            try:
+                check_base_url(os.environ.get(URL_ENV) or DEFAULT_BASE_URL)
+            except ValueError as e:
+                raise ConfigError(f"{URL_ENV}: {e}, or unset it for {DEFAULT_BASE_URL}") from None
             if options.get("region") is not None:
                 lookup(options["region"])
         else:

@@ -38,7 +38,7 @@ class RecordSink:
             self.warn_once(
                 "folder",
                 f"co2cb: cannot make a run folder{f' under {where}' if where else ''} ({why}); the run is measured "
-                "in memory only (tracker.result); give output_dir= a writable folder",
+                "in memory only (tracker.result); give a writable folder as output_dir= (co2cb run: --output-dir)",
             )
 
     def write(self, line: dict[str, Any]) -> None:

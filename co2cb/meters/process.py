@@ -171,6 +171,11 @@ def _descendants_psutil(pid: int) -> list[int]:
         return []
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists now."""
+    return bool(psutil.pid_exists(pid))
+
+
 def machine_used_memory_bytes() -> int:
     """Memory in use on the whole machine in bytes (total minus available)."""
     vm = psutil.virtual_memory()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from co2cb.core.config import ConfigError
 from co2cb.training.energy import Forecast
 from co2cb.units import format_mass
 
@@ -20,14 +21,17 @@ class Budget:
         on: ``"total"`` (CO2 so far) or ``"forecast"`` (predicted CO2 of the whole run, checked at epoch ends).
 
     Raises:
-        ValueError: An option is invalid; the message says what to change.
+        co2cb.ConfigError: An option is invalid; the message says what to change.
     """
 
     def __init__(self, kg: float | None, on: str = "total") -> None:
         if kg is not None and (isinstance(kg, bool) or not isinstance(kg, (int, float)) or not kg > 0):
-            raise ValueError(f"budget_kg={kg!r} is not valid: give a number of kg CO2e greater than 0")
+            raise ConfigError(
+                f"budget_kg={kg!r} is not valid: give a number of kg CO2e greater than 0 (e.g. 1.5, not '1.5'), "
+                "or leave it out for no budget"
+            )
         if on not in BUDGET_MODES:
-            raise ValueError(f"budget_on={on!r} is not valid: use 'total' or 'forecast'")
+            raise ConfigError(f"budget_on={on!r} is not valid: use 'total' or 'forecast'")
         self.kg, self.on = kg, on
         self.stop_reason: str | None = None
 
