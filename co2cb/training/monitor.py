@@ -36,6 +36,7 @@ from co2cb.training.budget import Budget
 from co2cb.training.checkpoint import Resume
 from co2cb.training.collective import Collective, RankInfo, SingleProcess, rank_tracker, start_together
 from co2cb.training.energy import Energy, Forecast, job_result, split, sum_over_ranks
+from co2cb.training.options import monitored
 from co2cb.training.steps import StepClock
 from co2cb.units import JOULES_PER_KWH, format_energy, format_mass
 
@@ -104,7 +105,7 @@ class TrainingMonitor:
         check_options(**{k: v for k, v in (tracker_options or {}).items() if k != "components"})
         self.run_name = run_name
         self.tags = dict(tags or {})
-        self.monitor = tuple([monitor] if isinstance(monitor, str) else monitor)
+        self.monitor = monitored(monitor)
         self.forecast_after_epochs = forecast_after_epochs
         self.tracker_options = dict(tracker_options or {})
         self.verbose = True  # the adapter says no where its framework was asked to be silent (Keras verbose=0)
