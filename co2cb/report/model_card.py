@@ -4,8 +4,9 @@ The Hub reads it from the YAML front matter of a model's ``README.md``
 (https://huggingface.co/docs/hub/model-cards-co2): ``emissions`` (grams of CO2), ``source``,
 ``training_type`` (``pre-training`` or ``fine-tuning``), ``geographical_location`` and
 ``hardware_used``. ``source`` names what was measured and what was estimated, and how, so the card
-hides no estimate. The YAML is written by hand (strings as JSON strings, which YAML reads as
-double-quoted scalars); no YAML library is needed.
+hides no estimate; when the emissions are a lower bound (a run killed before its summary, a meter
+lost) it says so and why, and a comment above ``emissions`` points to it. The YAML is written by
+hand (strings as JSON strings, which YAML reads as double-quoted scalars); no YAML library is needed.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ def card_source(s: Statement) -> str:
         for r in s.runs
     ]
     runs = "" if len(s.runs) == 1 else f", {len(s.runs)} runs"
-    return f"co2cb {s.versions}{runs}: " + "; ".join(parts + conversions)
+    bounds = lower_bounds(s)
+    said = f"; emissions are a lower bound: {' '.join(bounds)}" if bounds else ""
+    return f"co2cb {s.versions}{runs}: " + "; ".join(parts + conversions) + said
+
+
+def lower_bounds(s: Statement) -> list[str]:
+    """The caveats that make the emissions a lower bound (a run killed before its summary, a lost meter)."""
+    return [f"{'' if len(s.runs) == 1 else r.name + ': '}{c}" for r in s.runs for c in r.caveats if "lower bound" in c]
 
 
 def _training_type(s: Statement, given: str | None) -> str | None:
@@ -67,6 +75,7 @@ def model_card(s: Statement, training_type: str | None = None) -> str:
     kind = _training_type(s, training_type)
     lines = [
         f"{KEY}:",
+        *(["  # emissions is a lower bound: see source"] if lower_bounds(s) else []),
         f"  emissions: {yaml_number(s.co2_kg * 1000.0)}",
         f"  source: {yaml_string(card_source(s))}",
         f"  training_type: {yaml_string(kind)}"
