@@ -31,11 +31,13 @@ class Shares:
         lost: Each rank's lost meters by the window's end, as ``(meter, component)``.
         losses: Each rank's meter losses as its summary would list them (``meter``, ``at``, ``error``);
             gathered at the run's end only.
+        also: Each rank's other energy sent in the same gather (its run so far), if any.
     """
 
     per_rank: list[Energy]
     lost: list[list[tuple[str, str]]]
     losses: list[list[dict[str, Any]]] = field(default_factory=list)
+    also: list[Energy] = field(default_factory=list)
 
     @property
     def total(self) -> Energy:
@@ -53,6 +55,7 @@ def gather_shares(
     local: WindowResult | None,
     components: Mapping[str, str],
     losses: Sequence[Mapping[str, Any]] | None = None,
+    also: Energy | None = None,
 ) -> Shares:
     """Every rank's share of a window (a collective: every rank calls it, in the same order).
 
@@ -61,14 +64,17 @@ def gather_shares(
         local: This rank's window (None: this rank has none open; it counts as zero).
         components: Meter name -> component, for this rank's lost meters.
         losses: This rank's meter losses in full (at the run's end), or None.
+        also: Another energy of this rank's to send in the same gather (its run so far), or None.
     """
     energy = Energy.of(local) if local is not None else Energy()
     lost = [(m, components.get(m, "")) for m in (local.unavailable if local is not None else ())]
-    everyone = collective.gather((energy.vector(), lost, list(losses or [])))
+    extra = also.vector() if also is not None else []
+    everyone = collective.gather((energy.vector(), lost, list(losses or []), extra))
     return Shares(
-        [Energy.from_vector(v) for v, _, _ in everyone],
-        [[(m, c) for m, c in x] for _, x, _ in everyone],
-        [list(x) for _, _, x in everyone],
+        [Energy.from_vector(v) for v, _, _, _ in everyone],
+        [[(m, c) for m, c in x] for _, x, _, _ in everyone],
+        [list(x) for _, _, x, _ in everyone],
+        [Energy.from_vector(x) for _, _, _, x in everyone if x],
     )
 
 
@@ -139,9 +145,14 @@ class Job:
         """Whether the job has more than one rank."""
         return self.collective.world_size > 1
 
-    def shares(self, local: WindowResult | None, losses: Sequence[Mapping[str, Any]] | None = None) -> Shares:
+    def shares(
+        self,
+        local: WindowResult | None,
+        losses: Sequence[Mapping[str, Any]] | None = None,
+        also: Energy | None = None,
+    ) -> Shares:
         """Every rank's share of a window (a collective; see :func:`gather_shares`)."""
-        return gather_shares(self.collective, local, self.components, losses)
+        return gather_shares(self.collective, local, self.components, losses, also)
 
     def split(self, per_rank: Sequence[Energy], lost: Sequence[Sequence[tuple[str, str]]]) -> dict[str, Any]:
         """:func:`split` for this job's hosts; nothing for a job of one process."""

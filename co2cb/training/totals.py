@@ -13,8 +13,8 @@ from co2cb.core.results import WindowResult
 from co2cb.core.tracker import Tracker
 from co2cb.training import names
 from co2cb.training.checkpoint import Resume
-from co2cb.training.collective import Collective
 from co2cb.training.energy import Energy, sum_over_ranks
+from co2cb.training.job import Job, Shares
 
 
 class RunTotal:
@@ -49,14 +49,13 @@ class RunTotal:
         run = Energy.of(tracker.totals(settled=True)) if tracker is not None and tracker.running else Energy()
         return self.before.plus(run)
 
-    def gather(self, tracker: Tracker, collective: Collective, window: WindowResult) -> list[Energy]:
-        """Every rank's energy of a window just closed (a collective); the job's run so far is updated with it."""
+    def gather(self, tracker: Tracker, job: Job, window: WindowResult) -> Shares:
+        """Every rank's share of a window just closed (a collective); the job's run so far is updated with it."""
         run = Energy.of(tracker.totals(settled=True))
         self.gathered_at = tracker.mark()
-        n = len(run.vector())
-        everyone = collective.gather(Energy.of(window).vector() + run.vector())
-        self.segment = sum_over_ranks([Energy.from_vector(v[n:]) for v in everyone])
-        return [Energy.from_vector(v[:n]) for v in everyone]
+        shares = job.shares(window, also=run)  # one gather: the window and the run so far, per rank
+        self.segment = sum_over_ranks(shares.also)
+        return shares
 
     def end(self, segment: Energy) -> None:
         """The run ended: ``segment`` is the record's figure for this segment (the job's, with several ranks)."""
