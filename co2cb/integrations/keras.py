@@ -32,7 +32,14 @@ from typing import Any
 
 import keras
 
-from co2cb.integrations.keras_fitwatch import FitAborted, FitWatch, dispatcher, final_logs, run_first
+from co2cb.integrations.keras_fitwatch import (
+    FitAborted,
+    FitWatch,
+    RaisedCatcher,
+    dispatcher,
+    final_logs,
+    run_first,
+)
 from co2cb.training.collective import RankInfo, SingleProcess
 from co2cb.training.guard import guarded
 from co2cb.training.monitor import PREFIX, TrainingMonitor
@@ -160,6 +167,8 @@ class CO2Callback(keras.callbacks.Callback):
         self._measuring = False  # set while a fit is measured (the hot path's only test)
         self._tensorboard: TensorBoardWriter | None = None
         self._watch: FitWatch | None = None
+        self._catcher: RaisedCatcher | None = None
+        self._owner: Any = None  # the CallbackList calling this callback in the current fit
         self._lock = threading.Lock()  # the fit watch ends a run from its own thread
         self._order_warned = False
         self._batches = 0  # training batch hooks this fit (one per steps_per_execution batches)
@@ -181,6 +190,7 @@ class CO2Callback(keras.callbacks.Callback):
     @guarded
     def _arrange(self) -> FrameType | None:
         owner, fit_frame = dispatcher(self)
+        self._owner = owner
         if owner is None:
             if not self._order_warned:
                 self._order_warned = True
@@ -223,6 +233,7 @@ class CO2Callback(keras.callbacks.Callback):
                 self._open_tensorboard()
             if fit_frame is not None:
                 monitor = self.co2
+                self._catcher = RaisedCatcher(self.model, self._owner)
                 self._watch = FitWatch(fit_frame, lambda error: self._fit_raised(monitor, error))
 
     @guarded
@@ -235,7 +246,9 @@ class CO2Callback(keras.callbacks.Callback):
         """The fit watch saw ``fit`` leave without ``on_train_end`` (on the watch's thread)."""
         with self._lock:
             if self._measuring and self.co2 is monitor:
-                self._abort(error or FitAborted("fit raised and its caller handled the exception"))
+                caught = self._catcher.error if self._catcher is not None else None
+                self._end_watch()
+                self._abort(error or caught or FitAborted("fit raised and its caller handled the exception"))
 
     def _abort(self, error: BaseException) -> None:
         """Stop measuring the fit that raised; the record says why."""
@@ -247,6 +260,9 @@ class CO2Callback(keras.callbacks.Callback):
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.close()
+        catcher, self._catcher = self._catcher, None
+        if catcher is not None:
+            catcher.close()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Record the final metrics and stop measuring; print the totals."""

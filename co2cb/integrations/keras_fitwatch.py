@@ -1,7 +1,8 @@
 """Keras plumbing with a job of its own: the ``CallbackList`` calling a callback, and a ``fit`` that raised.
 
 Keras has no exception hook, so a watch thread notices a ``fit`` that left the stack without
-``on_train_end``.
+``on_train_end``, and a catcher keeps the exception that left the model's step functions or the
+callback list, for a caller that handles it before the watch looks.
 
 Read from Keras 3's ``callbacks/callback_list.py`` and the backends' ``Trainer.fit``: a callback gets
 no handle on its list, but the list is the ``self`` of a frame up the stack
@@ -47,6 +48,74 @@ def dispatcher(callback: keras.callbacks.Callback) -> tuple[keras.callbacks.Call
 def last_uncaught() -> BaseException | None:
     """The last exception that reached the top of the interpreter (or of IPython) uncaught."""
     return getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+
+
+class RaisedCatcher:
+    """Keeps the last exception that left the model's step functions or the callback list's hooks during one fit.
+
+    A caller that catches ``fit``'s exception and goes on leaves nothing for :class:`FitWatch` to find
+    once it looks; so for the length of a fit, ``train_function``, ``test_function`` and the hooks
+    of the ``CallbackList`` calling the callback are wrapped (one Python call per step), and
+    :meth:`close` puts them back. A call that returns forgets an exception seen before it (``fit``
+    handled that one itself), and the end of an epoch's data (``StopIteration``, TensorFlow's
+    ``OutOfRangeError``) is never kept.
+    """
+
+    FUNCTIONS = ("train_function", "test_function")
+    HOOKS = (
+        "on_epoch_begin",
+        "on_epoch_end",
+        "on_train_batch_begin",
+        "on_train_batch_end",
+        "on_test_begin",
+        "on_test_end",
+        "on_test_batch_begin",
+        "on_test_batch_end",
+    )
+
+    def __init__(self, model: Any, callbacks: Any) -> None:
+        self.error: BaseException | None = None
+        self._undo: list[tuple[Any, str, Any, bool]] = []
+        for name in self.FUNCTIONS:
+            self._wrap(model, name)
+        if callbacks is not None:
+            for name in self.HOOKS:
+                self._wrap(callbacks, name)
+
+    def _wrap(self, owner: Any, name: str) -> None:
+        fn = getattr(owner, name, None)
+        if not callable(fn):
+            return
+        catcher = self
+
+        def caught(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as e:
+                if not isinstance(e, StopIteration) and type(e).__name__ != "OutOfRangeError":
+                    catcher.error = e
+                raise
+            catcher.error = None
+            return result
+
+        own = name in vars(owner)
+        try:
+            setattr(owner, name, caught)
+        except (AttributeError, TypeError):  # a model that refuses new attributes: not caught there
+            return
+        self._undo.append((owner, name, fn, own))
+
+    def close(self) -> None:
+        """Put the wrapped functions back (safe to call twice)."""
+        undo, self._undo = self._undo, []
+        for owner, name, fn, own in reversed(undo):
+            try:
+                if own:
+                    setattr(owner, name, fn)
+                else:
+                    delattr(owner, name)
+            except (AttributeError, TypeError):
+                continue
 
 
 class FitWatch:

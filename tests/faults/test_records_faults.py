@@ -16,6 +16,8 @@ from co2cb.records.reader import RunFolderError, find_runs, load_run
 from co2cb.records.writer import RECORD_FILE
 from tests.cli import run_cli
 
+ROOT = Path(__file__).resolve().parents[2]
+
 FILLS_AND_FREES = """
 import os, resource, signal, sys
 from co2cb import Tracker, read_records
@@ -44,7 +46,7 @@ def test_row1_disk_that_fills_and_frees_keeps_every_line_and_the_run_reads(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # co2cb report writes its page here
     done = subprocess.run(
-        [sys.executable, "-c", FILLS_AND_FREES, str(tmp_path)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", FILLS_AND_FREES, str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
     while_full, folder = done.stdout.split()
