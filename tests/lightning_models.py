@@ -9,6 +9,7 @@ read the meters at their boundaries, so with it every epoch's energy and CO2 is 
 from __future__ import annotations
 
 import threading
+import time
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -66,26 +67,38 @@ def module_class(pl: ModuleType) -> type:
     """The tiny MLP as a LightningModule of ``pl`` (``lightning.pytorch`` or ``pytorch_lightning``)."""
 
     class TinyMLP(pl.LightningModule):  # type: ignore[misc, name-defined]
-        def __init__(self, meter: StepJoules | None = None, fail_at_step: int | None = None) -> None:
+        def __init__(
+            self,
+            meter: StepJoules | None = None,
+            fail_at_step: int | None = None,
+            log_epoch: bool = False,
+            sleep_s: float = 0.0,
+        ) -> None:
             super().__init__()
             self.net = torch.nn.Sequential(torch.nn.Linear(FEATURES, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
             self.meter = meter
             self.fail_at_step = fail_at_step
+            self.log_epoch = log_epoch  # train_loss also per epoch: Lightning logs train_loss_step and _epoch
+            self.sleep_s = sleep_s  # a slower step (and validation step), for counters that move in ticks
 
         def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
             if self.fail_at_step is not None and self.global_step >= self.fail_at_step:
                 raise RuntimeError("boom in training_step")
             x, y = batch
             loss = torch.nn.functional.cross_entropy(self.net(x), y)
-            self.log("train_loss", loss)
+            self.log("train_loss", loss, on_step=True, on_epoch=self.log_epoch)
             if self.meter is not None:
                 self.meter.add(J_TRAIN)
+            if self.sleep_s:
+                time.sleep(self.sleep_s)
             return loss
 
         def validation_step(self, batch: Any, batch_idx: int) -> None:
             x, y = batch
             acc = (self.net(x).argmax(1) == y).float().mean()
             self.log("val_acc", acc)
+            if self.sleep_s:
+                time.sleep(self.sleep_s)
             if self.meter is not None and not self.trainer.sanity_checking:
                 self.meter.add(J_VAL)
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -44,8 +45,22 @@ except ImportError:  # pragma: no cover - depends on what is installed
     pl_package = PLCO2Callback = None
 
 import co2cb  # noqa: E402
+from co2cb.core.config import TrackerConfig  # noqa: E402
+from co2cb.integrations import lightning as lightning_adapter  # noqa: E402
 from co2cb.lightning import CO2Callback  # noqa: E402
+from co2cb.training import names  # noqa: E402
+from tests.fakes import perf_bounds  # noqa: E402
 from tests.fakes.meters import ConstantPower, RaisingMeter  # noqa: E402
+from tests.fakes.powercap import FakePowercap, TickingCounter  # noqa: E402
+from tests.known_truth import (  # noqa: E402
+    DEFAULT_INTERVAL_S,
+    TICK_S,
+    WATTS,
+    check_sine_gpu,
+    check_ticking_counter,
+    sine_gpu,
+    spy_step_logs,
+)
 from tests.lightning_models import J_TRAIN, J_VAL, TRAIN_BATCHES, VAL_BATCHES, StepJoules, loaders, tiny_module  # noqa: E402
 
 KWH = 3.6e6  # joules per kWh
@@ -55,7 +70,8 @@ E_TRAIN = TRAIN_BATCHES * J_TRAIN  # joules of one training epoch (validation ap
 E_VAL = VAL_BATCHES * J_VAL  # joules of one validation epoch
 E_EPOCH = E_TRAIN + E_VAL
 COMPONENTS = ("gpu", "cpu", "ram")
-EPOCH_FIELDS = ("co2_kg", "energy_kwh", "power_w", *(f"energy_{c}_kwh" for c in COMPONENTS))
+TOTALS = ("co2cb/total_co2_kg", "co2cb/total_energy_kwh")
+STEP_TAGS = ("co2cb/step_co2_kg", "co2cb/step_energy_kwh", "co2cb/step_power_w")
 TB_REL = 1e-6  # TensorBoard stores float32
 CSV_REL = 1e-12
 COUNTER = "counter"
@@ -200,14 +216,19 @@ def tb_series(log_dir: str | Path) -> Series:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+def csv_rows(log_dir: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSVLogger's ``metrics.csv``."""
+    with open(Path(log_dir) / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def csv_series(log_dir: str | Path) -> Series:
     """Every metric in a CSVLogger's ``metrics.csv``, in row order."""
     out: Series = {}
-    with open(Path(log_dir) / "metrics.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            for key, value in row.items():
-                if key not in ("step", "epoch") and value != "":
-                    out.setdefault(key, []).append((int(row["step"]), float(value)))
+    for row in csv_rows(log_dir):
+        for key, value in row.items():
+            if key not in ("step", "epoch") and value != "":
+                out.setdefault(key, []).append((int(row["step"]), float(value)))
     return out
 
 
@@ -228,38 +249,57 @@ def measured_components(run: Run) -> list[str]:
     return [c for c in COMPONENTS if c in {m["component"] for m in run.header["meters"]}]
 
 
-def epoch_expectations(run: Run) -> dict[str, list[float]]:
-    """What every per-epoch tag must hold, from the run record alone (in epoch order)."""
+def epoch_expectations(run: Run, detail: bool = True) -> dict[str, list[float]]:
+    """What every per-epoch tag must hold, from the run record alone (in epoch order); totals apart."""
     train, val = run.windows("train_epoch"), run.windows("val_epoch")
     expected: dict[str, list[float]] = {}
-    for kind, ws in (("train", train), ("val", val)):
-        p = f"co2cb/{kind}_epoch_"
-        expected[p + "co2_kg"] = [w["co2_kg"] for w in ws]
-        expected[p + "energy_kwh"] = [w["energy_kwh"]["total"] for w in ws]
-        expected[p + "power_w"] = [w["mean_power_w"] for w in ws]
-        for c in measured_components(run):
-            expected[p + f"energy_{c}_kwh"] = [w["energy_kwh"].get(c, 0.0) for w in ws]
-    # running totals: the whole epoch, training and its validation together
-    expected["co2cb/total_co2_kg"] = list(accumulate(t["co2_kg"] + v["co2_kg"] for t, v in zip(train, val)))
-    expected["co2cb/total_energy_kwh"] = list(
-        accumulate(t["energy_kwh"]["total"] + v["energy_kwh"]["total"] for t, v in zip(train, val))
-    )
+    for prefix, ws in (("co2cb/", train), ("val_co2cb/", val)):
+        expected[prefix + "epoch_co2_kg"] = [w["co2_kg"] for w in ws]
+        expected[prefix + "epoch_energy_kwh"] = [w["energy_kwh"]["total"] for w in ws]
+        if prefix == "co2cb/" or detail:
+            expected[prefix + "epoch_power_w"] = [w["mean_power_w"] for w in ws]
+        if detail:
+            for c in measured_components(run):
+                expected[prefix + f"epoch_energy_{c}_kwh"] = [w["energy_kwh"].get(c, 0.0) for w in ws]
+            expected[prefix + "intensity_g_per_kwh"] = [w["intensity_g_per_kwh"] for w in ws]
     expected["co2cb/forecast_co2_kg"] = [t["meta"]["forecast"]["co2_kg"] for t in train]
-    expected["co2cb/forecast_energy_kwh"] = [t["meta"]["forecast"]["energy_kwh"] for t in train]
+    if detail:
+        expected["co2cb/forecast_energy_kwh"] = [t["meta"]["forecast"]["energy_kwh"] for t in train]
     return expected
 
 
-def check_against_record(run: Run, series: Series, rel: float, epochs: int = EPOCHS) -> None:
-    """Every per-epoch and per-step value the logger holds agrees with the run record."""
+def epoch_totals(run: Run) -> list[float]:
+    """The run's CO2 at each training epoch's end: with the step counter, the epochs and their validations."""
+    train, val = run.windows("train_epoch"), run.windows("val_epoch")
+    return list(accumulate(t["co2_kg"] + v["co2_kg"] for t, v in zip(train, val)))
+
+
+def check_against_record(
+    run: Run,
+    series: Series,
+    rel: float,
+    epochs: int = EPOCHS,
+    detail: bool = True,
+    steps_logged: bool = True,
+    counter: bool = True,
+) -> None:
+    """Every value the logger holds agrees with the run record, at the steps Lightning logs its own metrics.
+
+    ``counter``: the run measures :class:`StepJoules` alone, which moves during steps only, so the run's
+    total at an epoch's end is exactly its epochs and validations so far.
+    """
     train, val = run.windows("train_epoch"), run.windows("val_epoch")
     assert [w["meta"]["epoch"] for w in train] == list(range(epochs))
     assert [w["meta"]["epoch"] for w in val] == list(range(epochs))  # the sanity check is no epoch
-    epoch_steps = [TRAIN_BATCHES * (e + 1) for e in range(epochs)]  # global_step at each epoch's end
+    # Lightning logs an epoch's values (train_loss_epoch, val_acc) at its last batch's step
+    epoch_steps = [TRAIN_BATCHES * (e + 1) - 1 for e in range(epochs)]
 
-    expected = epoch_expectations(run)
+    expected = epoch_expectations(run, detail)
     for tag, want in expected.items():
         assert steps(series, tag) == epoch_steps, tag
         assert values(series, tag) == approx(want, rel), tag
+    logged = {tag for tag in series if "co2cb/" in tag}
+    assert logged == set(expected) | set(TOTALS) | (set(STEP_TAGS) if steps_logged else set())
     unmeasured = [c for c in COMPONENTS if c not in measured_components(run)]
     assert unmeasured and not [tag for tag in series for c in unmeasured if f"_energy_{c}_" in tag]
 
@@ -272,37 +312,48 @@ def check_against_record(run: Run, series: Series, rel: float, epochs: int = EPO
         for w in (t, v):
             assert w["mean_power_w"] == approx(w["energy_kwh"]["total"] * KWH / w["seconds"], 1e-9)
             assert w["energy_kwh"]["total"] == approx(sum(w["energy_kwh"].get(c, 0.0) for c in COMPONENTS), 1e-9)
-    # the summary's run window holds the epochs (and what fell between them)
-    assert run.summary["co2_kg"] >= expected["co2cb/total_co2_kg"][-1] * (1 - 1e-9)
 
-    # the forecast: the totals over the share of the run done
+    # the run's total: at every epoch's end the run so far, and at the end the record's own figure
+    summary = run.summary
+    final = {"co2cb/total_co2_kg": summary["co2_kg"], "co2cb/total_energy_kwh": summary["energy_kwh"]["total"]}
+    for tag in TOTALS:
+        points = series[tag]
+        assert points[-1] == (epoch_steps[-1], approx(final[tag], rel)), tag  # logged once more at fit end
+        assert [v for _, v in points] == sorted(v for _, v in points), tag  # never falls
+        assert all(v <= final[tag] * (1 + rel) for _, v in points), tag  # never above the final figure
+    at_step = [[v for s, v in series["co2cb/total_co2_kg"] if s == step] for step in epoch_steps]
+    logged_totals = [at_step[e][-2 if e == epochs - 1 else -1] for e in range(epochs)]  # the last is then final
+    for e, (logged_total, epochs_so_far) in enumerate(zip(logged_totals, epoch_totals(run))):
+        if counter:  # the counter moves during steps only: the run so far is its epochs and validations
+            assert logged_total == approx(epochs_so_far, rel), e
+        assert logged_total >= epochs_so_far * (1 - rel), e  # and anything else the run measured
+
+    # the forecast: the total over the share of the run done
     total_steps = run.header["job"]["framework_plan"]["total_steps"]
     for e, t in enumerate(train):
         forecast = t["meta"]["forecast"]
-        assert forecast["progress"] == approx(epoch_steps[e] / total_steps, 1e-12)
-        assert forecast["co2_kg"] == approx(expected["co2cb/total_co2_kg"][e] / forecast["progress"], 1e-9)
+        assert forecast["progress"] == approx((epoch_steps[e] + 1) / total_steps, 1e-12)
+        assert forecast["co2_kg"] == approx(logged_totals[e] / forecast["progress"], rel), e
     assert run.summary["forecast"] == train[-1]["meta"]["forecast"]
 
-    # the intensity used, logged with every epoch (validation and training)
-    intensity = run.header["intensity"]["g_per_kwh"]
-    assert steps(series, "co2cb/intensity_g_per_kwh") == [s for s in epoch_steps for _ in (0, 1)]
-    assert values(series, "co2cb/intensity_g_per_kwh") == approx([intensity] * 2 * epochs, rel)
-
-    # per step: every log_every_n_steps, at global_step
-    log_steps = list(range(LOG_EVERY, epochs * TRAIN_BATCHES + 1, LOG_EVERY))
-    for tag in ("co2cb/step_co2_kg", "co2cb/step_energy_kwh", "co2cb/step_power_w", "co2cb/run_co2_kg"):
-        assert steps(series, tag) == log_steps, tag
-        assert all(v >= 0 for v in values(series, tag)), tag
-    co2_per_kwh = intensity / 1000 * run.header["pue"]
-    step_co2 = [kwh * co2_per_kwh for kwh in values(series, "co2cb/step_energy_kwh")]
-    assert values(series, "co2cb/step_co2_kg") == approx(step_co2, max(rel, 1e-9))
+    # per step: every log_every_n_steps, at the step Lightning logs train_loss at (its count before the batch)
+    if steps_logged:
+        log_steps = list(range(LOG_EVERY - 1, epochs * TRAIN_BATCHES, LOG_EVERY))
+        for tag in STEP_TAGS:
+            assert steps(series, tag) == log_steps, tag
+            assert all(v >= 0 for v in values(series, tag)), tag
+        intensity = run.header["intensity"]["g_per_kwh"]
+        co2_per_kwh = intensity / 1000 * run.header["pue"]
+        step_co2 = [kwh * co2_per_kwh for kwh in values(series, "co2cb/step_energy_kwh")]
+        assert values(series, "co2cb/step_co2_kg") == approx(step_co2, max(rel, 1e-9))
+        assert {s for s, _ in series["co2cb/total_co2_kg"]} == set(log_steps) | set(epoch_steps)
     assert "co2_g" not in series  # progress-bar value only when asked, and never in the loggers
 
 
 # ---------------------------------------------------------------------------- the main run
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """3 epochs, TensorBoard and CSV loggers, counter meter, run name, tags and a monitored metric."""
+    """3 epochs, TensorBoard and CSV loggers, counter meter, run name, tags, a monitored metric, every value."""
     root = tmp_path_factory.mktemp("main")
     return fit(
         root,
@@ -310,13 +361,16 @@ def main_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         run_name="tiny-mlp",
         tags={"model": "mlp", "data": "generated"},
         monitor=["val_acc"],
+        log_steps=True,
+        log_detail=True,
+        module_options={"log_epoch": True},
     )
 
 
 def test_tensorboard_event_files_hold_every_value_of_the_record(main_run: Run) -> None:
     series = tb_series(main_run.logger_of(L.loggers.TensorBoardLogger).log_dir)
     check_against_record(main_run, series, TB_REL)
-    assert "train_loss" in series and "val_acc" in series  # the user's own metrics are untouched
+    assert "train_loss_step" in series and "val_acc" in series  # the user's own metrics are untouched
 
 
 def test_csv_holds_every_value_of_the_record(main_run: Run) -> None:
@@ -327,13 +381,14 @@ def test_csv_holds_every_value_of_the_record(main_run: Run) -> None:
 def test_epoch_energy_is_exactly_what_the_steps_drew(main_run: Run) -> None:
     run = main_run
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
-    assert values(series, "co2cb/train_epoch_energy_kwh") == approx([E_TRAIN / KWH] * EPOCHS, 1e-9)
-    assert values(series, "co2cb/train_epoch_energy_cpu_kwh") == approx([E_TRAIN / KWH] * EPOCHS, 1e-9)
-    assert "co2cb/train_epoch_energy_gpu_kwh" not in series  # no GPU meter: no zero column for it
-    assert values(series, "co2cb/val_epoch_energy_kwh") == approx([E_VAL / KWH] * EPOCHS, 1e-9)
-    assert values(series, "co2cb/train_epoch_co2_kg") == approx([run.co2(E_TRAIN)] * EPOCHS, 1e-9)
-    assert values(series, "co2cb/val_epoch_co2_kg") == approx([run.co2(E_VAL)] * EPOCHS, 1e-9)
-    assert values(series, "co2cb/total_co2_kg") == approx([run.co2(E_EPOCH * (e + 1)) for e in range(EPOCHS)], 1e-9)
+    assert values(series, "co2cb/epoch_energy_kwh") == approx([E_TRAIN / KWH] * EPOCHS, 1e-9)
+    assert values(series, "co2cb/epoch_energy_cpu_kwh") == approx([E_TRAIN / KWH] * EPOCHS, 1e-9)
+    assert "co2cb/epoch_energy_gpu_kwh" not in series  # no GPU meter: no zero column for it
+    assert values(series, "val_co2cb/epoch_energy_kwh") == approx([E_VAL / KWH] * EPOCHS, 1e-9)
+    assert values(series, "co2cb/epoch_co2_kg") == approx([run.co2(E_TRAIN)] * EPOCHS, 1e-9)
+    assert values(series, "val_co2cb/epoch_co2_kg") == approx([run.co2(E_VAL)] * EPOCHS, 1e-9)
+    assert epoch_totals(run) == approx([run.co2(E_EPOCH * (e + 1)) for e in range(EPOCHS)], 1e-9)
+    assert values(series, "co2cb/total_co2_kg")[-1] == approx(run.co2(E_EPOCH * EPOCHS), 1e-9)
     # every epoch is 1/EPOCHS of the run and draws the same: the forecast is the whole run from the start
     assert values(series, "co2cb/forecast_co2_kg") == approx([run.co2(E_EPOCH * EPOCHS)] * EPOCHS, 1e-9)
     assert values(series, "co2cb/forecast_energy_kwh") == approx([E_EPOCH * EPOCHS / KWH] * EPOCHS, 1e-9)
@@ -420,7 +475,7 @@ def tensorboard_url(main_run: Run, tmp_path_factory: pytest.TempPathFactory) -> 
                 pytest.fail(f"tensorboard exited with {server.returncode}: {log_file.read_text()[-2000:]}")
             with contextlib.suppress(OSError, ValueError):
                 tags = _get_json(url + "/data/plugin/scalars/tags")
-                if any("co2cb/train_epoch_co2_kg" in run_tags for run_tags in tags.values()):
+                if any("co2cb/epoch_co2_kg" in run_tags for run_tags in tags.values()):
                     break
             if time.monotonic() > deadline:
                 pytest.fail(f"tensorboard did not serve the CO2 tags in 90 s: {log_file.read_text()[-2000:]}")
@@ -437,27 +492,21 @@ def tensorboard_url(main_run: Run, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_tensorboard_server_serves_the_co2_tags(main_run: Run, tensorboard_url: str) -> None:
     tags = _get_json(tensorboard_url + "/data/plugin/scalars/tags")
-    runs = [run for run, run_tags in tags.items() if "co2cb/train_epoch_co2_kg" in run_tags]
+    runs = [run for run, run_tags in tags.items() if "co2cb/epoch_co2_kg" in run_tags]
     assert runs == ["lightning_logs/version_0"]
     (run,) = runs
     expected = epoch_expectations(main_run)
-    for tag in (*expected, "co2cb/intensity_g_per_kwh", "co2cb/step_co2_kg", "co2cb/run_co2_kg"):
+    for tag in (*expected, *TOTALS, *STEP_TAGS):
         assert tag in tags[run], tag
-    epoch_steps = [TRAIN_BATCHES * (e + 1) for e in range(EPOCHS)]
-    for tag in (
-        "co2cb/train_epoch_co2_kg",
-        "co2cb/val_epoch_co2_kg",
-        "co2cb/total_co2_kg",
-        "co2cb/forecast_co2_kg",
-        "co2cb/train_epoch_energy_kwh",
-    ):
+    epoch_steps = [TRAIN_BATCHES * (e + 1) - 1 for e in range(EPOCHS)]
+    for tag in ("co2cb/epoch_co2_kg", "val_co2cb/epoch_co2_kg", "co2cb/forecast_co2_kg", "co2cb/epoch_energy_kwh"):
         query = urllib.parse.urlencode({"run": run, "tag": tag})
         points = _get_json(f"{tensorboard_url}/data/plugin/scalars/scalars?{query}")  # [wall_time, step, value]
         assert [p[1] for p in points] == epoch_steps, tag
         assert [p[2] for p in points] == approx(expected[tag], TB_REL), tag
     query = urllib.parse.urlencode({"run": run, "tag": "co2cb/step_co2_kg"})
     points = _get_json(f"{tensorboard_url}/data/plugin/scalars/scalars?{query}")
-    assert [p[1] for p in points] == list(range(LOG_EVERY, EPOCHS * TRAIN_BATCHES + 1, LOG_EVERY))
+    assert [p[1] for p in points] == list(range(LOG_EVERY - 1, EPOCHS * TRAIN_BATCHES, LOG_EVERY))
 
 
 # ---------------------------------------------------------------------------- import paths, default meters
@@ -486,8 +535,11 @@ def test_each_import_path_with_the_meters_co2cb_finds(tmp_path: Path, package: s
     )
     assert run.header["job"]["framework_plan"]["framework"] == package
     assert {m["component"] for m in run.header["meters"]} >= {"cpu", "ram"}  # discovered, not given
-    check_against_record(run, tb_series(run.logger_of(pl.loggers.TensorBoardLogger).log_dir), TB_REL, epochs)
-    check_against_record(run, csv_series(run.logger_of(pl.loggers.CSVLogger).log_dir), CSV_REL, epochs)
+    for series, rel in (
+        (tb_series(run.logger_of(pl.loggers.TensorBoardLogger).log_dir), TB_REL),
+        (csv_series(run.logger_of(pl.loggers.CSVLogger).log_dir), CSV_REL),
+    ):  # the default set: no per-step series, no per-component split
+        check_against_record(run, series, rel, epochs, detail=False, steps_logged=False, counter=False)
     assert run.summary["status"] == "completed" and run.summary["meter_losses"] == []
     assert run.summary["energy_kwh"]["total"] > 0 and run.summary["co2_kg"] > 0
 
@@ -496,7 +548,7 @@ def test_each_import_path_with_the_meters_co2cb_finds(tmp_path: Path, package: s
 def test_forecast_waits_for_forecast_after_epochs(tmp_path: Path) -> None:
     run = fit(tmp_path, forecast_after_epochs=2, loggers=[L.loggers.CSVLogger(tmp_path / "csv")])
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
-    assert steps(series, "co2cb/forecast_co2_kg") == [2 * TRAIN_BATCHES, 3 * TRAIN_BATCHES]
+    assert steps(series, "co2cb/forecast_co2_kg") == [2 * TRAIN_BATCHES - 1, 3 * TRAIN_BATCHES - 1]
     assert values(series, "co2cb/forecast_co2_kg") == approx([run.co2(E_EPOCH * EPOCHS)] * 2, 1e-9)
     train = run.windows("train_epoch")
     assert "forecast" not in train[0]["meta"] and train[1]["meta"]["forecast"]["progress"] == approx(2 / 3, 1e-12)
@@ -516,9 +568,10 @@ def test_forecast_follows_max_steps(tmp_path: Path) -> None:
     assert run.header["job"]["framework_plan"]["total_steps"] == max_steps
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
     ends = steps(series, "co2cb/forecast_co2_kg")
-    assert ends == [TRAIN_BATCHES, 2 * TRAIN_BATCHES, max_steps]
-    totals = values(series, "co2cb/total_co2_kg")
-    assert values(series, "co2cb/forecast_co2_kg") == approx([t * max_steps / s for t, s in zip(totals, ends)], 1e-9)
+    assert ends == [TRAIN_BATCHES - 1, 2 * TRAIN_BATCHES - 1, max_steps - 1]
+    totals = values(series, "co2cb/total_co2_kg")[:-1]  # at each epoch's end (then once more at fit end)
+    done = [s + 1 for s in ends]
+    assert values(series, "co2cb/forecast_co2_kg") == approx([t * max_steps / s for t, s in zip(totals, done)], 1e-9)
     assert totals[0] == approx(run.co2(E_EPOCH), 1e-9)
     assert values(series, "co2cb/forecast_co2_kg")[-1] == approx(totals[-1], 1e-9)  # 100% done
 
@@ -548,7 +601,9 @@ def test_a_tiny_budget_stops_training_in_the_first_epoch(tmp_path: Path, log_ste
     assert run.warnings == [reason]  # said once, in words
     assert run.header["budget"] == {"kg": budget, "on": "total"}
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
-    assert len(series["co2cb/total_co2_kg"]) == 1 and values(series, "co2cb/total_co2_kg")[0] > budget
+    totals = values(series, "co2cb/total_co2_kg")  # the step logs' (with log_steps), the epoch's, the final one
+    assert len(totals) == (3 if log_steps else 2) and totals[-2] > budget
+    assert totals[-1] == approx(summary["co2_kg"], 1e-9)
 
 
 @pytest.mark.parametrize(("budget_on", "epochs_run"), [("forecast", 1), ("total", EPOCHS)])
@@ -601,7 +656,7 @@ def test_a_meter_that_raises_gives_one_warning_and_training_goes_on(tmp_path: Pa
     assert summary["meter_energy_kwh"]["test:step-joules"] == approx(EPOCHS * E_EPOCH / KWH, 1e-9)
     assert all(w["unavailable"] == ["test:raising"] for w in run.windows("train_epoch"))
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
-    assert len(series["co2cb/train_epoch_co2_kg"]) == EPOCHS
+    assert len(series["co2cb/epoch_co2_kg"]) == EPOCHS
 
 
 class FailingLogger(L.loggers.Logger):
@@ -624,7 +679,7 @@ class FailingLogger(L.loggers.Logger):
         pass
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        if any(k.startswith("co2cb/") for k in metrics):
+        if any("co2cb/" in k for k in metrics):
             self.co2_calls += 1
             raise OSError("simulated: disk full")
         self.other.append(dict(metrics))
@@ -634,14 +689,14 @@ class FailingLogger(L.loggers.Logger):
 def test_a_logger_that_raises_gives_one_warning_and_training_goes_on(tmp_path: Path, budget_kg: float | None) -> None:
     failing = FailingLogger()
     meters = [StepJoules()] if budget_kg is None else [ConstantPower(50.0)]  # see the tiny budget test
-    run = fit(tmp_path, meters=meters, loggers=[failing], budget_kg=budget_kg)
+    run = fit(tmp_path, meters=meters, loggers=[failing], budget_kg=budget_kg, log_steps=budget_kg is not None)
     failed = [w for w in run.warnings if "disk full" in w]
     assert len(failed) == 1 and "training goes on" in failed[0]
     assert failing.other  # Lightning's own metrics still reach it
     if budget_kg is None:
         assert run.trainer.current_epoch == EPOCHS and run.summary["status"] == "completed"
         assert run.warnings == failed
-        assert failing.co2_calls >= EPOCHS * 2  # co2cb kept logging every epoch
+        assert failing.co2_calls == EPOCHS * 2 + 1  # co2cb kept logging every epoch, and the final total
         assert run.summary["co2_kg"] == approx(run.co2(EPOCHS * E_EPOCH), 1e-9)  # and kept measuring
     else:  # the budget still stops training though the logger fails
         assert run.trainer.should_stop and run.trainer.global_step == LOG_EVERY
@@ -652,7 +707,7 @@ def test_a_logger_that_raises_does_not_hide_the_metrics_from_the_others(tmp_path
     run = fit(tmp_path, loggers=[FailingLogger(), L.loggers.CSVLogger(tmp_path / "csv")])
     assert run.summary["status"] == "completed"
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
-    assert values(series, "co2cb/train_epoch_co2_kg") == approx([run.co2(E_TRAIN)] * EPOCHS, 1e-9)
+    assert values(series, "co2cb/epoch_co2_kg") == approx([run.co2(E_TRAIN)] * EPOCHS, 1e-9)
 
 
 @pytest.mark.parametrize(
@@ -724,10 +779,11 @@ def test_a_resumed_run_continues_the_totals_and_links_the_first_run(tmp_path: Pa
     before = csv_series(first.logger_of(L.loggers.CSVLogger).log_dir)
     after = csv_series(second.logger_of(L.loggers.CSVLogger).log_dir)
     assert values(before, "co2cb/total_co2_kg")[-1] == approx(first.co2(2 * E_EPOCH), 1e-9)
-    # the second run's totals go on from the first's
+    # the second run's totals go on from the first's, and end at the record's total of the whole run
     totals = values(after, "co2cb/total_co2_kg")
     assert totals[0] > values(before, "co2cb/total_co2_kg")[-1]
-    assert totals == approx([second.co2(3 * E_EPOCH), second.co2(4 * E_EPOCH)], 1e-9)
+    assert totals == approx([second.co2(3 * E_EPOCH), second.co2(4 * E_EPOCH), second.co2(4 * E_EPOCH)], 1e-9)
+    assert totals[-1] == approx(second.summary["resumed_total"]["co2_kg"], 1e-12)
     assert values(after, "co2cb/forecast_co2_kg") == approx([second.co2(4 * E_EPOCH)] * 2, 1e-9)
     assert [w["meta"]["epoch"] for w in second.windows("train_epoch")] == [2, 3]
     assert second.header["resumed_from"] == {
@@ -759,4 +815,147 @@ def test_validate_after_fit_leaves_the_fit_values_alone(tmp_path: Path) -> None:
         run.trainer.validate(run.trainer.lightning_module, loaders()[1], verbose=False)
     assert warnings == []
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
-    assert values(series, "co2cb/val_epoch_co2_kg") == approx([run.co2(E_VAL)], 1e-9)
+    assert values(series, "val_co2cb/epoch_co2_kg") == approx([run.co2(E_VAL)], 1e-9)
+
+
+# ---------------------------------------------------------------------------- where Lightning logs its own
+def test_values_are_at_the_steps_lightning_logs_its_own_metrics_with_the_epoch(main_run: Run) -> None:
+    """TensorBoard: co2cb's step values next to ``train_loss_step``, epoch values next to ``train_loss_epoch``,
+    validation values next to ``val_acc``; CSV rows carry ``epoch`` as Lightning's own rows do."""
+    series = tb_series(main_run.logger_of(L.loggers.TensorBoardLogger).log_dir)
+    assert steps(series, "train_loss_step")  # the module logs train_loss on step and on epoch
+    for tag in STEP_TAGS:
+        assert steps(series, tag) == steps(series, "train_loss_step"), tag
+    for tag in ("co2cb/epoch_co2_kg", "co2cb/epoch_energy_kwh", "co2cb/epoch_power_w", "co2cb/forecast_co2_kg"):
+        assert steps(series, tag) == steps(series, "train_loss_epoch"), tag
+    for tag in ("val_co2cb/epoch_co2_kg", "val_co2cb/epoch_energy_kwh"):
+        assert steps(series, tag) == steps(series, "val_acc"), tag
+    rows = csv_rows(main_run.logger_of(L.loggers.CSVLogger).log_dir)
+    own = {int(r["step"]): r["epoch"] for r in rows if r.get("train_loss_step")}
+    mine = [r for r in rows if any(r.get(tag) for tag in (*STEP_TAGS, "co2cb/epoch_co2_kg", "val_co2cb/epoch_co2_kg"))]
+    assert mine and all(r["epoch"] != "" for r in mine)
+    for r in mine:
+        if int(r["step"]) in own:  # the same epoch as Lightning's own row at that step
+            assert float(r["epoch"]) == float(own[int(r["step"])]), r
+        assert int(float(r["epoch"])) == int(r["step"]) // TRAIN_BATCHES, r
+
+
+def test_epoch_values_are_in_callback_metrics_and_the_final_total_too(main_run: Run) -> None:
+    metrics = main_run.trainer.callback_metrics
+    summary = main_run.summary
+    assert float(metrics["co2cb/total_co2_kg"]) == approx(summary["co2_kg"], 1e-12)
+    assert float(metrics["co2cb/total_energy_kwh"]) == approx(summary["energy_kwh"]["total"], 1e-12)
+    last_train, last_val = main_run.windows("train_epoch")[-1], main_run.windows("val_epoch")[-1]
+    assert float(metrics["co2cb/epoch_co2_kg"]) == approx(last_train["co2_kg"], 1e-12)
+    assert float(metrics["val_co2cb/epoch_energy_kwh"]) == approx(last_val["energy_kwh"]["total"], 1e-12)
+    assert "co2cb/total_co2_kg" not in main_run.trainer.logged_metrics  # offered to callbacks, not logged twice
+
+
+def test_early_stopping_and_model_checkpoint_monitor_co2cb_values(tmp_path: Path) -> None:
+    """``EarlyStopping`` on the run's total stops once it passes 1.5 epochs' CO2 (after the second epoch);
+    ``ModelCheckpoint`` on the epoch's energy keeps the epochs it saw."""
+    threshold = 1.5 * E_EPOCH / KWH * 100.0 / 1000  # kg at 100 gCO2e/kWh, PUE 1
+    stop = L.callbacks.EarlyStopping(monitor="co2cb/total_co2_kg", mode="min", divergence_threshold=threshold)
+    keep = L.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="co2cb/epoch_energy_kwh", save_top_k=5)
+    run = fit(
+        tmp_path,
+        max_epochs=5,
+        intensity=100.0,
+        pue=1.0,
+        loggers=[L.loggers.CSVLogger(tmp_path / "csv")],
+        extra_callbacks=[stop, keep],
+        trainer_options={"enable_checkpointing": True},
+    )
+    assert run.trainer.current_epoch == 2 and stop.stopped_epoch == 1  # epoch 0 at 1 epoch's CO2, 1 at 2
+    assert "co2cb/total_co2_kg" in (stop.stopping_reason_message or "")
+    assert len(list((tmp_path / "ckpt").glob("*.ckpt"))) == 2
+    assert float(keep.best_model_score) == approx(E_TRAIN / KWH, 1e-6)  # float32 in the checkpoint callback
+    assert run.warnings == []
+
+
+def test_every_logger_gets_the_provenance_once(main_run: Run) -> None:
+    header = main_run.header
+    for logger in (main_run.logger_of(L.loggers.CSVLogger).experiment, main_run.logger_of(L.loggers.TensorBoardLogger)):
+        hparams = logger.hparams
+        assert hparams["co2cb/region"] == "FR" and hparams["co2cb/run_id"] == header["run_id"]
+        assert hparams["co2cb/intensity_g_per_kwh"] == header["intensity"]["g_per_kwh"]
+        assert hparams["co2cb/intensity_source"] == header["intensity"]["source"]
+        assert (
+            hparams["co2cb/pue"] == header["pue"]
+            and hparams["co2cb/meter_cpu"] == "test:step-joules (measured-counter)"
+        )
+    saved = (Path(main_run.logger_of(L.loggers.CSVLogger).log_dir) / "hparams.yaml").read_text()
+    assert "co2cb/region_reason: region 'FR' given as an argument" in saved
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(main_run.logger_of(L.loggers.TensorBoardLogger).log_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    (text,) = acc.Tensors("co2cb/provenance/text_summary")
+    assert b"| co2cb/region | FR |" in text.tensor_proto.string_val[0]
+    assert "hp_metric" not in acc.Tags()["scalars"]  # no placeholder metric from TensorBoard's logger
+
+
+# ---------------------------------------------------------------------------- known truth, default interval
+SLOW = {"sleep_s": 0.08}  # 4 steps a log: each step log spans about 0.32 s, each validation about 0.32 s
+
+
+def test_known_truth_a_ticking_rapl_counter_at_60_w(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RAPL counter at 60 W moving every 10 ms, machine scope, default interval: every logged power reads
+    60 W (step logs, epochs and validations), every step energy is 60 W over its interval, and the final
+    logged total is the record's."""
+    powercap = FakePowercap(tmp_path / "powercap")
+    logs = spy_step_logs(monkeypatch)
+    with TickingCounter(powercap, watts=WATTS, tick_s=TICK_S) as counter:
+        run = fit(
+            tmp_path,
+            meters=None,
+            scope="machine",
+            powercap_root=powercap.root,
+            components=("cpu",),
+            interval_s=DEFAULT_INTERVAL_S,
+            log_steps=True,
+            module_options=SLOW,
+            loggers=[L.loggers.CSVLogger(tmp_path / "csv")],
+        )
+    assert run.callback.co2.tracker.config.interval_s == TrackerConfig().interval_s  # the default
+    check_ticking_counter(logs, counter, min_logs=EPOCHS * TRAIN_BATCHES // LOG_EVERY)
+    series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
+    assert values(series, "co2cb/step_power_w") == approx([log.values[names.STEP_POWER] for log in logs], CSV_REL)
+    lag = 3 * counter.max_lag_s / 0.3
+    for tag in ("co2cb/epoch_power_w",):
+        assert values(series, tag) == approx([WATTS] * EPOCHS, 0.1 + lag), tag
+    for w in run.windows("val_epoch") + run.windows("train_epoch"):
+        assert w["mean_power_w"] == approx(WATTS, 0.1 + lag)
+    for tag in TOTALS:
+        final = run.summary["co2_kg"] if tag == "co2cb/total_co2_kg" else run.summary["energy_kwh"]["total"]
+        assert values(series, tag)[-1] == approx(final, CSV_REL)
+        assert max(values(series, tag)) <= final * (1 + CSV_REL)
+
+
+def test_known_truth_the_fake_gpu_at_a_varying_power(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nvml: Any
+) -> None:
+    gpu = sine_gpu()
+    nvml(gpu)
+    monkeypatch.setattr(lightning_adapter, "cuda_devices", lambda device: ([0], True))  # as on a CUDA device
+    logs = spy_step_logs(monkeypatch)
+    run = fit(
+        tmp_path,
+        meters=None,
+        components=("gpu",),
+        interval_s=DEFAULT_INTERVAL_S,
+        log_steps=True,
+        module_options=SLOW,
+        loggers=[L.loggers.CSVLogger(tmp_path / "csv")],
+    )
+    assert run.header["meters"][0]["provenance"] == "measured-counter"
+    check_sine_gpu(logs, gpu)
+    series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
+    assert values(series, "co2cb/step_energy_kwh") == approx([log.values[names.STEP_ENERGY] for log in logs], 1e-12)
+    tracker = run.callback.co2.tracker
+    for w in run.windows("train_epoch") + run.windows("val_epoch"):  # read at their edges: the counter's figure
+        span = perf_bounds(tracker, SimpleNamespace(**w))
+        excluded = w["meta"].get("validation_excluded", {"energy_kwh": {"total": 0.0}})["energy_kwh"]["total"]
+        assert (w["energy_kwh"]["gpu"] + excluded) * KWH == approx(gpu.energy_between(*span), 1e-3), w["name"]
+    assert values(series, "co2cb/total_co2_kg")[-1] == approx(run.summary["co2_kg"], CSV_REL)
+    assert values(series, "co2cb/total_energy_kwh")[-1] == approx(run.summary["energy_kwh"]["total"], CSV_REL)

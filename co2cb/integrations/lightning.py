@@ -4,17 +4,31 @@
 ``lightning.pytorch.Callback`` (:mod:`co2cb.lightning`) or ``pytorch_lightning.Callback``
 (:mod:`co2cb.pytorch_lightning`). Metrics go through ``trainer.loggers`` (every Lightning logger:
 TensorBoard, CSV, MLflow, W&B...), which write on global rank 0 only.
+
+Read from Lightning 2.x's logger connector and loops: Lightning logs a step's metrics at
+``fit_loop.epoch_loop._batches_that_stepped`` as it stands in ``on_train_batch_end``, a validation's
+at that count, and a training epoch's at that count minus one (the loop has counted the epoch's last
+batch by then), with ``epoch`` beside them; co2cb logs at the same steps, ``epoch`` included. Its
+epoch values also go into ``trainer.callback_metrics`` (which no logger reads), so ``EarlyStopping``
+and ``ModelCheckpoint`` can monitor them: Lightning calls those after the other callbacks' epoch-end
+hooks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from co2cb.integrations.launchers import where_to_write
 from co2cb.integrations.torch_collective import collective_for, cuda_devices
+from co2cb.integrations.trackers import lightning_attach, lightning_provenance
+from co2cb.records.writer import RECORD_FILE
+from co2cb.training import names
 from co2cb.training.collective import RankInfo
 from co2cb.training.guard import guarded
 from co2cb.training.monitor import EpochReport, TrainingMonitor
+
+VAL_PREFIX = "val_"  # Lightning's convention for validation metrics (``val_loss``)
 
 
 def _total_steps(trainer: Any) -> int | None:
@@ -25,15 +39,25 @@ def _total_steps(trainer: Any) -> int | None:
     return int(total) if total and total != float("inf") else None
 
 
+def _log_step(trainer: Any) -> int:
+    """The step Lightning logs its own metrics at now (batches that stepped the optimizer; else ``global_step``)."""
+    step = getattr(getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None), "_batches_that_stepped", None)
+    return int(step) if isinstance(step, int) else int(trainer.global_step)
+
+
 class CO2CallbackMixin:
     """Energy and CO2 per epoch and per logging step, in the trainer's own loggers.
 
-    Add it to the trainer: ``Trainer(callbacks=[CO2Callback()])``. Per training epoch and per
-    validation epoch it logs energy (total and per measured component), CO2, mean power and the
-    intensity used, plus running totals; every ``log_every_n_steps`` the energy and CO2 since the
-    last log. Under DDP each rank measures its own GPU, host-level meters run once per host, epoch
-    values are summed over ranks and logged once. The run folder holds the run name, tags and the
-    final value of the ``monitor`` metrics.
+    Add it to the trainer: ``Trainer(callbacks=[CO2Callback()])``. Per training epoch (validation
+    left out) it logs ``co2cb/epoch_energy_kwh``, ``co2cb/epoch_co2_kg``, ``co2cb/epoch_power_w``, the
+    run's total so far ``co2cb/total_energy_kwh`` and ``co2cb/total_co2_kg`` and the forecast
+    ``co2cb/forecast_co2_kg``; per validation ``val_co2cb/epoch_energy_kwh`` and ``val_co2cb/epoch_co2_kg``;
+    at fit end the run's final total, equal to the record's. Each value is logged at the step Lightning
+    logs its own metrics at, and is in ``trainer.callback_metrics`` for ``EarlyStopping`` and
+    ``ModelCheckpoint``. Every logger gets the provenance (region and why, intensity, PUE, meters) through
+    ``log_hyperparams``, and MLflow and W&B loggers the run record at the end. Under DDP each rank
+    measures its own GPU, host-level meters run once per host, epoch values are summed over ranks and
+    logged once. The run folder holds the run name, tags and the final value of the ``monitor`` metrics.
 
     Args:
         run_name: Name of the run in the record.
@@ -42,7 +66,10 @@ class CO2CallbackMixin:
         budget_kg: Stop training (``trainer.should_stop``) once the job's CO2 passes it, kg CO2e.
         budget_on: ``"total"`` (CO2 so far) or ``"forecast"`` (predicted CO2 of the whole run).
         forecast_after_epochs: Epochs to measure before forecasting the whole run.
-        log_steps: Log energy and CO2 every ``log_every_n_steps`` (default True).
+        log_steps: Also log the energy, CO2 and power since the last log (``co2cb/step_*``) and the run's
+            total every ``log_every_n_steps``; the budget is then checked there too.
+        log_detail: Also log the energy per measured component, the validation's power, the intensity
+            and the forecast's energy.
         progress_bar: Show the run's CO2 so far in the progress bar.
         **tracker_options: Options for :class:`co2cb.Tracker` (``interval_s``, ``region``,
             ``pue``, ``output_dir``, ``scope``...).
@@ -59,7 +86,8 @@ class CO2CallbackMixin:
         budget_kg: float | None = None,
         budget_on: str = "total",
         forecast_after_epochs: int = 1,
-        log_steps: bool = True,
+        log_steps: bool = False,
+        log_detail: bool = False,
         progress_bar: bool = False,
         **tracker_options: Any,
     ) -> None:
@@ -72,10 +100,11 @@ class CO2CallbackMixin:
             budget_on=budget_on,
             forecast_after_epochs=forecast_after_epochs,
             tracker_options=tracker_options,
+            detail=log_detail,
         )
         self.log_steps = log_steps
         self.progress_bar = progress_bar
-        self._batches = 0  # training batches seen, for the logging cadence (cheaper than Lightning's own check)
+        self._logged_step = -1  # the last step a step log was made at (one per step under gradient accumulation)
 
     @property
     def state_key(self) -> str:
@@ -98,7 +127,16 @@ class CO2CallbackMixin:
             "total_steps": _total_steps(trainer),
             "framework": self.framework,
         }
+        self.co2.tracker_options = where_to_write(self.co2.tracker_options)  # Ray Train workers change directory
         self.co2.start(collective, rank, plan, gpus, uses_gpu)
+        if self.co2.writer and trainer.loggers:
+            facts = self.co2.provenance()
+            for logger in trainer.loggers:
+                self._tell(logger, facts)
+
+    @guarded
+    def _tell(self, logger: Any, facts: Mapping[str, str | float]) -> None:
+        lightning_provenance(logger, facts)
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Record the final metrics and stop measuring."""
@@ -107,7 +145,19 @@ class CO2CallbackMixin:
     @guarded
     def _finish(self, trainer: Any) -> None:
         self.co2.record_metrics(trainer.callback_metrics)
-        self.co2.finish()
+        if self.co2.finish() is None:
+            return
+        totals = self.co2.total_metrics()  # the record's final figure
+        self._log(trainer, totals, max(0, _log_step(trainer) - 1))
+        self._offer(trainer, totals)
+        folder = self.co2.tracker.run_folder if self.co2.writer and self.co2.tracker is not None else None
+        if folder is not None and (folder / RECORD_FILE).is_file():
+            for logger in trainer.loggers:
+                self._attach(logger, folder / RECORD_FILE)
+
+    @guarded
+    def _attach(self, logger: Any, record: Any) -> None:
+        lightning_attach(logger, record)
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Stop measuring if the fit did not end (interrupted)."""
@@ -131,18 +181,23 @@ class CO2CallbackMixin:
         self.co2.steps.begin()
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """A step ends: a clock read; every ``log_every_n_steps`` a step log."""
+        """A step ends: a clock read; with ``log_steps``, a step log where Lightning logs its own step metrics."""
         self.co2.steps.end()
-        self._batches += 1
-        if self.log_steps and self._batches % trainer.log_every_n_steps == 0 and self.co2.measuring:
+        if self.log_steps or self.progress_bar:
             self._log_step(trainer, pl_module)
 
     @guarded
     def _log_step(self, trainer: Any, pl_module: Any) -> None:
+        every, step = trainer.log_every_n_steps, _log_step(trainer)
+        if not every or (step + 1) % every or step == self._logged_step or not self.co2.measuring:
+            return
+        self._logged_step = step
         metrics = self.co2.log_step()
-        self._log(trainer, metrics)
+        if self.log_steps:
+            self._log(trainer, metrics, step)
+            self._offer(trainer, {k: v for k, v in metrics.items() if k in (names.TOTAL_CO2, names.TOTAL_ENERGY)})
         if self.progress_bar:
-            co2_g = self.co2.run_co2_kg() * 1000
+            co2_g = self.co2.total.this_process(self.co2.tracker).co2_kg * 1000
             pl_module.log("co2_g", co2_g, prog_bar=True, logger=False, on_step=True, on_epoch=False)
         self._apply_budget(trainer)
 
@@ -174,7 +229,7 @@ class CO2CallbackMixin:
     @guarded
     def _val_end(self, trainer: Any) -> None:
         if self.co2.measuring:
-            self._emit(trainer, self.co2.val_end())
+            self._emit(trainer, self.co2.val_end(), _log_step(trainer))
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Close the training epoch and log it; the forecast and the budget are checked."""
@@ -185,22 +240,36 @@ class CO2CallbackMixin:
         if not self.co2.measuring:
             return
         total = _total_steps(trainer)
-        self._emit(trainer, self.co2.train_epoch_end(trainer.global_step / total if total else None))
+        progress = trainer.global_step / total if total else None
+        self._emit(trainer, self.co2.train_epoch_end(progress), max(0, _log_step(trainer) - 1))
 
     # ------------------------------------------------------------ output
-    def _emit(self, trainer: Any, reports: list[EpochReport]) -> None:
+    def _emit(self, trainer: Any, reports: list[EpochReport], step: int | None = None) -> None:
+        """Log closed epochs at ``step`` (default: Lightning's step now) and offer them to ``callback_metrics``."""
         self.co2.record_metrics(trainer.callback_metrics)
         for report in reports:
-            self._log(trainer, report.metrics)
+            metrics = names.for_framework(report.metrics, report.kind, VAL_PREFIX)
+            self._log(trainer, metrics, _log_step(trainer) if step is None else step)
+            self._offer(trainer, {**metrics, **report.totals})
         self._apply_budget(trainer)
 
-    def _log(self, trainer: Any, metrics: dict[str, float]) -> None:
+    def _log(self, trainer: Any, metrics: dict[str, float], step: int) -> None:
+        values = {**metrics, "epoch": trainer.current_epoch}  # as Lightning's own rows have it
         for logger in trainer.loggers:  # Lightning's loggers write on global rank 0 only
-            self._log_to(logger, metrics, trainer.global_step)
+            self._log_to(logger, values, step)
 
     @guarded
     def _log_to(self, logger: Any, metrics: dict[str, float], step: int) -> None:
         logger.log_metrics(metrics, step=step)
+
+    @guarded
+    def _offer(self, trainer: Any, values: Mapping[str, float]) -> None:
+        """Put values where ``EarlyStopping`` and ``ModelCheckpoint`` look (``trainer.callback_metrics``), unlogged."""
+        import torch
+
+        metrics = trainer.callback_metrics  # Lightning's own dict: what is put there stays until the next fit
+        for name, value in values.items():
+            metrics[name] = torch.tensor(value, dtype=torch.float64)
 
     def _apply_budget(self, trainer: Any) -> None:
         if self.co2.stop_reason and not trainer.should_stop:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -86,8 +86,22 @@ class Forecast:
     progress: float
 
 
-def job_result(local: WindowResult, job: Energy, meta: dict[str, Any]) -> WindowResult:
-    """The job's figures in this rank's window result (per-meter energy is this rank's alone, so left out)."""
+def job_result(
+    local: WindowResult,
+    job: Energy,
+    meta: dict[str, Any],
+    unavailable: Sequence[str] | None = None,
+    provenance: Mapping[str, str] | None = None,
+) -> WindowResult:
+    """The job's figures in this rank's window result (per-meter energy is this rank's alone, so left out).
+
+    Args:
+        local: This rank's window.
+        job: The job's energy for it (every rank's summed).
+        meta: The window's extra fields (its split per rank and per host...).
+        unavailable: Every rank's lost meters, host first (default: this rank's).
+        provenance: How the job's ranks measure each component (default: this rank's).
+    """
     return replace(
         local,
         seconds=job.seconds,
@@ -97,15 +111,37 @@ def job_result(local: WindowResult, job: Energy, meta: dict[str, Any]) -> Window
         co2_kg_marginal=None,
         g_per_kwh_marginal=None,
         meta=meta,
+        unavailable=local.unavailable if unavailable is None else tuple(unavailable),
+        provenance=dict(local.provenance if provenance is None else provenance),
     )
 
 
-def split(hosts: Sequence[str], per_rank: Sequence[Energy]) -> dict[str, Any]:
-    """The job's energy per rank and per host (``hosts``: each rank's host, in rank order), for the record."""
-    by_host: dict[str, Energy] = {}
-    for host, e in zip(hosts, per_rank):
-        by_host[host] = sum_over_ranks([by_host.get(host, Energy()), e])
+@dataclass
+class EpochReport:
+    """What an adapter logs when a training epoch or a validation closes.
+
+    Attributes:
+        kind: ``"train"`` or ``"val"``.
+        epoch: The framework's epoch index.
+        metrics: Name -> value to log, without the framework's validation prefix
+            (:func:`co2cb.training.names.for_framework` adds it); only measured components.
+        energy: The job's energy for the epoch (validation excluded from a training epoch).
+        totals: The run's total at the close (in ``metrics`` too for a training epoch), for what a
+            framework lets callbacks monitor (Lightning's ``callback_metrics``).
+    """
+
+    kind: str
+    epoch: int
+    metrics: dict[str, float]
+    energy: Energy
+    totals: dict[str, float]
+
+
+def job_summary(job: Energy, world_size: int, split: dict[str, Any]) -> dict[str, Any]:
+    """The summary fields of a job of several ranks: their sum (not one rank's share) and the split."""
     return {
-        "per_rank": [e.as_record() for e in per_rank],
-        "per_host": {h: e.as_record() for h, e in by_host.items()},
+        **job.as_record(),
+        "meter_energy_kwh": {},
+        "mean_power_w": job.mean_watts,
+        "job": {"world_size": world_size, **split},
     }

@@ -5,10 +5,14 @@ The Lightning, Hugging Face and Keras callbacks translate their hooks into calls
 checkpoints) and write what it returns into their framework's loggers. The rules that live here
 and nowhere else:
 
-* Validation inside a training epoch is reported apart (train = epoch - validation); an evaluation
-  outside any training epoch counts in the totals by itself, once. A training epoch whose
-  validation follows it (``validation_follows=True``) closes when that validation ends.
-* Only components some meter of the job measures are logged.
+* Validation inside a training epoch is reported apart (train = epoch - validation). A training
+  epoch whose validation follows it (``validation_follows=True``) closes when that validation ends.
+* The names and the default set of logged values (:mod:`co2cb.training.names`); only components
+  some meter of the job measures are logged.
+* The run's total (``co2cb/total_*``): everything measured since :meth:`start`, start-up, validation
+  and the time between epochs included, earlier segments of a resumed run too; logged at each training
+  epoch's end (and step log) up to the last reading, so never above the final figure, and once more at
+  the end (:meth:`total_metrics` after :meth:`finish`), where it equals the record's total.
 * The forecast line: printed by the process that writes the record after each training epoch, once
   ``forecast_after_epochs`` are measured and while the run is not done, unless ``CO2CB_QUIET`` is
   set or the adapter is not verbose; epochs are counted from 1 across resumed segments.
@@ -24,45 +28,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from co2cb.core.options import check_options
+from co2cb.core.header import meter_losses
 from co2cb.core.results import WindowResult
 from co2cb.core.tracker import Tracker
 from co2cb.intensity.choice import is_quiet
 from co2cb.meters.base import COMPONENTS
+from co2cb.training import names
 from co2cb.training.budget import Budget
 from co2cb.training.checkpoint import Resume
-from co2cb.training.collective import Collective, RankInfo, SingleProcess, rank_tracker, start_together
-from co2cb.training.energy import Energy, Forecast, job_result, split, sum_over_ranks
-from co2cb.training.options import monitored
+from co2cb.training.collective import Collective, RankInfo, SingleProcess, measured, rank_tracker, start_together
+from co2cb.training.energy import Energy, EpochReport, Forecast, sum_over_ranks
+from co2cb.training.job import Job, Shares, meter_components
+from co2cb.training.options import check_monitor_options, monitored
+from co2cb.training.provenance import provenance
 from co2cb.training.steps import StepClock
-from co2cb.units import JOULES_PER_KWH, format_energy, format_mass
+from co2cb.training.totals import RunTotal
+from co2cb.units import format_energy, format_mass
 
 log = logging.getLogger(__name__)
 
-PREFIX = "co2cb/"
+PREFIX = names.PREFIX
 COMPLETED = "completed"
 BUDGET_STOPPED = "stopped by the carbon budget"
 NOT_ENDED = "stopped without fit end"
-
-
-@dataclass
-class EpochReport:
-    """What an adapter logs when a training epoch or a validation closes.
-
-    Attributes:
-        kind: ``"train"`` or ``"val"``.
-        epoch: The framework's epoch index.
-        metrics: Name -> value, ready for the framework's loggers (only measured components).
-        energy: The job's energy for the epoch (validation excluded from a training epoch).
-    """
-
-    kind: str
-    epoch: int
-    metrics: dict[str, float]
-    energy: Energy
 
 
 class TrainingMonitor:
@@ -78,6 +68,7 @@ class TrainingMonitor:
         budget_on: str = "total",
         forecast_after_epochs: int = 1,
         tracker_options: Mapping[str, Any] | None = None,
+        detail: bool = False,
     ) -> None:
         """Store and check the options; nothing is measured before :meth:`start`.
 
@@ -89,35 +80,31 @@ class TrainingMonitor:
             budget_on: ``"total"`` (CO2 so far) or ``"forecast"`` (predicted CO2 of the whole run).
             forecast_after_epochs: Epochs to measure before forecasting the whole run.
             tracker_options: Options for :class:`co2cb.Tracker` (interval_s, region, pue, ...).
+            detail: Also log the energy per component, the validation's power, the intensity and the
+                forecast's energy (see :mod:`co2cb.training.names`).
 
         Raises:
             ValueError: An option is invalid; the message says what to change.
         """
         self.budget = Budget(budget_kg, budget_on)
-        if not isinstance(forecast_after_epochs, int) or forecast_after_epochs < 1:
-            raise ValueError(f"forecast_after_epochs={forecast_after_epochs!r} is not valid: give an integer >= 1")
-        reserved = sorted({"run_name", "tags", "gpus", "pids"} & set(tracker_options or {}))
-        if reserved:
-            raise ValueError(
-                f"{', '.join(reserved)} cannot be passed as tracker options here: run_name and tags are the "
-                "callback's own arguments, and each rank's GPUs and processes are found from the framework"
-            )
-        check_options(**{k: v for k, v in (tracker_options or {}).items() if k != "components"})
+        check_monitor_options(forecast_after_epochs, tracker_options or {})
         self.run_name = run_name
         self.tags = dict(tags or {})
         self.monitor = monitored(monitor)
         self.forecast_after_epochs = forecast_after_epochs
         self.tracker_options = dict(tracker_options or {})
+        self.detail = bool(detail)
         self.verbose = True  # the adapter says no where its framework was asked to be silent (Keras verbose=0)
         self.tracker: Tracker | None = None
         self.collective: Collective = SingleProcess()
         self.rank = RankInfo()
+        self.job = Job()  # the job's ranks, as gathered at start
         self.components: tuple[str, ...] = COMPONENTS  # those some meter of the job measures (set at start)
-        self.totals = Energy()  # the job's, all ranks, this segment
         self.epochs_done = 0
         self.forecast: Forecast | None = None
         self.final_metrics: dict[str, float] = {}
         self.resume = Resume()
+        self.total = RunTotal(self.resume)  # what loggers get as the run's total
         self._last_log_mark = 0
         self.steps = StepClock()  # the hot path: adapters call steps.begin/end (or next) around each batch
         self._epoch: int | None = None  # index of the open training epoch
@@ -180,19 +167,20 @@ class TrainingMonitor:
         """
         self.collective, self.rank = collective, rank
         try:
-            measured = start_together(collective, lambda: self._start_tracker(plan, gpus, uses_gpu))
+            per_rank = start_together(collective, lambda: self._start_tracker(plan, gpus, uses_gpu))
         except RuntimeError as e:
             tracker, self.tracker = self.tracker, None
             if tracker is not None and tracker.running:
                 tracker.stop({"status": f"not measured: {e}"})
             raise
-        self.components = tuple(c for c in COMPONENTS if c in measured)
+        self.components = tuple(c for c in COMPONENTS if any(c in p for p in per_rank))
+        self.job = Job(collective, rank, per_rank, meter_components(self.tracker) if self.tracker else {})
 
-    def _start_tracker(self, plan: Mapping[str, Any], gpus: Sequence[int] | None, uses_gpu: bool) -> list[str]:
-        """Build and start this rank's tracker; the components its meters measure."""
+    def _start_tracker(self, plan: Mapping[str, Any], gpus: Sequence[int] | None, uses_gpu: bool) -> dict[str, str]:
+        """Build and start this rank's tracker; how its meters measure each component."""
         self.tracker = self.steps.tracker = self.tracker_for(self.rank, gpus, uses_gpu)
         header: dict[str, Any] = {
-            "job": {"world_size": self.rank.world_size, "framework_plan": dict(plan)},
+            "job": {"world_size": self.rank.world_size, "framework_plan": dict(plan), "hosts": self.rank.about_hosts},
             "monitor": list(self.monitor),
             "budget": {"kg": self.budget.kg, "on": self.budget.on} if self.budget.kg else None,
         }
@@ -200,7 +188,7 @@ class TrainingMonitor:
             header["resumed_from"] = self.resume.link
         self.tracker.start(header=header)
         self._last_log_mark = self.tracker.mark()
-        return sorted({m.info.component.value for m in self.tracker.meter_set.meters})
+        return measured(self.tracker)
 
     def close_pending(self) -> list[EpochReport]:
         """Close an open validation and a training epoch still waiting for it (before :meth:`finish`)."""
@@ -222,23 +210,24 @@ class TrainingMonitor:
         self.steps.close()
         status = status or (BUDGET_STOPPED if self.budget.stop_reason else COMPLETED)
         if self.collective.world_size == 1:
-            return self._stop(status, None, {})
+            return self._stop(status, None)
         run = tracker.totals(read=True)
-        per_rank = [Energy.from_vector(v) for v in self.collective.gather(Energy.of(run).vector())]
-        job = sum_over_ranks(per_rank)
+        shares = self.job.shares(run, meter_losses(tracker))
+        job = shares.total
         if self.writer:
-            tracker.write_result(job_result(run, job, {"kind": "run", **self._split(per_rank)}))
-        return self._stop(status, job, self._split(per_rank))
+            split = self.job.split(shares.per_rank, shares.lost)
+            tracker.write_result(self.job.result(run, job, {"kind": "run", **split}, shares.lost))
+        return self._stop(status, job, shares)
 
     def fail(self, error: BaseException) -> None:
         """Stop measuring after an exception (this rank only; no collective)."""
         if self.measuring:
-            self._stop(f"failed: {type(error).__name__}: {error}", None, {})
+            self._stop(f"failed: {type(error).__name__}: {error}", None)
 
     def abandon(self) -> None:
         """Stop measuring when the framework tears down without ending the fit (this rank only)."""
         if self.measuring:
-            self._stop(NOT_ENDED, None, {})
+            self._stop(NOT_ENDED, None)
 
     def say_totals(self, result: WindowResult) -> None:
         """Print what the run used and where its record is (as :meth:`say` does)."""
@@ -253,27 +242,30 @@ class TrainingMonitor:
 
     # ------------------------------------------------------------------ logging steps
     def log_step(self) -> dict[str, float]:
-        """Energy and CO2 since the last log, read off the curve (this rank's; no meter read)."""
+        """Energy, CO2 and power since the last log, read off the curve (this rank's), and the run's total.
+
+        No meter read, except while the curve spans less than one sampler interval (early in the run,
+        see :meth:`co2cb.Tracker.mark`). The total is logged, and the budget checked, with one process only
+        (a job's total needs every rank).
+        """
         assert self.tracker is not None
-        now = self.tracker.mark()
+        now = self.tracker.mark(settle=True)
         since = self.tracker.between(self._last_log_mark, now, name="log_interval")
         self._last_log_mark = now
-        metrics = {
-            PREFIX + "step_energy_kwh": since.kwh,
-            PREFIX + "step_co2_kg": since.co2_kg,
-            PREFIX + "step_power_w": since.mean_watts,
-        }
+        metrics = names.step(since.kwh, since.co2_kg, since.seconds)
         if self.collective.world_size == 1:
-            run_co2 = self.run_co2_kg()
-            metrics[PREFIX + "run_co2_kg"] = run_co2
-            self.budget.check(run_co2, None, during_epoch=True)
+            run = self.total.this_process(self.tracker)
+            metrics.update(names.totals(run.kwh, run.co2_kg))
+            self.budget.check(run.co2_kg, None, during_epoch=True)
         return metrics
 
-    def run_co2_kg(self) -> float:
-        """This process's CO2 of the whole run so far, kg CO2e (earlier segments included; no meter read)."""
-        tracker = self.tracker
-        run = tracker.totals().co2_kg if tracker is not None and tracker.running else 0.0
-        return self.resume.totals_before.co2_kg + run
+    def total_metrics(self) -> dict[str, float]:
+        """The run's total as logged (``co2cb/total_*``); after :meth:`finish`, the record's final figure."""
+        return self.total.metrics()
+
+    def provenance(self) -> dict[str, str | float]:
+        """What the figures rest on, flat, for a tracker's params or config (empty before :meth:`start`)."""
+        return provenance(self.tracker) if self.tracker is not None else {}
 
     # ------------------------------------------------------------------ epochs
     def train_epoch_begin(self, epoch: int) -> list[EpochReport]:
@@ -338,49 +330,40 @@ class TrainingMonitor:
         local = self.tracker.end(f"{kind}_epoch", write=False)
         if local is None:
             return []
-        per_rank = [Energy.from_vector(v) for v in self.collective.gather(Energy.of(local).vector())]
+        shares = self.total.gather(self.tracker, self.job, local)
+        per_rank = shares.per_rank
         job = sum_over_ranks(per_rank)
         if kind == "val":
             if self._epoch is not None:
                 self._val_in_epoch = self._val_in_epoch.plus(job)
                 self._val_per_rank = [v.plus(e) for v, e in zip(self._val_per_rank, per_rank)]
-            else:  # an evaluation outside any training epoch counts in the totals by itself
-                self.totals = self.totals.plus(job)
             reported = job
         else:  # validation inside a training epoch is reported apart: train = epoch - validation, per rank too
             per_rank = [e.minus(v) for e, v in zip(per_rank, self._val_per_rank)]
             reported = sum_over_ranks(per_rank)
-            self.totals = self.totals.plus(job)
             self.epochs_done += 1
-        metrics = self._metrics(kind, reported, local.g_per_kwh)
+        metrics = names.window(kind, reported, reported.co2_kg, local.g_per_kwh, self.components, self.detail)
+        totals = self.total_metrics()
         if kind == "train":
-            metrics.update(self._totals_and_forecast(progress))
+            metrics.update(totals)
+            metrics.update(self._forecast(progress))
         if self.writer:
-            meta: dict[str, Any] = {"epoch": epoch, "kind": kind, **self._split(per_rank)}
+            meta: dict[str, Any] = {"epoch": epoch, "kind": kind, **self.job.split(per_rank, shares.lost)}
             if kind == "train":
                 meta["validation_excluded"] = self._val_in_epoch.as_record()
                 if self.forecast is not None:
                     meta["forecast"] = vars(self.forecast)
-            self.tracker.write_result(job_result(local, reported, meta))
-        return [EpochReport(kind, epoch, metrics, reported)]
+            self.tracker.write_result(self.job.result(local, reported, meta, shares.lost))
+        return [EpochReport(kind, epoch, metrics, reported, totals)]
 
-    def _metrics(self, kind: str, energy: Energy, g_per_kwh: float) -> dict[str, float]:
-        prefix = PREFIX + f"{kind}_epoch_"
-        return {
-            prefix + "energy_kwh": energy.kwh,
-            prefix + "co2_kg": energy.co2_kg,
-            prefix + "power_w": energy.mean_watts,
-            **{prefix + f"energy_{c}_kwh": energy.joules[c] / JOULES_PER_KWH for c in self.components},
-            PREFIX + "intensity_g_per_kwh": g_per_kwh,
-        }
-
-    def _totals_and_forecast(self, progress: float | None) -> dict[str, float]:
-        run = self.resume.totals_before.plus(self.totals)
-        metrics = {PREFIX + "total_energy_kwh": run.kwh, PREFIX + "total_co2_kg": run.co2_kg}
+    def _forecast(self, progress: float | None) -> dict[str, float]:
+        run = self.total.value
+        metrics: dict[str, float] = {}
         if progress and self.epochs_done >= self.forecast_after_epochs and 0 < progress <= 1:
             self.forecast = Forecast(run.kwh / progress, run.co2_kg / progress, progress)
-            metrics[PREFIX + "forecast_energy_kwh"] = self.forecast.energy_kwh
-            metrics[PREFIX + "forecast_co2_kg"] = self.forecast.co2_kg
+            metrics[names.FORECAST_CO2] = self.forecast.co2_kg
+            if self.detail:
+                metrics[names.FORECAST_ENERGY] = self.forecast.energy_kwh
             if progress < 1:
                 self.say(
                     f"co2cb: after epoch {self._epochs_in_run} ({progress:.0%} done) the run is forecast at "
@@ -394,9 +377,6 @@ class TrainingMonitor:
         """Training epochs done, counted from 1, across resumed segments."""
         return self.epochs_done + self.resume.epochs_before
 
-    def _split(self, per_rank: list[Energy]) -> dict[str, Any]:
-        return split(self.rank.hosts, per_rank) if self.collective.world_size > 1 else {}
-
     # ------------------------------------------------------------------ end
     def record_metrics(self, metrics: Mapping[str, Any]) -> None:
         """Keep the latest value of the monitored metrics (call with the framework's metrics)."""
@@ -407,7 +387,7 @@ class TrainingMonitor:
                 except (TypeError, ValueError):
                     continue
 
-    def _stop(self, status: str, job: Energy | None, split: dict[str, Any]) -> WindowResult | None:
+    def _stop(self, status: str, job: Energy | None, shares: Shares | None = None) -> WindowResult | None:
         assert self.tracker is not None
         summary: dict[str, Any] = {
             "status": status,
@@ -416,15 +396,17 @@ class TrainingMonitor:
             "forecast": vars(self.forecast) if self.forecast else None,
             "stop_reason": self.budget.stop_reason,
         }
-        if job is not None:  # a job of several ranks: the summary holds their sum, not this rank's share
-            summary.update(job.as_record())
-            summary["meter_energy_kwh"] = {}
-            summary["mean_power_w"] = job.mean_watts
-            summary["job"] = {"world_size": self.collective.world_size, **split}
+        if job is not None and shares is not None:  # a job of several ranks: their sum, not this rank's share
+            summary.update(self.job.summary(job, shares))
+        segment = job
         if self.resume.saved:  # the whole run across its segments (this segment read just before stopping)
-            mine = job if job is not None else Energy.of(self.tracker.totals(read=True))
-            summary["resumed_total"] = self.resume.totals_before.plus(mine).as_record()
-        return self.tracker.stop(summary, write_run=job is None)
+            segment = job if job is not None else Energy.of(self.tracker.totals(read=True))
+            summary["resumed_total"] = self.resume.totals_before.plus(segment).as_record()
+        result = self.tracker.stop(summary, write_run=job is None)
+        segment = segment if segment is not None or result is None else Energy.of(result)
+        if segment is not None:  # the record's total: what a logger gets at the end
+            self.total.end(segment)
+        return result
 
     # ------------------------------------------------------------------ checkpoints
     def take_snapshot(self) -> None:
@@ -439,7 +421,9 @@ class TrainingMonitor:
 
     def state_dict(self) -> dict[str, Any]:
         """Totals to save in a checkpoint (see :meth:`co2cb.training.checkpoint.Resume.state`)."""
-        return self.resume.state(self.tracker, self.totals, self.collective.world_size, self._epochs_in_run)
+        return self.resume.state(
+            self.tracker, self.total.segment, self.total.gathered_at, self.collective.world_size, self._epochs_in_run
+        )
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue the totals of a checkpointed run; its run folder is linked from the new one."""
