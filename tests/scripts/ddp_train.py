@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         region="FR",
         scope=args.scope,
         progress_bar=True,
+        log_detail=True,
     )
     loggers = [
         pl.loggers.CSVLogger(str(args.out / "csv"), name="", version=0),
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "added_j": {str(k): v for k, v in sorted(model.added.items())},
         "log_calls": model.log_calls,
         "callback_metric_keys": sorted(trainer.callback_metrics),
+        "co2cb_callback_metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if "co2cb/" in k},
         "run_folder": str(callback.co2.tracker.run_folder) if callback.co2.tracker else None,
         "backend": dist.get_backend() if dist.is_available() and dist.is_initialized() else None,
     }
