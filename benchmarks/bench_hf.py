@@ -111,7 +111,7 @@ def run(setup: str, opts: argparse.Namespace, data: Tokens, tmp: Path, index: in
     if setup == "co2cb":
         cb = next(c for c in trainer.callback_handler.callbacks if isinstance(c, CO2Callback))
         assert cb.co2.tracker is not None and cb.co2.tracker.run_folder is not None
-        logged = [e for e in trainer.state.log_history if "co2cb/train_epoch_co2_kg" in e]
+        logged = [e for e in trainer.state.log_history if "co2cb/epoch_co2_kg" in e]
         assert len(logged) == opts.epochs, "co2cb did not log its epochs"
     return seconds, cpu
 

@@ -3,10 +3,15 @@
 How values reach every ``report_to`` integration is :mod:`co2cb.integrations.hf_binding`'s job: the
 callback stands ahead of them in the Trainer's ``CallbackHandler``. Then:
 
-* per logging step, in ``on_log``, it adds the energy and CO2 since the last log to the Trainer's
-  own ``logs`` (and to the ``state.log_history`` entry the Trainer has just appended), before any
-  integration sees them;
-* per training epoch and per evaluation it emits an entry of its own through the handler's ``on_log``.
+* with ``log_steps``, per logging step, in ``on_log``, it adds the energy and CO2 since the last log
+  and the run's total to the Trainer's own ``logs`` (and to the ``state.log_history`` entry the
+  Trainer has just appended), before any integration sees them;
+* per training epoch and per evaluation it emits an entry of its own through the handler's ``on_log``;
+  an evaluation's keys start with ``eval_``, so the integrations show them under ``eval/`` as they
+  show ``eval_loss`` (``transformers.integrations.integration_utils.rewrite_logs``; MLflow keeps the key);
+* at train end it emits the run's final total, equal to the record's, then gives the run record to
+  the integrations that store files (MLflow, W&B); at the first epoch, after the integrations have
+  opened their runs, it gives them the provenance (:mod:`co2cb.integrations.trackers`).
 
 Evaluation has its own windows: one opens when the Trainer is about to evaluate (``control.
 should_evaluate`` after ``DefaultFlowCallback``; else at the first ``on_prediction_step``) and closes
@@ -28,7 +33,11 @@ from typing import Any
 from transformers.trainer_callback import TrainerCallback
 
 from co2cb.integrations.hf_binding import Binding, refresh_saved_state, saved_state
+from co2cb.integrations.launchers import where_to_write
 from co2cb.integrations.torch_collective import collective_for, cuda_devices
+from co2cb.integrations.trackers import hf_attach, hf_provenance
+from co2cb.records.writer import RECORD_FILE
+from co2cb.training import names
 from co2cb.training.collective import RankInfo
 from co2cb.training.guard import guarded
 from co2cb.training.monitor import EpochReport, TrainingMonitor
@@ -39,6 +48,7 @@ except ImportError:  # pragma: no cover - older transformers: no callback state 
     ExportableState = object  # type: ignore[assignment, misc]
 
 STATE_ATTRIBUTE = "co2cb_state"
+EVAL_PREFIX = "eval_"  # the Trainer's prefix for evaluation metrics; its integrations show them under eval/
 
 
 def _jsonable(value: Any) -> bool:
@@ -53,11 +63,13 @@ class CO2Callback(TrainerCallback, ExportableState):
     """Energy and CO2 per epoch, per evaluation and per logging step, in the Trainer's own logs.
 
     Add it to the Trainer: ``Trainer(..., callbacks=[CO2Callback()], args=TrainingArguments(report_to=
-    ["tensorboard"]))``. Every ``logging_steps`` the Trainer's log gets the energy and CO2 since the
-    last log; every training epoch and every evaluation gets an entry with its energy (total and
-    per measured component), CO2, mean power and the intensity used, plus running totals and, after
-    the first epoch, the forecast of the whole run. The values are in ``trainer.state.log_history``
-    and reach every ``report_to`` integration. Under torch.distributed each rank measures its own
+    ["tensorboard"]))``. Every training epoch gets an entry with its energy, CO2 and mean power
+    (``co2cb/epoch_*``, evaluation left out), the run's total so far (``co2cb/total_*``) and, after the
+    first epoch, the forecast of the whole run (``co2cb/forecast_co2_kg``); every evaluation one with
+    its energy and CO2 (``eval_co2cb/epoch_*``, shown under ``eval/``); the end of training one with the
+    run's final total, equal to the record's. The values are in ``trainer.state.log_history`` and
+    reach every ``report_to`` integration; TensorBoard, MLflow and W&B also get the provenance, and
+    MLflow and W&B the run record. Under torch.distributed each rank measures its own
     GPU, host-level meters run once per host, epoch values are summed over ranks and one process
     writes the run folder, which holds the run name, tags and the final value of the ``monitor``
     metrics.
@@ -69,7 +81,10 @@ class CO2Callback(TrainerCallback, ExportableState):
         budget_kg: Stop training (``control.should_training_stop``) once the job's CO2 passes it, kg CO2e.
         budget_on: ``"total"`` (CO2 so far) or ``"forecast"`` (predicted CO2 of the whole run).
         forecast_after_epochs: Epochs to measure before forecasting the whole run.
-        log_steps: Add energy and CO2 to every logging step (default True).
+        log_steps: Also add the energy, CO2 and power since the last log (``co2cb/step_*``) and the run's
+            total to every logging step; the budget is then checked there too.
+        log_detail: Also log the energy per measured component, the evaluation's power, the intensity
+            and the forecast's energy.
         **tracker_options: Options for :class:`co2cb.Tracker` (``interval_s``, ``region``, ``pue``,
             ``output_dir``, ``scope``...).
 
@@ -88,7 +103,8 @@ class CO2Callback(TrainerCallback, ExportableState):
         budget_kg: float | None = None,
         budget_on: str = "total",
         forecast_after_epochs: int = 1,
-        log_steps: bool = True,
+        log_steps: bool = False,
+        log_detail: bool = False,
         **tracker_options: Any,
     ) -> None:
         self._options: dict[str, Any] = {
@@ -99,11 +115,13 @@ class CO2Callback(TrainerCallback, ExportableState):
             "budget_on": budget_on,
             "forecast_after_epochs": forecast_after_epochs,
             "tracker_options": dict(tracker_options),
+            "detail": log_detail,
         }
         self.co2 = TrainingMonitor(**self._options)  # checks the options now; a fresh one for each train()
         self.log_steps = log_steps
         self.binding = Binding(self)
         self._training = False
+        self._told = False  # the integrations have the provenance
 
     @classmethod
     def attach(cls, trainer: Any, **options: Any) -> CO2Callback:
@@ -167,8 +185,9 @@ class CO2Callback(TrainerCallback, ExportableState):
         }
         collective = collective_for(args.world_size)
         rank = RankInfo.gathered(collective, args.local_process_index)
+        self.co2.tracker_options = where_to_write(self.co2.tracker_options)  # Ray Train workers change directory
         self.co2.start(collective, rank, plan, *cuda_devices(args.device, args.n_gpu > 1))
-        self._training = True
+        self._training, self._told = True, False
         # A checkpoint written before this callback was added lacks its entry, and Trainer._save_checkpoint
         # would fail on it.
         stateful = getattr(state, "stateful_callbacks", None)  # transformers >= 4.41
@@ -186,7 +205,33 @@ class CO2Callback(TrainerCallback, ExportableState):
         if self._training:
             self._training = False
             self._emit(args, state, control, self.co2.close_pending())
-            self.co2.finish()
+            self._tell()
+            if self.co2.finish() is not None:
+                self.binding.emit(args, state, control, self.co2.total_metrics())  # the record's final figure
+                folder = self.co2.tracker.run_folder if self.co2.writer and self.co2.tracker is not None else None
+                if folder is not None and (folder / RECORD_FILE).is_file():
+                    for callback in self._integrations():
+                        self._attach(callback, folder / RECORD_FILE)
+
+    def _integrations(self) -> list[Any]:
+        """The other callbacks of the Trainer's handler (its ``report_to`` integrations among them)."""
+        return [cb for cb in getattr(self.binding.handler, "callbacks", ()) if cb is not self]
+
+    def _tell(self) -> None:
+        """Give the integrations the provenance, once per run (after their own ``on_train_begin``)."""
+        if not self._told and self.co2.writer and self.co2.measuring:
+            self._told = True
+            facts = self.co2.provenance()
+            for callback in self._integrations():
+                self._tell_one(callback, facts)
+
+    @guarded
+    def _tell_one(self, callback: Any, facts: Any) -> None:
+        hf_provenance(callback, facts)
+
+    @guarded
+    def _attach(self, callback: Any, record: Any) -> None:
+        hf_attach(callback, record)
 
     @guarded
     def fail(self, error: BaseException) -> None:
@@ -243,6 +288,7 @@ class CO2Callback(TrainerCallback, ExportableState):
     @guarded
     def _epoch_begin(self, args: Any, state: Any, control: Any) -> None:
         if self._training:
+            self._tell()
             self._emit(args, state, control, self.co2.train_epoch_begin(int(state.epoch or 0)))
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -282,7 +328,7 @@ class CO2Callback(TrainerCallback, ExportableState):
     def _emit(self, args: Any, state: Any, control: Any, reports: list[EpochReport]) -> None:
         for report in reports:
             refresh_saved_state(state, type(self).__name__, self.state())
-            self.binding.emit(args, state, control, report.metrics)
+            self.binding.emit(args, state, control, names.for_framework(report.metrics, report.kind, EVAL_PREFIX))
         self._apply_budget(control)
 
     def _apply_budget(self, control: Any) -> None:
@@ -296,4 +342,5 @@ class CO2Callback(TrainerCallback, ExportableState):
         args = {k: v for k, v in o.items() if k != "tracker_options" and _jsonable(v)}
         args.update({k: v for k, v in o["tracker_options"].items() if _jsonable(v)})
         args["log_steps"] = self.log_steps
+        args["log_detail"] = args.pop("detail")
         return {"args": args, "attributes": {STATE_ATTRIBUTE: self.co2.state_dict()}}

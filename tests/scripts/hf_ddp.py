@@ -112,6 +112,7 @@ def main() -> None:
         intensity=100,
         interval_s=0.05,
         output_dir=str(opts.out / "runs"),
+        log_detail=True,
     )
     burner = Burner(opts.powercap / "intel-rapl:0" / "energy_uj", opts.joules)
     trainer = Trainer(
