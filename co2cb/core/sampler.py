@@ -2,9 +2,10 @@
 
 Once started, the sampler's thread is the only one that reads the meters: every ``interval_s``
 (0.05 to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A
-boundary waits for that reading at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`); a meter slow
-to answer (a hung NVML call) never holds the training thread longer, and such a boundary is read off
-the curve instead, as without ``sync_boundaries``. The lock guards the
+boundary waits on a meter call at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to
+answer (a hung NVML call) never holds the training thread longer, and such a boundary is read off
+the curve instead, as without ``sync_boundaries``. It waits longer only for the thread to get a CPU
+on a busy machine, up to :data:`WAIT_CAP_S`. The lock guards the
 :class:`~co2cb.core.timeline.Timeline` only, never a meter read.
 
 Faults: a meter that raises :class:`~co2cb.meters.base.MeterError` is dropped to "unavailable" with
@@ -27,7 +28,9 @@ from co2cb.meters.base import Meter, TransientMeterError
 log = logging.getLogger(__name__)
 
 BOUNDARY_DEADLINE_S = 0.05
-"""Longest a window boundary waits for a meter reading, seconds; past it the boundary is read off the curve."""
+"""Longest a window boundary waits on one meter call, seconds; past it the boundary is read off the curve."""
+WAIT_CAP_S = 1.0
+"""Longest a window boundary waits for the sampler's thread to read at all (a machine too busy to run it)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class Sampler:
         self._point = threading.Condition(self.lock)  # notified when a point is added
         self._served = -1  # perf_counter_ns at which the newest point's read began
         self._reading: int | None = None  # the channel being read now (None: no read in progress)
-        self._read_began = 0
+        self._call_began = 0  # perf_counter_ns when the meter call in progress began
         self._dead = [False] * len(self.meters)
         self._failing = [0] * len(self.meters)  # consecutive failed readings per channel
         self._said: set[str] = set()
@@ -104,23 +107,34 @@ class Sampler:
     def read_now(self) -> int:
         """A reading for a window boundary, taken on the sampler's thread.
 
+        The boundary waits while the sampler's thread gets to the reading (on a busy machine it may
+        wait its turn for a CPU, up to :data:`WAIT_CAP_S`), but not on a meter call that has gone on
+        for longer than ``deadline_s``.
+
         Returns:
-            The new point's time (perf_counter_ns); or, when the meters did not answer within
-            ``deadline_s``, the time of the call, to be read off the curve.
+            The new point's time (perf_counter_ns); or, when the meters did not answer in time, the
+            time of the call, to be read off the curve.
         """
         asked = time.perf_counter_ns()
         if self._thread is None:  # not started, or stopped: nothing else reads the meters now
             return self._read() if self._stuck is None else asked
-        deadline_ns = self.deadline_s * 1e9
-        if self._reading is not None and asked - self._read_began > deadline_ns:
-            self._late()  # a read is already overdue: waiting for the next one would be longer still
-            return asked
-        with self.lock:
-            self._wake.set()
-            if self._point.wait_for(lambda: self._served >= asked, timeout=self.deadline_s):
-                return self.timeline.last_time or asked
+        if not self._slow_call(asked):  # a call already overdue: waiting for the next read would be longer still
+            give_up = asked + WAIT_CAP_S * 1e9
+            with self.lock:
+                self._wake.set()
+                while self._served < asked:
+                    self._point.wait(self.deadline_s)
+                    now = time.perf_counter_ns()
+                    if self._served < asked and (self._slow_call(now) or now > give_up):
+                        break
+                else:
+                    return self.timeline.last_time or asked
         self._late()
         return asked
+
+    def _slow_call(self, now_ns: int) -> bool:
+        """Whether a meter call has gone on for longer than ``deadline_s`` at ``now_ns``."""
+        return self._reading is not None and now_ns - self._call_began > self.deadline_s * 1e9
 
     def _late(self) -> None:
         index = self._reading
@@ -138,7 +152,6 @@ class Sampler:
     def _read(self) -> int:
         """Read every meter and add the point; returns its time (perf_counter_ns)."""
         t0 = time.perf_counter_ns()
-        self._read_began = t0
         raw: list[float | None] = []
         for i, meter in enumerate(self.meters):
             raw.append(None if self._dead[i] else self._read_one(i, meter, t0))
@@ -158,6 +171,7 @@ class Sampler:
         return t
 
     def _read_one(self, i: int, meter: Meter, t0: int) -> float | None:
+        self._call_began = time.perf_counter_ns()
         self._reading = i
         value: float | None = None
         try:

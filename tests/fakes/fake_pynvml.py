@@ -129,13 +129,15 @@ class Fault:
     Active when every given condition holds: ``from_time`` (perf_counter seconds)
     has passed, and more than ``after_calls`` calls of the affected functions have
     been made before this one. ``functions`` limits it to those NVML function
-    names (None: every device function).
+    names (None: every device function). ``times`` makes it transient: it clears
+    after failing that many calls (None: it never clears).
     """
 
     code: int = NVML_ERROR_GPU_IS_LOST
     from_time: float | None = None
     after_calls: int | None = None
     functions: frozenset[str] | None = None
+    times: int | None = None
 
     def applies_to(self, fn: str) -> bool:
         return self.functions is None or fn in self.functions
@@ -244,6 +246,11 @@ class FakeGpu:
         self._cache_t = t
         return self._cache_j
 
+    def reset_counter(self, at: float | None = None) -> None:
+        """The driver reloads at ``at`` (perf_counter seconds; default now): the energy counter starts again at 0."""
+        t = time.perf_counter() if at is None else at
+        self.counter_offset_mj = -math.floor(self.counter_j(t) * 1000)
+
     def lose(self, code: int = NVML_ERROR_GPU_IS_LOST, at: float | None = None) -> None:
         """Fail every call from ``at`` (perf_counter seconds; default now) on."""
         self.faults.append(Fault(code=code, from_time=time.perf_counter() if at is None else at))
@@ -269,6 +276,10 @@ class FakeGpu:
                 continue
             if fault.after_calls is not None and made < fault.after_calls:
                 continue
+            raised = self._counts.get(f"raised{k}", 0)
+            if fault.times is not None and raised >= fault.times:
+                continue
+            self._counts[f"raised{k}"] = raised + 1
             raise NVMLError(fault.code)
         if fn in self.unsupported:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
