@@ -12,7 +12,9 @@ import pytest
 from co2cb.cli.main import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+ALL_SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+# Ray Train's snippet starts a Ray cluster of worker processes: tests/test_ray_train.py runs it, as written.
+SNIPPETS = [s for s in ALL_SNIPPETS if "ray.train" not in s]
 
 
 @pytest.mark.parametrize("code", SNIPPETS, ids=[f"snippet{i}" for i in range(len(SNIPPETS))])
