@@ -8,8 +8,10 @@ test_ray_train.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from co2cb import Tracker, read_records
 from co2cb.cli.main import main
 from co2cb.core.scheduler import job_key, scheduler_context
 from co2cb.distributed import JobTracker
+from co2cb.integrations.launchers import where_to_write
 from co2cb.training import hosts
 from co2cb.training.collective import RankInfo, rank_options
 from co2cb.training.energy import Energy
@@ -248,3 +251,41 @@ def test_a_host_whose_meter_fails_is_marked_unavailable_in_the_job_record(tmp_pa
     assert (loss["meter"], loss["host"], loss["rank"]) == ("node-b/rapl:package-0", "node-b", 1)
     assert "simulated failure" in loss["error"]
     assert epochs0[1].unavailable == ("node-b/rapl:package-0",)  # every rank's result says so too
+
+
+# ---------------------------------------------------------------------------------------------- Ray Train's folder
+class _Storage:
+    def __init__(self, path: str, filesystem: str) -> None:
+        self.experiment_fs_path = path
+        self.storage_filesystem = type(filesystem, (), {})()
+
+
+def _fake_ray_train(monkeypatch: pytest.MonkeyPatch, storage: _Storage) -> None:
+    """A ``ray.train`` module whose context is a Ray Train worker's (only what launchers.py asks)."""
+    module = types.ModuleType("ray.train")
+    module.get_context = lambda: types.SimpleNamespace(get_storage=lambda: storage)  # type: ignore[attr-defined]
+    package = types.ModuleType("ray")
+    package.train = module  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ray", package)
+    monkeypatch.setitem(sys.modules, "ray.train", module)
+
+
+def test_ray_train_workers_write_under_the_runs_storage(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("CO2CB_OUTPUT_DIR", raising=False)
+    monkeypatch.delitem(sys.modules, "ray.train", raising=False)
+    assert where_to_write({"region": "FR"}) == {"region": "FR"}  # not under Ray Train: nothing changes
+    _fake_ray_train(monkeypatch, _Storage(str(tmp_path / "exp"), "LocalFileSystem"))
+    assert where_to_write({})["output_dir"] == str(tmp_path / "exp" / "co2cb-runs")
+    assert where_to_write({"output_dir": "runs"})["output_dir"] == str(tmp_path / "exp" / "runs")
+    assert where_to_write({"output_dir": "/abs/runs"})["output_dir"] == "/abs/runs"
+    assert "output_dir" not in where_to_write({"save": False})
+    monkeypatch.setenv("CO2CB_OUTPUT_DIR", "shared")
+    assert where_to_write({})["output_dir"] == str(tmp_path / "exp" / "shared")
+    monkeypatch.setenv("CO2CB_OUTPUT_DIR", str(tmp_path / "given"))
+    assert "output_dir" not in where_to_write({})  # an absolute CO2CB_OUTPUT_DIR is used as it is
+    monkeypatch.delenv("CO2CB_OUTPUT_DIR")
+    _fake_ray_train(monkeypatch, _Storage("bucket/exp", "S3FileSystem"))
+    assert "output_dir" not in where_to_write({})
+    assert "S3FileSystem" in caplog.text and "working directory" in caplog.text
