@@ -64,13 +64,21 @@ def spy_step_logs(monkeypatch: pytest.MonkeyPatch) -> list[StepLog]:
     return found
 
 
-def sine_gpu() -> FakeGpu:
-    """A GPU with an energy counter, drawing :data:`SINE` from now on."""
-    return FakeGpu(power=Sine(**SINE, t0=time.perf_counter()))
+def sine_gpu(t0: float | None = None) -> FakeGpu:
+    """A GPU with an energy counter, drawing :data:`SINE` from ``t0`` (perf_counter seconds; default now) on.
+
+    ``FakeGpu.energy_between`` is the trace's exact integral: a test can rebuild the truth of a GPU that ran
+    in another process from its ``t0``.
+    """
+    return FakeGpu(power=Sine(**SINE, t0=time.perf_counter() if t0 is None else t0))
 
 
 def check_ticking_counter(logs: list[StepLog], counter: Any, min_logs: int = 3) -> None:
-    """Every step log of a constant 60 W ticking counter reads 60 W within 10 % (and the counter's own lag)."""
+    """Every step log of a constant 60 W ticking counter reads 60 W within 10 % (and the counter's own lag).
+
+    ``counter``: a :class:`tests.fakes.powercap.TickingCounter`, or anything with its ``max_lag_s`` and
+    ``energy_between`` (a record of one from another process).
+    """
     assert len(logs) >= min_logs
     for log in logs:
         tolerance = 0.1 + 3 * counter.max_lag_s / log.seconds
@@ -79,7 +87,19 @@ def check_ticking_counter(logs: list[StepLog], counter: Any, min_logs: int = 3) 
         assert log.joules == pytest.approx(truth, rel=tolerance + 0.01), (log.seconds, log.values)
 
 
-def check_sine_gpu(logs: list[StepLog], gpu: FakeGpu, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+@dataclass
+class TickingRecord:
+    """What a :class:`~tests.fakes.powercap.TickingCounter` in another process did: its start and lateness."""
+
+    t0: float
+    max_lag_s: float
+    watts: float = WATTS
+
+    def energy_between(self, a: float, b: float) -> float:
+        return self.watts * (max(b, self.t0) - max(a, self.t0))
+
+
+def check_sine_gpu(logs: list[StepLog], gpu: Any, interval_s: float = DEFAULT_INTERVAL_S) -> None:
     """Every step log's energy of the sine GPU is within the error of extending the curve past its last reading.
 
     Past the last reading the curve goes on at the mean power of at least the last interval (at most two,

@@ -1,9 +1,13 @@
 """Keras 3: a thin callback over :class:`co2cb.training.monitor.TrainingMonitor`, on every backend.
 
 Values go into the ``logs`` dict Keras hands to every callback, so ``History``, ``CSVLogger``,
-``TensorBoard`` and any other logger get them. Names follow Keras: the training part of an epoch
-is ``co2cb/epoch_*``, its validation part ``val_co2cb/epoch_*`` (Keras' ``TensorBoard`` then draws
-the two on one chart, in its ``train`` and ``validation`` runs).
+``TensorBoard`` and any other logger get them. Names are co2cb's (:mod:`co2cb.training.names`) with
+Keras' ``val_`` convention: the training part of an epoch is ``co2cb/epoch_*``, its validation part
+``val_co2cb/epoch_*`` (Keras' ``TensorBoard`` then draws the two on one chart, in its ``train`` and
+``validation`` runs). Keras logs nothing at train end: there the run's final total, equal to the
+record's, replaces the last epoch's running total in ``History`` (what ``fit`` returns), goes into the
+``logs`` of ``on_train_end`` and into the ``tensorboard_dir``; ``CSVLogger`` and Keras' ``TensorBoard``
+keep the total at the last epoch's end.
 
 How it hooks into Keras 3 (read from ``callbacks/callback_list.py`` and the backends' ``Trainer.fit``):
 
@@ -40,29 +44,16 @@ from co2cb.integrations.keras_fitwatch import (
     final_logs,
     run_first,
 )
+from co2cb.training import names
 from co2cb.training.collective import RankInfo, SingleProcess
 from co2cb.training.guard import guarded
-from co2cb.training.monitor import PREFIX, TrainingMonitor
+from co2cb.training.monitor import TrainingMonitor
+from co2cb.training.provenance import as_markdown
 from co2cb.training.tensorboard import VAL_PREFIX, TensorBoardWriter
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CO2Callback", "FitAborted"]
-
-
-def keras_names(metrics: Mapping[str, float], kind: str) -> dict[str, float]:
-    """The monitor's metric names in Keras' convention.
-
-    ``co2cb/train_epoch_co2_kg`` -> ``co2cb/epoch_co2_kg``; ``co2cb/val_epoch_co2_kg`` and the
-    intensity of the validation window -> ``val_co2cb/epoch_co2_kg``, ``val_co2cb/intensity_g_per_kwh``.
-    """
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = key[len(PREFIX) :] if key.startswith(PREFIX) else key
-        if name.startswith(f"{kind}_epoch_"):
-            name = "epoch_" + name[len(kind) + len("_epoch_") :]
-        out[(VAL_PREFIX if kind == "val" else "") + PREFIX + name] = value
-    return out
 
 
 def _devices(model: Any) -> tuple[list[int] | None, bool]:
@@ -89,15 +80,15 @@ class CO2Callback(keras.callbacks.Callback):
     """Energy and CO2 per epoch in Keras' ``logs``: ``History``, ``CSVLogger`` and ``TensorBoard`` get them.
 
     ``model.fit(..., callbacks=[CO2Callback(), keras.callbacks.TensorBoard("logs")])``. At the end of
-    each epoch the logs hold, for its training part: ``co2cb/epoch_energy_kwh`` (and per measured
-    component, ``co2cb/epoch_energy_cpu_kwh``...), ``co2cb/epoch_co2_kg``, ``co2cb/epoch_power_w``,
-    ``co2cb/intensity_g_per_kwh`` (gCO2e/kWh); running totals ``co2cb/total_energy_kwh`` and
-    ``co2cb/total_co2_kg``; from epoch ``forecast_after_epochs`` on, ``co2cb/forecast_energy_kwh`` and
-    ``co2cb/forecast_co2_kg`` for the whole ``fit`` (``CSVLogger`` fixes its columns at the first
-    epoch: keep the default 1 to have them there); and, where Keras validated, the same values for
-    validation as ``val_co2cb/epoch_*``. Each ``fit`` writes one run folder with the run name, tags,
-    the final value of the ``monitor`` metrics and every epoch; with ``verbose`` it prints the forecast
-    after each epoch and the totals at the end (``CO2CB_QUIET=1`` silences them).
+    each epoch the logs hold, for its training part: ``co2cb/epoch_energy_kwh``, ``co2cb/epoch_co2_kg``,
+    ``co2cb/epoch_power_w``; the run's total so far ``co2cb/total_energy_kwh`` and ``co2cb/total_co2_kg``;
+    from epoch ``forecast_after_epochs`` on, ``co2cb/forecast_co2_kg`` for the whole ``fit``
+    (``CSVLogger`` fixes its columns at the first epoch: keep the default 1 to have it there); and,
+    where Keras validated, ``val_co2cb/epoch_energy_kwh`` and ``val_co2cb/epoch_co2_kg``. At train
+    end ``History`` holds the run's final total (see the module's docstring). Each ``fit`` writes one
+    run folder with the run name, tags, the final value of the ``monitor`` metrics and every epoch;
+    with ``verbose`` it prints the forecast after each epoch and the totals at the end
+    (``CO2CB_QUIET=1`` silences them).
 
     Wherever it is listed, the callback runs first (behind Keras' progress bar, which is left
     without these values), so every logger and ``EarlyStopping``/``ModelCheckpoint`` see them. A
@@ -113,15 +104,19 @@ class CO2Callback(keras.callbacks.Callback):
         forecast_after_epochs: Epochs to measure before forecasting the whole run.
         log_steps: Every ``log_steps`` training batches, put into that batch's ``logs`` the energy
             and CO2 since the previous log (``co2cb/step_energy_kwh``, ``co2cb/step_co2_kg``,
-            ``co2cb/step_power_w``) and the run's CO2 so far (``co2cb/run_co2_kg``), for
+            ``co2cb/step_power_w``) and the run's total so far (``co2cb/total_*``), for
             ``TensorBoard(update_freq=log_steps)`` and the ``tensorboard_dir``; the budget is then
             checked at each log too. Each covers its interval alone, from the previous log to the start
             of the batch it is logged with. 0 (default): off. The callback declares ``async_safe``, so
             Keras keeps dispatching batch ends on its thread pool (torch, JAX).
+        log_detail: Also log the energy per measured component (``co2cb/epoch_energy_cpu_kwh``...), the
+            validation's power, the intensity used (``co2cb/intensity_g_per_kwh``) and the forecast's
+            energy (``co2cb/forecast_energy_kwh``).
         tensorboard_dir: Also write the co2cb values as TensorBoard event files here, laid out as
             ``keras.callbacks.TensorBoard`` does (``train``/``validation`` runs, ``epoch_``/``batch_``
             tags), with the ``tensorboard`` package and without TensorFlow: for the torch and JAX
-            backends (on TensorFlow, ``keras.callbacks.TensorBoard`` already gets every value).
+            backends (on TensorFlow, ``keras.callbacks.TensorBoard`` already gets every value); it also
+            gets the provenance (region and why, intensity, PUE, meters) as hparams and text.
         **tracker_options: Options for :class:`co2cb.Tracker` (``region``, ``pue``, ``interval_s``,
             ``output_dir``, ``save``, ``scope``, ``meters``...); ``gpus`` overrides the GPUs found
             from the model's weights.
@@ -145,6 +140,7 @@ class CO2Callback(keras.callbacks.Callback):
         budget_on: str = "total",
         forecast_after_epochs: int = 1,
         log_steps: int = 0,
+        log_detail: bool = False,
         tensorboard_dir: str | os.PathLike[str] | None = None,
         **tracker_options: Any,
     ) -> None:
@@ -160,6 +156,7 @@ class CO2Callback(keras.callbacks.Callback):
             "budget_on": budget_on,
             "forecast_after_epochs": forecast_after_epochs,
             "tracker_options": tracker_options,
+            "detail": log_detail,
         }
         self.co2 = TrainingMonitor(**self._options)  # checks every option now; a fresh one for each later fit
         self.log_steps = log_steps
@@ -175,6 +172,7 @@ class CO2Callback(keras.callbacks.Callback):
         self._per_execution = 1  # batches per training batch hook
         self._pending: dict[int, dict[str, float]] = {}  # batch -> per-step values its batch end adds to its logs
         self._first_epoch: int | None = None
+        self._last_epoch = 0  # the last epoch closed, for the final total's step in the tensorboard_dir
         self._val_logs: dict[str, float] = {}
 
     @property
@@ -240,6 +238,8 @@ class CO2Callback(keras.callbacks.Callback):
     def _open_tensorboard(self) -> None:
         assert self.tensorboard_dir is not None
         self._tensorboard = TensorBoardWriter(self.tensorboard_dir)
+        facts = self.co2.provenance()
+        self._tensorboard.provenance(facts, as_markdown(facts))
 
     @guarded
     def _fit_raised(self, monitor: TrainingMonitor, error: BaseException | None) -> None:
@@ -275,12 +275,28 @@ class CO2Callback(keras.callbacks.Callback):
             if not self._measuring:
                 return
             self._measuring = False
-            self._close_tensorboard()
             self.co2.record_metrics(final_logs(self.model))  # monitored keys added by callbacks after this one
             self.co2.record_metrics(logs if isinstance(logs, dict) else {})
             result = self.co2.finish()
+            if result is not None:
+                self._final_totals(logs)
+            self._close_tensorboard()
         if result is not None:
             self.co2.say_totals(result)
+
+    @guarded
+    def _final_totals(self, logs: dict[str, Any] | None) -> None:
+        """The record's final total: into ``logs``, the last epoch of ``History`` and the ``tensorboard_dir``."""
+        totals = self.co2.total_metrics()
+        if isinstance(logs, dict):
+            logs.update(totals)
+        history = getattr(getattr(self.model, "history", None), "history", None)
+        if isinstance(history, dict):
+            for name, value in totals.items():
+                if isinstance(history.get(name), list) and history[name]:
+                    history[name][-1] = value
+        if self._tensorboard is not None and self._first_epoch is not None:
+            self._tensorboard.epoch(totals, self._last_epoch)
 
     def _close_tensorboard(self) -> None:
         writer, self._tensorboard = self._tensorboard, None
@@ -342,7 +358,7 @@ class CO2Callback(keras.callbacks.Callback):
     def _val_end(self) -> None:
         if self._measuring and self.co2.in_validation:
             for report in self.co2.val_end():
-                self._val_logs.update(keras_names(report.metrics, "val"))
+                self._val_logs.update(names.for_framework(report.metrics, report.kind, VAL_PREFIX))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Close the epoch and put its values (and its validation's) into ``logs``."""
@@ -354,8 +370,9 @@ class CO2Callback(keras.callbacks.Callback):
             return
         self._pending.clear()  # Keras has run every batch end of the epoch (it waits for them before this hook)
         values: dict[str, float] = {}
+        self._last_epoch = epoch
         for report in self.co2.train_epoch_end(self._progress(epoch)):
-            values.update(keras_names(report.metrics, "train"))
+            values.update(names.for_framework(report.metrics, report.kind, VAL_PREFIX))
         values.update(self._val_logs)
         self._val_logs = {}
         if isinstance(logs, dict):

@@ -22,32 +22,39 @@ from typing import Any
 import pytest
 
 import co2cb
+from co2cb.core.config import TrackerConfig
+from tests.known_truth import StepLog, TickingRecord, check_sine_gpu, check_ticking_counter, sine_gpu
 
 SCRIPT = Path(__file__).with_name("keras_train.py")
 ROOT = SCRIPT.parents[2]
-SCENARIOS = ("loggers", "budget", "failures", "hooks", "settings", "crash")
+SCENARIOS = ("loggers", "budget", "failures", "hooks", "settings", "truth", "crash")
 WATTS, INTENSITY, EPOCHS, BATCHES, LOG_STEPS, SCORE_STEP = 50.0, 100.0, 3, 12, 4, 1.5  # as in keras_train.py
 KG_PER_KWH = INTENSITY / 1000
 
-TRAIN_KEYS = {
+TRAIN_KEYS = {  # the default set's training values
     "co2cb/epoch_energy_kwh",
-    "co2cb/epoch_energy_cpu_kwh",
     "co2cb/epoch_co2_kg",
     "co2cb/epoch_power_w",
-    "co2cb/intensity_g_per_kwh",
     "co2cb/total_energy_kwh",
     "co2cb/total_co2_kg",
-    "co2cb/forecast_energy_kwh",
     "co2cb/forecast_co2_kg",
 }
-VAL_KEYS = {
-    "val_co2cb/epoch_energy_kwh",
+VAL_KEYS = {"val_co2cb/epoch_energy_kwh", "val_co2cb/epoch_co2_kg"}
+DETAIL_KEYS = {  # what log_detail=True adds (no GPU, no RAM meter: none of theirs)
+    "co2cb/epoch_energy_cpu_kwh",
+    "co2cb/intensity_g_per_kwh",
+    "co2cb/forecast_energy_kwh",
     "val_co2cb/epoch_energy_cpu_kwh",
-    "val_co2cb/epoch_co2_kg",
     "val_co2cb/epoch_power_w",
     "val_co2cb/intensity_g_per_kwh",
 }
-STEP_KEYS = ("co2cb/step_energy_kwh", "co2cb/step_co2_kg", "co2cb/step_power_w", "co2cb/run_co2_kg")
+STEP_KEYS = (
+    "co2cb/step_energy_kwh",
+    "co2cb/step_co2_kg",
+    "co2cb/step_power_w",
+    "co2cb/total_energy_kwh",
+    "co2cb/total_co2_kg",
+)
 
 
 @dataclass
@@ -139,50 +146,60 @@ def approx(value: float, rel: float = 1e-9) -> Any:
     return pytest.approx(value, rel=rel, abs=1e-15)
 
 
-def expected_epoch_logs(records: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """The co2cb keys each epoch's logs must hold, from the run record alone."""
-    out, total_kwh, total_co2 = [], 0.0, 0.0
+def expected_epoch_logs(records: list[dict[str, Any]], history: dict[str, list[float]]) -> list[dict[str, float]]:
+    """The co2cb keys each epoch's logs must hold, from the run record (the running totals from History).
+
+    The total is the run so far: every epoch and validation, and the time around them (start-up, the
+    gaps between epochs), so at least the epochs' sum; at the end, the record's total.
+    """
+    out, epochs_kwh, epochs_co2 = [], 0.0, 0.0
     vals = {w["meta"]["epoch"]: w for w in windows(records, "val_epoch")}
-    for train in windows(records, "train_epoch"):
+    for i, train in enumerate(windows(records, "train_epoch")):
         epoch = train["meta"]["epoch"]
         excluded = train["meta"]["validation_excluded"]
-        total_kwh += train["energy_kwh"]["total"] + excluded["energy_kwh"]["total"]
-        total_co2 += train["co2_kg"] + excluded["co2_kg"]
-        progress = (epoch + 1) / EPOCHS
+        epochs_kwh += train["energy_kwh"]["total"] + excluded["energy_kwh"]["total"]
+        epochs_co2 += train["co2_kg"] + excluded["co2_kg"]
+        total_co2 = history["co2cb/total_co2_kg"][i]
+        assert epochs_co2 * (1 - 1e-9) <= total_co2 <= summary(records)["co2_kg"] * (1 + 1e-9)
+        assert history["co2cb/total_energy_kwh"][i] >= epochs_kwh * (1 - 1e-9)
         logs = {
             "co2cb/epoch_energy_kwh": train["energy_kwh"]["total"],
-            "co2cb/epoch_energy_cpu_kwh": train["energy_kwh"]["cpu"],
             "co2cb/epoch_co2_kg": train["co2_kg"],
             "co2cb/epoch_power_w": train["mean_power_w"],
-            "co2cb/intensity_g_per_kwh": train["intensity_g_per_kwh"],
-            "co2cb/total_energy_kwh": total_kwh,
             "co2cb/total_co2_kg": total_co2,
-            "co2cb/forecast_energy_kwh": total_kwh / progress,
-            "co2cb/forecast_co2_kg": total_co2 / progress,
+            "co2cb/total_energy_kwh": history["co2cb/total_energy_kwh"][i],
         }
+        if i < EPOCHS - 1:  # at the last epoch History holds the final total; the forecast is this epoch's
+            logs["co2cb/forecast_co2_kg"] = total_co2 / ((epoch + 1) / EPOCHS)
         if epoch in vals:
             val = vals[epoch]
             assert val["co2_kg"] == approx(excluded["co2_kg"])  # validation is what the train value excludes
             logs.update(
-                {
-                    "val_co2cb/epoch_energy_kwh": val["energy_kwh"]["total"],
-                    "val_co2cb/epoch_energy_cpu_kwh": val["energy_kwh"]["cpu"],
-                    "val_co2cb/epoch_co2_kg": val["co2_kg"],
-                    "val_co2cb/epoch_power_w": val["mean_power_w"],
-                    "val_co2cb/intensity_g_per_kwh": val["intensity_g_per_kwh"],
-                }
+                {"val_co2cb/epoch_energy_kwh": val["energy_kwh"]["total"], "val_co2cb/epoch_co2_kg": val["co2_kg"]}
             )
         out.append(logs)
     return out
 
 
-def check_tensorboard(runs: dict[str, dict[str, list[list[float]]]], history: dict[str, list[float]]) -> None:
-    """Keras' TensorBoard layout: train keys in ``train``, ``val_`` keys unprefixed in ``validation``."""
+def check_tensorboard(
+    runs: dict[str, dict[str, list[list[float]]]], history: dict[str, list[float]], final: bool
+) -> None:
+    """Keras' TensorBoard layout: train keys in ``train``, ``val_`` keys unprefixed in ``validation``.
+
+    ``final``: the callback's own writer, which also gets the run's final total at the last epoch's step;
+    Keras' own writer keeps the total at the last epoch's end (History then holds the final one).
+    """
     for key in TRAIN_KEYS | VAL_KEYS:
         run, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
         points = runs[run][f"epoch_{name}"]
+        if "total" in key and final:
+            assert points[-1] == [EPOCHS - 1, approx(history[key][-1], rel=1e-6)], key
+            points = points[:-1]
         assert [step for step, _ in points] == list(range(EPOCHS)), key
-        for (_, value), logged in zip(points, history[key]):
+        for epoch, ((_, value), logged) in enumerate(zip(points, history[key])):
+            if "total" in key and epoch == EPOCHS - 1:  # the last epoch's end, before the final figure
+                assert value <= logged * (1 + 1e-6), key
+                continue
             assert value == approx(logged, rel=1e-6), key  # float32 in the event file
     steps = list(range(LOG_STEPS, EPOCHS * BATCHES + 1, LOG_STEPS))
     batch = {key: runs["train"][f"batch_{key}"] for key in STEP_KEYS}
@@ -192,7 +209,7 @@ def check_tensorboard(runs: dict[str, dict[str, list[list[float]]]], history: di
         assert kwh > 0
         assert co2 == approx(kwh * KG_PER_KWH, rel=1e-6)
         assert watts == approx(WATTS, rel=1e-3)
-    run_co2 = [v for _, v in batch["co2cb/run_co2_kg"]]
+    run_co2 = [v for _, v in batch["co2cb/total_co2_kg"]]
     assert run_co2 == sorted(run_co2) and run_co2[0] > 0
 
 
@@ -204,13 +221,17 @@ class KerasChecks:
         history = result["history"]
         (records,) = trained.runs("loggers")
         assert result["epochs"] == list(range(EPOCHS))
-        # exactly these: unmeasured components (gpu, ram) left out, per-step values only in batch logs
+        # exactly the default set: per-step values only in batch logs
         assert {k for k in history if "co2cb/" in k} == TRAIN_KEYS | VAL_KEYS
-        expected = expected_epoch_logs(records)
+        expected = expected_epoch_logs(records, history)
         assert len(expected) == EPOCHS
         for epoch, logs in enumerate(expected):
             for key, value in logs.items():
                 assert history[key][epoch] == approx(value), (key, epoch)
+        # at train end History's last total is the record's (CSVLogger kept the last epoch's end)
+        assert history["co2cb/total_co2_kg"][-1] == approx(summary(records)["co2_kg"], rel=1e-12)
+        assert history["co2cb/total_energy_kwh"][-1] == approx(summary(records)["energy_kwh"]["total"], rel=1e-12)
+        assert history["co2cb/forecast_co2_kg"][-1] == approx(summary(records)["forecast"]["co2_kg"])
 
     def test_known_power_and_intensity_give_the_logged_values(self, trained: Trained) -> None:
         history = trained.result("loggers")["history"]
@@ -218,10 +239,14 @@ class KerasChecks:
             for epoch in range(EPOCHS):
                 kwh = history[prefix + "epoch_energy_kwh"][epoch]
                 assert kwh > 0
-                assert history[prefix + "epoch_power_w"][epoch] == approx(WATTS, rel=1e-3)
                 assert history[prefix + "epoch_co2_kg"][epoch] == approx(kwh * KG_PER_KWH)
-                assert history[prefix + "intensity_g_per_kwh"][epoch] == approx(INTENSITY)
-                assert history[prefix + "epoch_energy_cpu_kwh"][epoch] == approx(kwh)
+        assert history["co2cb/epoch_power_w"] == [approx(WATTS, rel=1e-3)] * EPOCHS
+        detail = trained.result("settings")["detail_history"]  # log_detail=True: the per-component split and more
+        assert {k for k in detail if "co2cb/" in k} == TRAIN_KEYS | VAL_KEYS | DETAIL_KEYS
+        for prefix in ("co2cb/", "val_co2cb/"):
+            assert detail[prefix + "intensity_g_per_kwh"] == [approx(INTENSITY)]
+            assert detail[prefix + "epoch_energy_cpu_kwh"] == [approx(detail[prefix + "epoch_energy_kwh"][0])]
+        assert detail["val_co2cb/epoch_power_w"] == [approx(WATTS, rel=1e-3)]
 
     def test_validation_is_kept_apart_from_training(self, trained: Trained) -> None:
         (records,) = trained.runs("loggers")
@@ -240,11 +265,12 @@ class KerasChecks:
         for epoch, row in enumerate(rows):
             assert int(row["epoch"]) == epoch
             for key in TRAIN_KEYS | VAL_KEYS:
-                assert float(row[key]) == approx(history[key][epoch]), key
+                if epoch < EPOCHS - 1 or "total" not in key:  # History's last total became the final one
+                    assert float(row[key]) == approx(history[key][epoch]), key
 
     def test_callback_tensorboard_dir_writes_the_same_scalars_as_keras(self, trained: Trained) -> None:
         result = trained.result("loggers")
-        check_tensorboard(result["own_tb"], result["history"])
+        check_tensorboard(result["own_tb"], result["history"], final=True)
 
     def test_per_step_values_reach_the_logs_of_their_batch(self, trained: Trained) -> None:
         result = trained.result("loggers")
@@ -350,9 +376,40 @@ class KerasChecks:
         result = trained.result("settings")
         errors = result["errors"]
         assert errors["log_steps"].startswith("ValueError: log_steps=-1 is not valid: give an integer >= 0")
-        assert errors["budget_kg"].startswith("ValueError: budget_kg=0 is not valid")
-        assert errors["budget_on"] == "ValueError: budget_on='epoch' is not valid: use 'total' or 'forecast'"
-        assert errors["pids"].startswith("ValueError: pids cannot be passed")
+        assert errors["budget_kg"].startswith("ConfigError: budget_kg=0 is not valid")
+        assert errors["budget_on"] == "ConfigError: budget_on='epoch' is not valid: use 'total' or 'forecast'"
+        assert errors["pids"].startswith("ConfigError: pids cannot be passed")
         assert errors["interval_s"].startswith("ConfigError: ")
         assert result["run_folder"] is None and result["runs"] == []
         assert len(result["history"]["co2cb/epoch_co2_kg"]) == 1
+
+    def test_the_callback_tensorboard_dir_gets_the_provenance(self, trained: Trained) -> None:
+        text = trained.result("loggers")["own_tb_text"]["co2cb/provenance"]
+        (records,) = trained.runs("loggers")
+        assert f"| co2cb/run_id | {records[0]['run_id']} |" in text
+        assert (
+            "| co2cb/intensity_g_per_kwh | 100.0 |" in text and "| co2cb/intensity_source | given by the user |" in text
+        )
+        assert "| co2cb/meter_cpu | test:constant (estimate) |" in text and "| co2cb/meter_gpu | not measured |" in text
+
+    def test_known_truth_a_ticking_rapl_counter_at_60_w(self, trained: Trained) -> None:
+        """A RAPL counter at 60 W moving every 10 ms, machine scope, default interval: every step log reads 60 W,
+        every step energy is 60 W over its interval, each epoch's power too, and History ends at the record's total."""
+        found = trained.result("truth")["rapl"]
+        assert found["interval_s"] == TrackerConfig().interval_s
+        counter = TickingRecord(found["t0"], found["max_lag_s"])
+        check_ticking_counter([StepLog(*log) for log in found["logs"]], counter, min_logs=2 * BATCHES // 2)
+        history = found["history"]
+        lag = 3 * counter.max_lag_s / 0.3
+        assert history["co2cb/epoch_power_w"] == [approx(60.0, rel=0.1 + lag)] * 2
+        rapl_run = trained.runs("truth")[0]
+        for w in windows(rapl_run, "train_epoch") + windows(rapl_run, "val_epoch"):
+            assert w["mean_power_w"] == approx(60.0, rel=0.1 + lag), w["name"]
+        assert history["co2cb/total_co2_kg"][-1] == approx(summary(rapl_run)["co2_kg"], rel=1e-12)
+
+    def test_known_truth_the_fake_gpu_at_a_varying_power(self, trained: Trained) -> None:
+        found = trained.result("truth")["nvml"]
+        assert found["provenance"] == "measured-counter"
+        check_sine_gpu([StepLog(*log) for log in found["logs"]], sine_gpu(found["t0"]))
+        nvml_run = trained.runs("truth")[1]
+        assert found["history"]["co2cb/total_co2_kg"][-1] == approx(summary(nvml_run)["co2_kg"], rel=1e-12)

@@ -140,6 +140,21 @@ def read_tensorboard(logdir: Path) -> dict[str, dict[str, list[list[float]]]]:
     return runs
 
 
+def read_texts(logdir: Path) -> dict[str, str]:
+    """The text summaries in one run folder: ``{tag: text}``."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    acc = ea.EventAccumulator(str(logdir), size_guidance={ea.TENSORS: 0})
+    acc.Reload()
+    texts = {}
+    for tag in acc.Tags()["tensors"]:
+        (event,) = acc.Tensors(tag)[-1:]
+        strings = event.tensor_proto.string_val
+        if strings:
+            texts[tag] = strings[0].decode()
+    return texts
+
+
 def run_folders(out: Path) -> list[str]:
     runs = out / "runs"
     return sorted(str(p) for p in runs.iterdir()) if runs.is_dir() else []
@@ -190,6 +205,7 @@ def loggers(out: Path) -> dict[str, Any]:
         "async_train_with_callback": async_train,
         "keras_tb": read_tensorboard(out / "keras_tb"),
         "own_tb": read_tensorboard(out / "own_tb"),
+        "own_tb_text": read_texts(out / "own_tb" / "train"),
         "runs": run_folders(out),
     }
 
@@ -285,12 +301,78 @@ def settings(out: Path) -> dict[str, Any]:
     x, y = data()
     co2 = CO2Callback(save=False, **options(out))
     history = model().fit(x, y, epochs=1, batch_size=BATCH, verbose=0, callbacks=[co2])
+    detail = CO2Callback(save=False, log_detail=True, **options(out))
+    detail_history = model().fit(x, y, epochs=1, batch_size=BATCH, validation_split=0.25, verbose=0, callbacks=[detail])
     return {
         "errors": errors,
         "history": history.history,
+        "detail_history": detail_history.history,
         "run_folder": str(co2.tracker.run_folder) if co2.tracker.run_folder else None,
         "runs": run_folders(out),
     }
+
+
+class Slow(keras.callbacks.Callback):
+    """Slower training and validation batches (for counters that move in ticks); sleeps on the fit's thread."""
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        time.sleep(0.15)
+
+    def on_test_batch_begin(self, batch: int, logs: Any = None) -> None:
+        time.sleep(0.1)
+
+
+def truth(out: Path) -> dict[str, Any]:
+    """Known truth at the default interval: a RAPL counter at 60 W moving every 10 ms (machine scope), then the
+    fake pynvml's GPU at a varying power; every step log's interval (the monitor's marks) is recorded."""
+    import pytest
+
+    from tests.fakes import FakePynvml
+    from tests.fakes.powercap import FakePowercap, TickingCounter
+    from tests.known_truth import sine_gpu, spy_step_logs
+
+    x, y = data()
+    found: dict[str, Any] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        logs = spy_step_logs(patch)
+        powercap = FakePowercap(out / "powercap")
+        rapl = CO2Callback(
+            scope="machine", powercap_root=str(powercap.root), components=("cpu",), log_steps=2, **truth_options(out)
+        )
+        with TickingCounter(powercap, watts=60.0, tick_s=0.01) as counter:
+            fitted = model().fit(
+                x, y, epochs=2, batch_size=BATCH, validation_split=0.25, verbose=0, callbacks=[rapl, Slow()]
+            )
+        found["rapl"] = {
+            "t0": counter.t0,
+            "max_lag_s": counter.max_lag_s,
+            "logs": [[log.start, log.end, log.values] for log in logs],
+            "history": fitted.history,
+            "interval_s": rapl.tracker.config.interval_s,
+        }
+        logs.clear()
+        gpu = sine_gpu()
+        patch.setitem(sys.modules, "pynvml", FakePynvml([gpu]))
+        for absent in ("amdsmi", "zeus_apple_silicon"):
+            patch.setitem(sys.modules, absent, None)
+        patch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        nvml = CO2Callback(gpus=[0], components=("gpu",), log_steps=2, **truth_options(out))
+        fitted = model().fit(
+            x, y, epochs=2, batch_size=BATCH, validation_split=0.25, verbose=0, callbacks=[nvml, Slow()]
+        )
+        found["nvml"] = {
+            "t0": gpu.power.t0,
+            "logs": [[log.start, log.end, log.values] for log in logs],
+            "history": fitted.history,
+            "provenance": nvml.tracker.meter_set.meters[0].info.provenance.value,
+        }
+    found["runs"] = run_folders(out)
+    return found
+
+
+def truth_options(out: Path) -> dict[str, Any]:
+    """Default settings (interval included), a known intensity."""
+    return {"intensity": INTENSITY, "pue": 1.0, "output_dir": str(out / "runs")}
 
 
 def crash(out: Path) -> None:
@@ -300,7 +382,14 @@ def crash(out: Path) -> None:
     model().fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, callbacks=[co2, RaiseAt(1)])
 
 
-SCENARIOS = {"loggers": loggers, "budget": budget, "failures": failures, "hooks": hooks, "settings": settings}
+SCENARIOS = {
+    "loggers": loggers,
+    "budget": budget,
+    "failures": failures,
+    "hooks": hooks,
+    "settings": settings,
+    "truth": truth,
+}
 
 
 def main() -> int:
