@@ -10,7 +10,8 @@ on a busy machine, up to :data:`WAIT_CAP_S`. The lock guards the
 
 Faults: a meter that raises :class:`~co2cb.meters.base.MeterError` is dropped to "unavailable" with
 one warning (its energy so far is kept); a :class:`~co2cb.meters.base.TransientMeterError` costs that
-reading only (said once, recorded as an event) and the meter is read again next time. Events the
+reading only (said once, recorded as an event; windows that close meanwhile name the meter as
+unavailable) and the meter is read again next time. Events the
 meters note (a counter restart) and counters that go back are recorded in :attr:`Sampler.events`.
 """
 
@@ -95,6 +96,7 @@ class Sampler:
         self._call_began = 0  # perf_counter_ns when the meter call in progress began
         self._dead = [False] * len(self.meters)
         self._failing = [0] * len(self.meters)  # consecutive failed readings per channel
+        self._failing_since = [0] * len(self.meters)
         self._said: set[str] = set()
         self._on_tick = on_tick
         self._wake = threading.Event()
@@ -179,6 +181,7 @@ class Sampler:
         except TransientMeterError as e:
             self._failing[i] += 1
             if self._failing[i] == 1:
+                self._failing_since[i] = t0
                 self._event(i, t0, f"a reading failed ({e}); it is read again at each sampler interval")
         except Exception as e:  # noqa: BLE001 - any other failure makes the meter unavailable
             self._lose(i, t0, e)
@@ -189,6 +192,11 @@ class Sampler:
         for what in meter.take_events():
             self._event(i, t0, what)
         return value
+
+    def unavailable(self) -> list[tuple[str, int]]:
+        """``(meter, since_ns)`` of the meters lost for good, and of those whose latest readings failed."""
+        failing = [(self.names[i], self._failing_since[i]) for i, n in enumerate(self._failing) if n]
+        return [(x.meter, x.at_ns) for x in self.losses] + failing
 
     def _event(self, i: int, t_ns: int, what: str) -> None:
         self.events.append(MeterEvent(self.names[i], t_ns, what))

@@ -157,7 +157,7 @@ class Tracker:
             self.marginal_intensity,
             self.pue,
             self._unix,
-            lambda: [(x.meter, x.at_ns) for x in self._sampler.losses],
+            self._sampler.unavailable,
         )
         self._steps = StepBook(len(self._channels), self.config.keep_steps, self._sampler)
         self._open = OpenWindows()

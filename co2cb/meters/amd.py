@@ -46,7 +46,7 @@ from types import ModuleType
 from typing import Any
 
 from co2cb.meters import visible
-from co2cb.meters.base import Component, Meter, MeterError, MeterInfo, Provenance, ReadingKind
+from co2cb.meters.base import Component, Meter, MeterError, MeterInfo, Provenance, ReadingKind, TransientMeterError
 
 log = logging.getLogger(__name__)
 
@@ -238,21 +238,22 @@ class AmdSmiMeter(Meter):
                 return watts
             cur = accumulator(_call(self._smi, self._smi.amdsmi_get_energy_count, self._handle))
         except self._smi.AmdSmiException as e:
-            raise MeterError(f"AMD SMI error on GPU {self.device.index} ({self.device.name}): {_error(e)}") from e
+            what = f"AMD SMI error on GPU {self.device.index} ({self.device.name}): {_error(e)}"
+            code = getattr(e, "get_error_code", None)
+            if callable(code) and code() in TRANSIENT_STATUS:  # still busy after the retries: skip this reading
+                raise TransientMeterError(what) from e
+            raise MeterError(what) from e
         now = time.monotonic()
         most = MAX_PACKAGE_W * (now - self._prev_at) / (self._uj_per_count * 1e-6)
         delta, restarted = counter_delta(self._prev, cur, most)
         self._prev_at = now
         if restarted:
             self._restarts += 1
-            if self._restarts == 1:
-                log.warning(
-                    "co2cb: the energy accumulator of AMD GPU %d went back from %d to %d (driver reload?); "
-                    "counting on from its new value; the energy between the last reading and the reload is lost",
-                    self.device.index,
-                    self._prev,
-                    cur,
-                )
+            self.note(  # said once and recorded by the sampler
+                f"the energy accumulator of AMD GPU {self.device.index} went back from {self._prev} to {cur} "
+                "(driver reload?): counting on from its new value; the energy between the last reading and the "
+                "reload is not counted"
+            )
         self._prev = cur
         self._counts += delta
         return self._counts * self._uj_per_count * 1e-6

@@ -139,6 +139,11 @@ class AppleSiliconMeter(Meter):
         """Cumulative joules since the meter was made (attributed in process scope)."""
         cur = self._value()
         delta = cur - self._prev if cur >= self._prev else cur  # a decrease: the counter restarted from zero
+        if cur < self._prev:
+            self.note(
+                f"the {self._channel.what} energy counter went back from {self._prev} to {cur} mJ: counted on from "
+                "zero; the energy between the last reading and the restart is not counted"
+            )
         self._prev = cur
         factor = self._share.next_share() if self._share is not None else 1.0
         self._joules += delta * 1e-3 * factor
