@@ -270,8 +270,14 @@ def fit_stage(
         output_dir: Gets ``runs/`` (co2cb run folders) and ``tensorboard/``.
         **tracker_options: More :class:`co2cb.Tracker` options (``region``, ``interval_s``...).
     """
-    callback = CO2Callback(
-        run_name=name, tags=tags, monitor=[monitor], output_dir=output_dir / "runs", **tracker_options
+    callback = CO2Callback(  # with the per-step series and the detail: the demo shows every value
+        run_name=name,
+        tags=tags,
+        monitor=[monitor],
+        output_dir=output_dir / "runs",
+        log_steps=True,
+        log_detail=True,
+        **tracker_options,
     )
     logger = TensorBoardLogger(output_dir / "tensorboard", name=name, default_hp_metric=False)
     with _quiet_lightning():
