@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from co2cb import ConfigError, Tracker, read_records
-from co2cb.meters.accelerators import FrameworkGpus
 from co2cb.training import RankInfo, SingleProcess, TrainingMonitor
 from tests.fakes import NVML_ERROR_DRIVER_NOT_LOADED, Constant, FakeGpu, Fault, MakeFake
 from tests.fakes.fake_pynvml import NVML_ERROR_UNKNOWN
@@ -51,6 +50,8 @@ def test_row3_a_framework_gpu_nvml_cannot_serve_leaves_cpu_and_ram_measured(
 
 
 def test_row3_a_gpu_list_the_user_gave_fails_at_construction(nvml: MakeFake) -> None:
+    from co2cb.meters.accelerators import FrameworkGpus  # (here: each test of this file runs on older code too)
+
     nvml(init_error=NVML_ERROR_DRIVER_NOT_LOADED)
     with pytest.raises(ConfigError, match=r"gpus=\[0\] was given but NVML could not start"):
         Tracker(save=False, intensity=100, gpus=[0])
@@ -161,7 +162,7 @@ def test_row7_a_transient_nvml_error_skips_a_reading_and_loses_nothing(
     assert any("a reading failed" in e for e in events) and any("readable again" in e for e in events)
 
 
-def test_row7_a_lost_gpu_is_still_dropped(nvml: MakeFake) -> None:
+def test_guard_a_lost_gpu_is_still_dropped(nvml: MakeFake) -> None:
     gpu = FakeGpu(power=Constant(150.0))
     nvml(gpu)
     tracker = Tracker(save=False, intensity=100, interval_s=0.05, components=("gpu",)).start()
