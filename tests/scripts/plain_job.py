@@ -9,7 +9,7 @@ its host's package counter (under a file lock, written atomically), then a secon
 of a step is added while every rank is inside that step's epoch window.
 
 ``--break-host H``: after the first epoch, the first rank on host H makes that host's DRAM counter
-unreadable (its meter is lost at the next reading).
+unreadable, and waits until its sampler has lost that meter before the second epoch starts.
 
 Writes ``--out/rank<N>.json``: the rank's host id, joules added per epoch, what ``job_tracker`` returned
 (the job's figures) and where the run folder is.
@@ -21,6 +21,7 @@ import argparse
 import fcntl
 import json
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -94,6 +95,9 @@ def main() -> None:
             if epoch == 0 and opts.break_host:
                 if opts.break_host == host and tracker.rank.reads_host("machine"):
                     (counter.parent.parent / "intel-rapl:0:1" / "energy_uj").write_text("not a number\n")
+                    deadline = time.monotonic() + 60  # the sampler notices it (a loaded machine may delay it)
+                    while "rapl:dram-0" not in tracker.totals(read=True).unavailable and time.monotonic() < deadline:
+                        time.sleep(0.05)
                 dist.barrier()
     result = tracker.result
     (opts.out / f"rank{rank}.json").write_text(

@@ -1,4 +1,7 @@
-"""A :class:`co2cb.Tracker` for one rank of a distributed job, whose windows and totals are the job's."""
+"""A :class:`co2cb.Tracker` for one rank of a distributed job, whose windows and totals are the job's.
+
+Public as :mod:`co2cb.distributed`; ``torch`` is imported only when :func:`job_tracker` is called.
+"""
 
 from __future__ import annotations
 
