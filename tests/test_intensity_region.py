@@ -89,6 +89,24 @@ def test_step_cloud_env(var: str, value: str, expected: str) -> None:
     lookup(res.code)  # the code resolves
 
 
+def test_a_cloud_variable_is_a_strong_hint_and_disagreeing_hints_are_named(zoneinfo: Path) -> None:
+    agree = resolve_region(
+        environ={"AWS_REGION": "eu-west-3", "AWS_DEFAULT_REGION": "eu-west-3", "TZ": "Europe/Paris"},
+        zoneinfo_dir=zoneinfo,
+    )
+    assert (agree.confidence, agree.source, agree.overruled) == ("strong hint", "AWS_REGION", ())
+    assert "a strong hint, not a fact: set CO2CB_REGION" in agree.reason
+    disagree = resolve_region(
+        environ={"AWS_REGION": "eu-west-3", "REGION_NAME": "West Europe", "TZ": "America/Los_Angeles"},
+        zoneinfo_dir=zoneinfo,
+    )
+    assert disagree.code == "aws:eu-west-3"
+    assert disagree.overruled == ("REGION_NAME=West Europe -> azure:westeurope", "time zone America/Los_Angeles -> US")
+    assert disagree.as_record()["overruled"] == list(disagree.overruled)
+    given = resolve_region(environ={"CO2CB_REGION": "FR", "AWS_REGION": "us-east-1"})
+    assert (given.confidence, given.source, given.overruled) == ("given", "CO2CB_REGION", ())  # a fact, no hint
+
+
 def test_every_cloud_variable_is_tested() -> None:
     assert {var for var, _ in CLOUD_ENV_VARS} == {
         "AWS_REGION",

@@ -227,9 +227,62 @@ def test_a_guessed_region_is_said_to_be_a_guess(tmp_path: Path, monkeypatch: pyt
         time.sleep(0.1)
     assert tracker.run_folder is not None
     run = [load_run(tracker.run_folder)]
-    assert "France (FR), guessed from the machine's time zone" in " ".join(render(run, "text").split())
+    said = "France (FR), guessed from the machine's time zone Europe/Paris (the TZ variable)"
+    assert said in " ".join(render(run, "text").split())
     card = yaml.safe_load(render(run, "hf-model-card"))["co2_eq_emissions"]
-    assert card["geographical_location"] == "France (FR), guessed from the machine's time zone"
+    assert card["geographical_location"] == said
+
+
+def located(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **environ: str) -> tuple[str, dict[str, Any]]:
+    """The location a statement gives for a run made in this environment, and the record's region field."""
+    for variable in ("CO2CB_REGION", *(name for name, _ in CLOUD_ENV_VARS)):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environ.items():
+        monkeypatch.setenv(variable, value)
+    with Tracker(output_dir=tmp_path, meters=[ConstantPower(10.0)], interval_s=0.05) as tracker:
+        pass
+    assert tracker.run_folder is not None
+    run = load_run(tracker.run_folder)
+    card = yaml.safe_load(render([run], "hf-model-card"))["co2_eq_emissions"]
+    assert card["geographical_location"] in " ".join(render([run], "text").split())
+    return card["geographical_location"], run.header["region"]
+
+
+def test_on_a_utc_machine_the_world_average_is_not_said_to_come_from_the_time_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where, region = located(tmp_path, monkeypatch, TZ="UTC")
+    assert region["step"] == "world" and region["guessed"] and region["confidence"] == "guess"
+    assert "time zone UTC is not one country's" in region["reason"]  # the words that misled the old test
+    assert where == "World (WORLD), guessed: the world average, no region given"
+
+
+def test_a_cloud_variable_is_a_strong_hint_and_the_hints_that_lost_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    where, region = located(tmp_path / "aws", monkeypatch, TZ="Europe/Paris", AWS_REGION="eu-west-3")
+    assert (region["step"], region["confidence"], region["source"]) == ("cloud-env", "strong hint", "AWS_REGION")
+    assert region["overruled"] == [] and not region["guessed"]
+    assert (
+        where == "aws:eu-west-3, France (FR), from the environment variable AWS_REGION (a strong hint, not confirmed)"
+    )
+    where, region = located(
+        tmp_path / "both", monkeypatch, TZ="Europe/Berlin", AWS_REGION="eu-west-3", GOOGLE_CLOUD_REGION="europe-west1"
+    )
+    assert region["overruled"] == [
+        "GOOGLE_CLOUD_REGION=europe-west1 -> gcp:europe-west1",
+        "time zone Europe/Berlin -> DE",
+    ]
+    assert where.endswith(
+        "(a strong hint, not confirmed); other hints disagreed: GOOGLE_CLOUD_REGION=europe-west1 -> "
+        "gcp:europe-west1; time zone Europe/Berlin -> DE"
+    )
+    assert "other hints disagree and were not used" in region["reason"]
+    warned = [r.getMessage() for r in caplog.records if "other hints disagree" in r.getMessage()]
+    assert warned == [
+        "co2cb: region aws:eu-west-3 taken from AWS_REGION, but other hints disagree (GOOGLE_CLOUD_REGION=europe-west1"
+        " -> gcp:europe-west1; time zone Europe/Berlin -> DE); set CO2CB_REGION or pass region= to say which is right"
+    ]
 
 
 def test_an_incomplete_record_says_it_is_a_lower_bound(estimated: RecordedRun) -> None:

@@ -41,6 +41,7 @@ def run_header(tracker: Tracker) -> dict[str, Any]:
         "meters": [m.info.as_dict() for m in ms.meters],
         "meter_choices": [c.as_dict() for c in ms.choices],
         "intensity": tracker.intensity.info.as_dict(),
+        "region": tracker.choice.region_record(),
         "marginal_intensity": None if tracker.marginal_intensity is None else tracker.marginal_intensity.info.as_dict(),
         "pue": tracker.pue,
         "pue_info": tracker.choice.pue.as_dict(),

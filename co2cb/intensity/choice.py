@@ -40,6 +40,8 @@ class IntensityChoice:
         pue: The PUE and where it comes from.
         region: The resolved region code, or None when no resolution was needed.
         region_reason: Why that region ("" when not resolved).
+        resolution: How the region was found, structured (step, confidence, source, hints that lost),
+            or None when no resolution was needed.
     """
 
     source: IntensitySource
@@ -47,6 +49,11 @@ class IntensityChoice:
     pue: PueInfo
     region: str | None = None
     region_reason: str = ""
+    resolution: Resolution | None = None
+
+    def region_record(self) -> dict[str, Any] | None:
+        """The structured region choice for the run record's header (None when no region was resolved)."""
+        return self.resolution.as_record() if self.resolution is not None else None
 
     @property
     def sources(self) -> list[IntensitySource]:
@@ -130,7 +137,7 @@ def choose(
         marginal = _marginal(marginal_intensity, region, resolution)
     res = resolved[0] if resolved else None
     pue_info = resolve_pue(pue, None if pue is not None else res.code if res else _region_for_pue(region, environ))
-    return IntensityChoice(source, marginal, pue_info, res.code if res else None, res.reason if res else "")
+    return IntensityChoice(source, marginal, pue_info, res.code if res else None, res.reason if res else "", res)
 
 
 def _region_for_pue(region: str | None, environ: Mapping[str, str] | None) -> str | None:
@@ -265,6 +272,25 @@ def announcement(choice: IntensityChoice) -> str:
     return "\n".join(lines)
 
 
+_disagreements: set[str] = set()
+
+
+def _warn_disagreement(choice: IntensityChoice) -> None:
+    """Warn once per process when region hints disagree (a warning: not silenced by ``CO2CB_QUIET``)."""
+    res = choice.resolution
+    if res is None or not res.overruled:
+        return
+    text = (
+        f"co2cb: region {res.code} taken from {res.source}, but other hints disagree ({'; '.join(res.overruled)}); "
+        f"set CO2CB_REGION or pass region= to say which is right"
+    )
+    with _announce_lock:
+        if text in _disagreements:
+            return
+        _disagreements.add(text)
+    log.warning(text)
+
+
 def announce(
     choice: IntensityChoice, *, stream: TextIO | None = None, environ: Mapping[str, str] | None = None
 ) -> bool:
@@ -276,6 +302,7 @@ def announce(
     Returns:
         True when the lines were printed.
     """
+    _warn_disagreement(choice)
     if is_quiet(environ):
         return False
     text = announcement(choice)

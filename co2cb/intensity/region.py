@@ -14,6 +14,10 @@
 5. the machine's time zone, mapped to its country (a guess);
 6. the world average (a guess).
 
+A cloud variable is a strong hint, not a fact (a container image may carry another region's
+variables): the reason names the variable, and every other hint that disagreed and lost (another
+cloud variable, the time zone's country). The structured form (:meth:`Resolution.as_record`) goes into
+the run record, so that what a statement says about the region comes from fields, not from words.
 By default no network connection is opened.
 """
 
@@ -51,21 +55,55 @@ CLOUD_ENV_VARS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: How sure each step is: given by the user, a strong hint from the environment, reported by the cloud, a guess.
+CONFIDENCE = {
+    "argument": "given",
+    "env": "given",
+    "cloud-env": "strong hint",
+    "metadata": "reported",
+    "timezone": "guess",
+    "world": "guess",
+}
+
+
 @dataclass(frozen=True)
 class Resolution:
     """The region chosen and why.
 
     Attributes:
         code: Region code to pass to :func:`co2cb.intensity.database.lookup`.
-        reason: Why; a guess says so and how to set the region.
+        reason: Why, in words; a guess or a hint says so and how to set the region.
         guessed: True for the time-zone and world-average steps.
         step: ``"argument"``, ``"env"``, ``"cloud-env"``, ``"metadata"``, ``"timezone"`` or ``"world"``.
+        source: What gave it: ``CO2CB_REGION``, the cloud variable (``AWS_REGION``), the metadata
+            endpoint, the time zone and its file; ``""`` for an argument or the world average.
+        overruled: The other hints that disagreed and lost (``"GOOGLE_CLOUD_REGION=europe-west1 -> gcp:europe-west1"``,
+            ``"time zone Europe/Berlin -> DE"``).
     """
 
     code: str
     reason: str
     guessed: bool
     step: str
+    source: str = ""
+    overruled: tuple[str, ...] = ()
+
+    @property
+    def confidence(self) -> str:
+        """``"given"``, ``"strong hint"``, ``"reported"`` or ``"guess"``."""
+        return CONFIDENCE.get(self.step, "guess")
+
+    def as_record(self) -> dict[str, Any]:
+        """The structured reason, for the run record's header (``region``)."""
+        return {
+            "code": self.code,
+            "step": self.step,
+            "confidence": self.confidence,
+            "guessed": self.guessed,
+            "source": self.source,
+            "overruled": list(self.overruled),
+            "reason": self.reason,
+        }
 
 
 def _cloud_code(provider: str, value: str) -> str:
@@ -131,43 +169,87 @@ def resolve_region(
         return Resolution(region.strip(), f"region {region.strip()!r} given as an argument", False, "argument")
     value = env.get(ENV_VAR, "").strip()
     if value:
-        return Resolution(value, f"{ENV_VAR}={value}", False, "env")
+        return Resolution(value, f"{ENV_VAR}={value}", False, "env", ENV_VAR)
+
+    zone_found: list[tuple[str, str] | None] = []
+
+    def zone() -> tuple[str, str] | None:  # read once, and only when a step needs it
+        if not zone_found:
+            zone_found.append(machine_timezone(env, timezone_file=timezone_file, localtime=localtime))
+        return zone_found[0]
 
     passed_over: list[str] = []
+    hints: list[tuple[str, str]] = []  # (variable=value, code) of every cloud variable that names a known region
     for var, provider in CLOUD_ENV_VARS:
         value = env.get(var, "").strip()
         if not value:
             continue
         code = _cloud_code(provider, value)
         if is_known(code):
-            return Resolution(code, f"{var}={value} (cloud region from the environment) -> {code}", False, "cloud-env")
-        passed_over.append(f"{var}={value} is not a region in the database")
+            hints.append((f"{var}={value}", code))
+        else:
+            passed_over.append(f"{var}={value} is not a region in the database")
+    if hints:
+        (first, code), var = hints[0], hints[0][0].split("=", 1)[0]
+        lost = [f"{hint} -> {other}" for hint, other in hints[1:] if other != code]
+        lost += _timezone_disagrees(code, zone(), zoneinfo_dir)
+        reason = (
+            f"{first} (cloud region from the environment) -> {code}; a strong hint, not a fact: set {ENV_VAR} "
+            f'or pass region="{code}" to confirm it'
+        )
+        if lost:
+            reason += f"; other hints disagree and were not used: {'; '.join(lost)}"
+        return Resolution(code, reason, False, "cloud-env", var, tuple(lost))
 
     if metadata:
         reported = query_cloud_metadata(metadata_endpoint, metadata_timeout_s)
         if reported and is_known(reported):
-            return Resolution(
-                reported, f"the cloud metadata service at {metadata_endpoint} reports {reported}", False, "metadata"
-            )
+            lost = _timezone_disagrees(reported, zone(), zoneinfo_dir)
+            reason = f"the cloud metadata service at {metadata_endpoint} reports {reported}"
+            if lost:
+                reason += f"; other hints disagree and were not used: {'; '.join(lost)}"
+            return Resolution(reported, reason, False, "metadata", metadata_endpoint, tuple(lost))
         passed_over.append(
             f"the metadata service reported {reported}, not in the database"
             if reported
             else "no cloud metadata service answered"
         )
 
-    found = machine_timezone(env, timezone_file=timezone_file, localtime=localtime)
+    found = zone()
     if found is None:
         passed_over.append("no time zone found")
     else:
-        zone, origin = found
-        country = timezone_country(zone, load_zone_countries(zoneinfo_dir))
+        name, origin = found
+        country = timezone_country(name, load_zone_countries(zoneinfo_dir))
         if country and is_known(country):
             note = f" ({'; '.join(passed_over)})" if passed_over else ""
-            reason = f"guessed from the machine's time zone {zone} (from {origin}) -> {country}{note}; "
-            return Resolution(country, reason + _how_to_set(country), True, "timezone")
-        passed_over.append(f"time zone {zone} is not one country's")
+            reason = f"guessed from the machine's time zone {name} (from {origin}) -> {country}{note}; "
+            return Resolution(country, reason + _how_to_set(country), True, "timezone", f"time zone {name} ({origin})")
+        passed_over.append(f"time zone {name} is not one country's")
     reason = (
         f"no region argument, {ENV_VAR}, cloud region or country time zone ({'; '.join(passed_over)}), "
         f"so the world average ({WORLD}) is used; " + _how_to_set(None)
     )
     return Resolution(WORLD, reason, True, "world")
+
+
+def _timezone_disagrees(code: str, zone: tuple[str, str] | None, zoneinfo_dir: Path | Any | None) -> list[str]:
+    """``["time zone Europe/Berlin -> DE"]`` when the machine's time zone names another country than ``code``'s."""
+    if zone is None:
+        return []
+    country = timezone_country(zone[0], load_zone_countries(zoneinfo_dir))
+    where = region_country(code)
+    if country is None or where is None or country.upper() == where.upper():
+        return []
+    return [f"time zone {zone[0]} -> {country}"]
+
+
+def region_country(code: str) -> str | None:
+    """The country (ISO 3166-1 alpha-2) of the grid that serves a region code, or None when not known."""
+    from co2cb.intensity.database import UnknownRegionError, database
+
+    try:
+        found = database().lookup(code)
+    except UnknownRegionError:
+        return None
+    return database().country_of.get(found.row.code)

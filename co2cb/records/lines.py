@@ -250,6 +250,9 @@ class Provenance:
         pue_info: The header's ``pue_info``: ``value``, ``source``, ``year``, ``reason``, ``url``.
         cloud_region: The cloud region the record names (``"aws:eu-west-3"``), or None.
         region_guessed: True when the region was guessed (time zone or world average).
+        region: The header's structured region choice (``step``, ``confidence``, ``source``, ``overruled``,
+            ``reason``; see :meth:`co2cb.intensity.region.Resolution.as_record`), or None (an older record,
+            or an intensity given without a region).
     """
 
     components: dict[str, str]
@@ -261,6 +264,7 @@ class Provenance:
     pue_info: dict[str, Any]
     cloud_region: str | None
     region_guessed: bool
+    region: dict[str, Any] | None = None
 
     def component_words(self, component: str) -> str:
         """``"measured"``, ``"estimated"`` or ``"measured + estimated"`` for a component (``"?"`` if unknown)."""

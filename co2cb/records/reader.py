@@ -304,10 +304,17 @@ class RecordedRun:
             g_used = (
                 self.co2_kg * 1000.0 / (total * pue) if total > 0 and pue > 0 else number(intensity.get("g_per_kwh"))
             )
+        region = mapping(header.get("region")) or None  # the structured region choice (newer records)
         reason = str(intensity.get("reason", ""))
-        # the region's own words come before the first ";" (what follows may be a hint such as "e.g. aws:...")
-        texts = [str(intensity.get("region", "")), reason.split(";")[0], str(pue_info.get("reason", "")).split(";")[0]]
-        cloud = None if "guess" in reason else next((m for m in map(_CLOUD_REGION.search, texts) if m), None)
+        if region is not None:
+            code = str(region.get("code", ""))
+            cloud = _CLOUD_REGION.fullmatch(code)
+            guessed = bool(region.get("guessed"))
+        else:  # an older record: its region's own words come before the first ";" (a hint may follow)
+            pue_reason = str(pue_info.get("reason", "")).split(";")[0]
+            texts = [str(intensity.get("region", "")), reason.split(";")[0], pue_reason]
+            cloud = None if "guess" in reason else next((m for m in map(_CLOUD_REGION.search, texts) if m), None)
+            guessed = "guess" in reason
         choices = header.get("meter_choices")
         return Provenance(
             components={str(k): str(v) for k, v in components.items()},
@@ -318,7 +325,8 @@ class RecordedRun:
             pue=pue,
             pue_info=dict(pue_info),
             cloud_region=f"{cloud.group(1).lower()}:{cloud.group(2).lower()}" if cloud else None,
-            region_guessed="guess" in reason,
+            region_guessed=guessed,
+            region=region,
         )
 
     @property

@@ -234,13 +234,21 @@ def _location(run: RecordedRun) -> str:
         where = f"{name} ({region})" if name and name != region else region
         if prov.cloud_region and not prov.region_guessed:  # a guess never lands in a cloud; its hint names one
             where = f"{prov.cloud_region}, {where}"
-    if prov.region_guessed:
-        reason = str(intensity.get("reason", ""))
-        where += (
-            ", guessed from the machine's time zone"
-            if "time zone" in reason
-            else ", guessed: the world average, no region given"
-        )
+    choice = prov.region
+    if choice is None:  # an older record without the structured choice: only whether it was a guess
+        return where + (", guessed" if prov.region_guessed else "")
+    step, source = str(choice.get("step", "")), str(choice.get("source", ""))
+    if step == "timezone":
+        where += f", guessed from the machine's {source or 'time zone'}"
+    elif step == "world":
+        where += ", guessed: the world average, no region given"
+    elif step == "cloud-env":
+        where += f", from the environment variable {source} (a strong hint, not confirmed)"
+    elif step == "metadata":
+        where += ", as the cloud's metadata service reports"
+    overruled = [str(x) for x in choice.get("overruled") or []]
+    if overruled:
+        where += f"; other hints disagreed: {'; '.join(overruled)}"
     return where
 
 
