@@ -99,16 +99,27 @@ def handle(args: argparse.Namespace) -> int:
         print(f"co2cb run: {flag_words(str(e))}", file=sys.stderr)
         return 2
     tracker.start()
-    try:
-        child = subprocess.Popen(cmd)
-    except OSError as e:
-        tracker.stop({"status": "failed", "error": str(e), "command": cmd})
-        print(f"co2cb run: cannot start {cmd[0]!r}: {e}", file=sys.stderr)
-        return 127
+    children: list[subprocess.Popen[bytes]] = []
+    early: list[int] = []  # signals that came before the command started
+
+    def on_signal(number: int, _frame: Any) -> None:
+        if children:
+            forward(children[0], number)
+        else:
+            early.append(number)
+
     forwarded = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
-    previous = {s: signal.signal(s, lambda n, _f: forward(child, n)) for s in forwarded}
+    previous = {s: signal.signal(s, on_signal) for s in forwarded}  # before the command starts: no gap
     try:
-        code = child.wait()
+        try:
+            children.append(subprocess.Popen(cmd))
+        except OSError as e:
+            tracker.stop({"status": "failed", "error": str(e), "command": cmd})
+            print(f"co2cb run: cannot start {cmd[0]!r}: {e}", file=sys.stderr)
+            return 127
+        for number in early:  # stopped before it began: the command gets the signal it missed
+            children[0].send_signal(number)
+        code = children[0].wait()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
