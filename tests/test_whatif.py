@@ -224,3 +224,33 @@ def test_whatif_regions_raise_only_unknown_region(tmp_path_factory: pytest.TempP
 
 
 _RUN_CACHE: dict[str, Path] = {}
+
+
+# --------------------------------------------------------------------------- one basis
+def test_operational_and_lifecycle_figures_get_no_ratio_and_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run on France's lifecycle figure against Google's operational europe-north2 (2.7 gCO2e/kWh): no
+    '0.06x recorded', a warning instead; against Germany's lifecycle figure, a ratio."""
+    with co2cb.Tracker(output_dir=tmp_path, region="FR", cpu_tdp_w=50, interval_s=0.05) as tracker:
+        _busy()
+    assert tracker.run_folder is not None
+    result = whatif(tracker.run_folder, ["gcp:europe-north2", "DE"])
+    assert result.run.basis == "lifecycle"
+    north, germany = result.outcomes
+    assert (north.basis, north.ratio) == ("operational", None)
+    assert germany.basis == "lifecycle" and germany.ratio == pytest.approx(
+        lookup("DE").row.g_per_kwh / lookup("FR").row.g_per_kwh, rel=1e-6
+    )
+    assert any(w.startswith("no ratio for gcp:europe-north2: its figure is operational") for w in result.warnings)
+    assert any("gcp:europe-north2: 2.73 gCO2e/kWh is below 10" in w for w in result.warnings)
+    code, out, _ = _cli([str(tracker.run_folder), "--region", "gcp:europe-north2", "--region", "DE"], capsys)
+    assert code == 0
+    header = next(line for line in out.splitlines() if line.startswith("region "))
+    assert "basis" in header and "n/a" in out and "warning: no ratio for gcp:europe-north2" in out
+
+
+def test_a_hand_given_intensity_has_no_basis_and_says_so(run: Path) -> None:
+    result = whatif(run, ["FR"])
+    assert result.run.basis == "" and result.outcomes[0].ratio is not None
+    assert any("does not say whether it is a lifecycle or an operational figure" in w for w in result.warnings)

@@ -15,7 +15,13 @@ package's own tables (one per licence) under ``co2cb/intensity/data/``:
 * ``aliases_cloud.csv``: AWS / Azure regions -> the grid row serving them; licence per row.
 * ``aliases_subdivisions.csv``: ISO 3166-2 codes -> the grid row serving them; Apache-2.0 (co2cb).
 
-All intensities are in gCO2e/kWh (eGRID: gCO2/kWh).
+All intensities are in gCO2e/kWh (eGRID: gCO2/kWh). Every row says its ``basis`` (``lifecycle``: Ember/OWID,
+Electricity Maps, Google before 2021; ``operational``: Google from 2021, eGRID, the UNFCCC/IFI factors) and, in
+``note``, what is doubtful about it: a value the source repeats for at least :data:`REPEATED_YEARS` years (a
+placeholder or a modelled estimate, not a yearly figure), or another source used instead. A country whose
+Ember/OWID figure is outside co2cb's plausible band (:data:`co2cb.intensity.base.PLAUSIBLE_G_PER_KWH`) takes
+Electricity Maps' figure for the country where that one is inside it (Central African Republic: 0 -> 24,
+Turkmenistan: 1306 -> 490); those rows move to ``zones_electricitymaps.csv`` (ODbL), with a note.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import tools.intensity_hand_tables as hand
+from co2cb.intensity.base import PLAUSIBLE_G_PER_KWH
 
 LB_PER_MWH_TO_G_PER_KWH = 0.45359237  # 1 lb = 453.59237 g; 1 MWh = 1000 kWh
 
@@ -55,7 +62,26 @@ LICENCE_CCF = "Apache-2.0"
 LICENCE_MLCO2 = "MIT"
 LICENCE_OWN = "Apache-2.0 (co2cb)"
 
-GRID_COLUMNS = ["code", "name", "g_per_kwh", "year", "source", "kind", "licence"]
+GRID_COLUMNS = ["code", "name", "g_per_kwh", "year", "source", "kind", "licence", "basis", "note"]
+LIFECYCLE, OPERATIONAL = "lifecycle", "operational"
+REPEATED_YEARS = 5  # a value the source gives for this many years in a row, up to its latest, is flagged
+
+
+def _plausible(value: float) -> bool:
+    low, high = PLAUSIBLE_G_PER_KWH
+    return low <= value <= high
+
+
+def _repeated(years: dict[int, float], source: str) -> str:
+    """A note when the latest value is the same for at least :data:`REPEATED_YEARS` years up to the latest."""
+    latest = max(years)
+    value, first = years[latest], latest
+    while first - 1 in years and years[first - 1] == value:
+        first -= 1
+    if latest - first + 1 < REPEATED_YEARS:
+        return ""
+    years_said = f"every year {first}-{latest}"
+    return f"{source} gives {_num(value)} gCO2e/kWh for {years_said}: a placeholder or estimate, not a yearly figure"
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -94,13 +120,28 @@ def alpha3_to_alpha2(shared: Path) -> dict[str, str]:
     return mapping
 
 
-def build_countries(shared: Path, a3: dict[str, str]) -> list[dict[str, object]]:
-    """Latest year per ISO-coded country (and Kosovo), plus the World aggregate."""
+def em_yearly(shared: Path) -> dict[str, dict[int, float]]:
+    """Electricity Maps' yearly figures per zone."""
+    years: dict[str, dict[int, float]] = {}
+    for row in _read(shared / EM_FILE):
+        if row["carbon_intensity_gco2eq_per_kwh"]:
+            years.setdefault(row["zone_key"], {})[int(row["year"])] = float(row["carbon_intensity_gco2eq_per_kwh"])
+    return years
+
+
+def build_countries(shared: Path, a3: dict[str, str], em: dict[str, dict[int, float]]) -> list[dict[str, object]]:
+    """Latest year per ISO-coded country (and Kosovo), plus the World aggregate.
+
+    A country outside the plausible band whose Electricity Maps figure is inside it is left out here (with a
+    ``replaced`` entry naming the figure it replaces): :func:`build_zones` adds that country's zone instead.
+    """
     latest: dict[str, dict[str, str]] = {}
+    years: dict[str, dict[int, float]] = {}
     for row in _read(shared / OWID_FILE):
         code = row["Code"]
         if not (len(code) == 3 or code in ("OWID_KOS", "OWID_WRL")):
             continue
+        years.setdefault(code, {})[int(row["Year"])] = float(row["Carbon intensity of electricity - gCO2/kWh"])
         if code not in latest or int(row["Year"]) > int(latest[code]["Year"]):
             latest[code] = row
     out = []
@@ -112,16 +153,26 @@ def build_countries(shared: Path, a3: dict[str, str]) -> list[dict[str, object]]
         else:
             print(f"build_tables: no alpha-2 code for {a3code} ({row['Entity']}); skipped", file=sys.stderr)
             continue
+        value = float(row["Carbon intensity of electricity - gCO2/kWh"])
+        note = _repeated(years[a3code], SOURCE_OWID)
+        em_latest = em.get(code, {})
+        if not _plausible(value) and em_latest and _plausible(em_latest[max(em_latest)]):
+            stretch = [y for y, v in years[a3code].items() if v == value]
+            when = str(min(stretch)) if min(stretch) == max(stretch) else f"{min(stretch)}-{max(stretch)}"
+            out.append({"code": code, "replaced": f"{_num(value)} gCO2e/kWh ({when})"})
+            continue
         out.append(
             {
                 "code": code,
                 "alpha3": a3code,
                 "name": row["Entity"],
-                "g_per_kwh": _num(float(row["Carbon intensity of electricity - gCO2/kWh"])),
+                "g_per_kwh": _num(value),
                 "year": row["Year"],
                 "source": SOURCE_OWID,
                 "kind": "average",
                 "licence": LICENCE_OWID,
+                "basis": LIFECYCLE,
+                "note": note,
             }
         )
     return out
@@ -144,14 +195,23 @@ def build_egrid(shared: Path) -> list[dict[str, object]]:
                 "source": SOURCE_EGRID,
                 "kind": "average",
                 "licence": LICENCE_EGRID,
+                "basis": OPERATIONAL,
+                "note": "",
                 "lb_per_mwh": row["CO2 total output emission rate (lb/MWh) by eGRID subregion 2022"],
             }
         )
     return out
 
 
-def build_zones(shared: Path, country_codes: set[str]) -> list[dict[str, object]]:
-    """Electricity Maps zones not already a country row: sub-national zones and missing countries."""
+def build_zones(
+    shared: Path,
+    country_codes: set[str],
+    em: dict[str, dict[int, float]],
+    replaced: dict[str, str],
+    a3: dict[str, str] | None = None,
+) -> list[dict[str, object]]:
+    """Electricity Maps zones not already a country row: sub-national zones, missing countries, and the countries
+    whose Ember/OWID figure is implausible (``replaced``: code -> the figure replaced)."""
     latest: dict[str, dict[str, str]] = {}
     for row in _read(shared / EM_FILE):
         key = row["zone_key"]
@@ -159,10 +219,14 @@ def build_zones(shared: Path, country_codes: set[str]) -> list[dict[str, object]
             continue
         if key not in latest or int(row["year"]) > int(latest[key]["year"]):
             latest[key] = row
+    alpha3 = {a2: code for code, a2 in (a3 or {}).items() if len(code) == 3}
     out = []
     for key, row in latest.items():
-        if "-" not in key and key in country_codes:
+        if "-" not in key and key in country_codes and key not in replaced:
             continue  # a country-level zone (FR, IN, VI...): the Ember/OWID row stands for it
+        notes = [_repeated(em[key], "Electricity Maps")]
+        if key in replaced:
+            notes.insert(0, f"Electricity Maps' figure, used instead of Ember/OWID's implausible {replaced[key]}")
         country = key.split("-")[0]
         name = row["zone_name"]
         if row["country_name"] and "-" in key:
@@ -170,6 +234,7 @@ def build_zones(shared: Path, country_codes: set[str]) -> list[dict[str, object]
         out.append(
             {
                 "code": key,
+                "alpha3": alpha3.get(key, "") if "-" not in key else "",
                 "name": name,
                 "country": country,
                 "g_per_kwh": _num(float(row["carbon_intensity_gco2eq_per_kwh"])),
@@ -177,6 +242,8 @@ def build_zones(shared: Path, country_codes: set[str]) -> list[dict[str, object]
                 "source": SOURCE_EM,
                 "kind": "average",
                 "licence": LICENCE_EM,
+                "basis": LIFECYCLE,
+                "note": "; ".join(n for n in notes if n),
             }
         )
     return out
@@ -200,6 +267,8 @@ def build_marginal(shared: Path) -> list[dict[str, object]]:
                 "source": SOURCE_MARGINAL,
                 "kind": "marginal",
                 "licence": LICENCE_MARGINAL,
+                "basis": OPERATIONAL,
+                "note": "",
             }
         )
     return out
@@ -229,6 +298,8 @@ def build_gcp(shared: Path, grids: dict[str, str]) -> list[dict[str, object]]:
                 "source": f"{SOURCE_GCP}, {row['intensity_basis']}",
                 "kind": "average",
                 "licence": LICENCE_GCP,
+                "basis": OPERATIONAL if row["intensity_basis"].startswith(OPERATIONAL) else LIFECYCLE,
+                "note": "",
                 "country": grids.get(grid, ""),
                 "grid": grid,
             }
@@ -292,9 +363,12 @@ def build(shared: Path, out_dir: Path) -> dict[str, int]:
     """Write every table; returns rows written per file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     a3 = alpha3_to_alpha2(shared)
-    countries = build_countries(shared, a3)
+    em = em_yearly(shared)
+    found = build_countries(shared, a3, em)
+    replaced = {str(r["code"]): str(r["replaced"]) for r in found if "replaced" in r}
+    countries = [r for r in found if "replaced" not in r]
     egrid = build_egrid(shared)
-    zones = build_zones(shared, {str(r["code"]) for r in countries})
+    zones = build_zones(shared, {str(r["code"]) for r in countries}, em, replaced, a3)
     grids: dict[str, str] = {str(r["code"]): str(r["code"]) for r in countries}
     grids.update({str(r["code"]): "US" for r in egrid})
     grids.update({str(r["code"]): str(r["country"]) for r in zones})
@@ -304,7 +378,7 @@ def build(shared: Path, out_dir: Path) -> dict[str, int]:
         ),
         "us_egrid2022.csv": _write(out_dir / "us_egrid2022.csv", [*GRID_COLUMNS, "lb_per_mwh"], egrid),
         "zones_electricitymaps.csv": _write(
-            out_dir / "zones_electricitymaps.csv", ["code", "name", "country", *GRID_COLUMNS[2:]], zones
+            out_dir / "zones_electricitymaps.csv", ["code", "alpha3", "name", "country", *GRID_COLUMNS[2:]], zones
         ),
         "marginal_unfccc_ifi_2021.csv": _write(
             out_dir / "marginal_unfccc_ifi_2021.csv", GRID_COLUMNS, build_marginal(shared)

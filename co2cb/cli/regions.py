@@ -12,7 +12,7 @@ from typing import Any
 from co2cb.intensity.listing import RegionListing, list_regions
 
 FORMATS = ("table", "csv", "json")
-COLUMNS = ("code", "name", "g_per_kwh", "year", "source", "kind", "alias_of")
+COLUMNS = ("code", "name", "g_per_kwh", "year", "source", "kind", "basis", "alias_of", "note")
 
 
 def register(sub: Any) -> None:
@@ -20,9 +20,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "regions",
         help="list and search the embedded carbon-intensity regions",
-        description="List the regions co2cb knows (code, name, gCO2e/kWh, year, source, kind), or those whose "
-        "code or name contains QUERY. Aliases (AWS and Azure regions, subdivisions such as US-CA) are shown "
-        "with the grid they point at.",
+        description="List the regions co2cb knows (code, name, gCO2e/kWh, year, source, kind, basis), or those "
+        "whose code or name contains QUERY. Aliases (AWS and Azure regions, subdivisions such as US-CA) are shown "
+        "with the grid they point at. The basis says what a figure counts: lifecycle (Ember/OWID, Electricity "
+        "Maps) or operational (Google's region figures, eGRID, the UNFCCC/IFI factors), which read lower for "
+        "the same grid: compare figures of one basis. A doubtful figure (outside 10 to 1,200 gCO2e/kWh, or "
+        "repeated by its source for years) is marked with ! and explained below the table.",
         epilog="Exit status: 0 when something matched, 1 when nothing did (the nearest codes are named).",
     )
     p.add_argument(
@@ -53,7 +56,10 @@ def write_csv(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
 
 def print_listing(listing: RegionListing, fmt: str) -> None:
     """Print a listing in ``fmt`` (``table``, ``csv`` or ``json``)."""
-    rows = [[e.code, e.name, f"{e.g_per_kwh:g}", e.year, e.source, e.kind, e.alias_of] for e in listing.entries]
+    rows = [
+        [e.code, e.name, f"{e.g_per_kwh:g}", e.year, e.source, e.kind, e.basis, e.alias_of, e.note]
+        for e in listing.entries
+    ]
     if fmt == "json":
         print(json.dumps(listing.as_dict(), indent=2))
         return
@@ -62,9 +68,18 @@ def print_listing(listing: RegionListing, fmt: str) -> None:
         return
     if listing.exact is not None and listing.exact.via:
         print(f"{listing.query}: {listing.exact.via}")
-    shown = [[c, n, g, y, s, k, f"-> {a}" if a else ""] for c, n, g, y, s, k, a in rows]
-    for line in table_lines(("code", "name", "gCO2e/kWh", "year", "source", "kind", "alias of"), shown):
+    shown = [
+        [c, n, f"{g}{' !' if t else ''}", y, s, k, b, f"-> {a}" if a else ""] for c, n, g, y, s, k, b, a, t in rows
+    ]
+    headers = ("code", "name", "gCO2e/kWh", "year", "source", "kind", "basis", "alias of")
+    for line in table_lines(headers, shown):
         print(line)
+    doubtful = list(dict.fromkeys(f"  {e.alias_of or e.code}: {e.note}" for e in listing.entries if e.note))
+    if doubtful:
+        print("\n! doubtful figures:\n" + "\n".join(doubtful))
+    bases = {e.basis for e in listing.entries if e.basis}
+    if len(bases) > 1:
+        print("\nLifecycle and operational figures are listed together: compare figures of one basis only.")
     print(f"\n{len(listing.entries)} shown. {listing.count.sentence()}.")
 
 

@@ -14,7 +14,19 @@ from co2cb.planning.inputs import PlanningInputError, parse_pue
 from co2cb.planning.whatif import PATTERSON_2022, WhatIf, WhatIfError, whatif
 from co2cb.units import format_energy, format_mass
 
-CSV_COLUMNS = ("query", "region", "region_name", "g_per_kwh", "year", "source", "kind", "pue", "co2_kg", "ratio")
+CSV_COLUMNS = (
+    "query",
+    "region",
+    "region_name",
+    "g_per_kwh",
+    "year",
+    "source",
+    "kind",
+    "basis",
+    "pue",
+    "co2_kg",
+    "ratio",
+)
 
 
 def arg_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -62,7 +74,7 @@ def register(sub: Any) -> None:
 def print_whatif(result: WhatIf, fmt: str) -> None:
     """Print a what-if in ``fmt`` (``table``, ``csv`` or ``json``)."""
     rows = [
-        [o.query, o.region, o.region_name, o.g_per_kwh, o.year, o.source, o.kind, o.pue, o.co2_kg, o.ratio]
+        [o.query, o.region, o.region_name, o.g_per_kwh, o.year, o.source, o.kind, o.basis, o.pue, o.co2_kg, o.ratio]
         for o in result.outcomes
     ]
     if fmt == "json":
@@ -81,6 +93,7 @@ def print_whatif(result: WhatIf, fmt: str) -> None:
             run.source if run.source != run.region_name else "",
             str(run.year) if run.year else "",
             run.kind,
+            run.basis or "basis not recorded",
         )
         if p
     ]
@@ -99,17 +112,20 @@ def print_whatif(result: WhatIf, fmt: str) -> None:
             o.year,
             o.source,
             o.kind,
+            o.basis,
             format_mass(o.co2_kg),
             "n/a" if o.ratio is None else f"{o.ratio:.3g}x",
         ]
         for o in result.outcomes
     ]
-    headers = ("region", "grid", "name", "gCO2e/kWh", "year", "source", "kind", "CO2e", "x recorded")
+    headers = ("region", "grid", "name", "gCO2e/kWh", "year", "source", "kind", "basis", "CO2e", "x recorded")
     for line in table_lines(headers, shown):
         print(line)
     vias = [f"  {o.query}: {o.via}" for o in result.outcomes if o.via]
     if vias:
         print("\n" + "\n".join(vias))
+    for warning in result.warnings:
+        print(f"\nwarning: {warning}")
     print(f"\n{PATTERSON_2022}.")
 
 

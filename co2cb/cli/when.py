@@ -8,7 +8,10 @@ changes slope only where ``s`` or ``s + H`` meets a row), earliest first on ties
 
 The start is compared with starting now, when now leaves room for the job inside the
 series; with the series start when now is outside the series; with ``--from`` when
-given (the search then starts there too).
+given (the search then starts there too). Both figures come from the one series, so of
+one basis (lifecycle or operational, as the series' publisher gives it): co2cb never
+compares them with a table row. Values outside the plausible band (10 to 1,200
+gCO2e/kWh) are said in the notes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from co2cb.cli.whatif import arg_type
+from co2cb.intensity.base import PLAUSIBLE_G_PER_KWH, plausibility
 from co2cb.intensity.series import SeriesIntensity
 from co2cb.intensity.series_file import SeriesError, human_seconds, iso_utc, parse_timestamp
 from co2cb.planning.inputs import HOURS_HELP, parse_hours
@@ -124,6 +128,13 @@ def best_start(series: SeriesIntensity, hours: float, earliest: float | None = N
                 f"the best window overlaps a {human_seconds(gap.seconds)} gap in the series from "
                 f"{iso_utc(gap.start_unix_s)}, where the value before the gap is assumed"
             )
+    outside = [v for v in series.values if plausibility(v)]
+    if outside:
+        low, high = PLAUSIBLE_G_PER_KWH
+        notes.append(
+            f"{len(outside)} of the series' {len(series.values)} values are outside {low:g} to {high:g} gCO2e/kWh "
+            f"({min(outside):g} to {max(outside):g}): check its unit (gCO2e/kWh) and source"
+        )
     saving = ref_mean - best_mean
     return Plan(
         hours=hours,

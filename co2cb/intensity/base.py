@@ -15,6 +15,28 @@ from typing import Any
 MAX_G_PER_KWH = 1500.0
 """Upper bound of any carbon intensity co2cb accepts, gCO2e/kWh: more than any grid emits (coal is about 1,000)."""
 
+PLAUSIBLE_G_PER_KWH = (10.0, 1200.0)
+"""A grid's yearly average outside this band, gCO2e/kWh, is doubtful and said so: no grid's lifecycle figure is
+below about 10 (hydro, nuclear and wind alone are 4 to 24 over their life cycle, IPCC AR5) and coal alone is
+about 1,000; an operational figure of a nearly carbon-free grid can be lower."""
+
+BASES = ("lifecycle", "operational", "")
+"""What a figure counts: ``"lifecycle"`` (generation, fuel supply and plant construction), ``"operational"``
+(the generators' own emissions), or ``""`` when the source does not say (a figure given by the user)."""
+
+
+def plausibility(g_per_kwh: float) -> str:
+    """A note on a figure outside :data:`PLAUSIBLE_G_PER_KWH`, or ``""``."""
+    low, high = PLAUSIBLE_G_PER_KWH
+    if g_per_kwh < low:
+        return (
+            f"{g_per_kwh:g} gCO2e/kWh is below {low:g}, lower than any grid's lifecycle figure: plausible only "
+            "as an operational figure of a nearly carbon-free grid; check the source"
+        )
+    if g_per_kwh > high:
+        return f"{g_per_kwh:g} gCO2e/kWh is above {high:g}, more than coal alone emits: check the source and unit"
+    return ""
+
 
 @dataclass(frozen=True)
 class IntensityInfo:
@@ -29,6 +51,10 @@ class IntensityInfo:
         year: Year the figure stands for, or None for a live or user-supplied value.
         kind: ``"average"`` (attributional) or ``"marginal"``.
         reason: Why this region and figure were chosen, and whether it is a guess.
+        basis: ``"lifecycle"``, ``"operational"`` or ``""`` (not known, e.g. a figure given by the user);
+            see :data:`BASES`.
+        caveat: What is doubtful about the figure (outside :data:`PLAUSIBLE_G_PER_KWH`, a value the source
+            repeats for years), or ``""``.
     """
 
     g_per_kwh: float
@@ -38,6 +64,8 @@ class IntensityInfo:
     year: int | None
     kind: str
     reason: str
+    basis: str = ""
+    caveat: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, Union
 
-from co2cb.intensity.base import FixedIntensity, IntensityInfo, IntensitySource
+from co2cb.intensity.base import FixedIntensity, IntensityInfo, IntensitySource, plausibility
 from co2cb.intensity.pue import PueInfo, resolve_pue
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ def _user_value(value: float, kind: str, region: str | None, option: str) -> Fix
             year=None,
             kind=kind,
             reason=f"{option}= argument",
+            caveat=plausibility(float(value)),
         )
     )
 
@@ -276,19 +277,24 @@ _disagreements: set[str] = set()
 
 
 def _warn_disagreement(choice: IntensityChoice) -> None:
-    """Warn once per process when region hints disagree (a warning: not silenced by ``CO2CB_QUIET``)."""
+    """Warn once per process when region hints disagree, or a figure is doubtful (not silenced by ``CO2CB_QUIET``)."""
     res = choice.resolution
-    if res is None or not res.overruled:
-        return
-    text = (
-        f"co2cb: region {res.code} taken from {res.source}, but other hints disagree ({'; '.join(res.overruled)}); "
-        f"set CO2CB_REGION or pass region= to say which is right"
-    )
-    with _announce_lock:
-        if text in _disagreements:
-            return
-        _disagreements.add(text)
-    log.warning(text)
+    texts = [
+        f"co2cb: the {label} for {s.info.region} is doubtful: {s.info.caveat}"
+        for label, s in (("carbon intensity", choice.source), ("marginal intensity", choice.marginal))
+        if s is not None and s.info.caveat
+    ]
+    if res is not None and res.overruled:
+        texts.append(
+            f"co2cb: region {res.code} taken from {res.source}, but other hints disagree "
+            f"({'; '.join(res.overruled)}); set CO2CB_REGION or pass region= to say which is right"
+        )
+    for text in texts:
+        with _announce_lock:
+            if text in _disagreements:
+                continue
+            _disagreements.add(text)
+        log.warning(text)
 
 
 def announce(

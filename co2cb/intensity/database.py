@@ -25,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from co2cb.intensity.base import IntensityInfo
+from co2cb.intensity.base import IntensityInfo, plausibility
 from co2cb.intensity.tables import (
     GRID_TABLES,
     TABLE_FILES,
@@ -74,6 +74,8 @@ class RegionEntry:
         kind: ``"average"`` or ``"marginal"``.
         licence: Licence of that figure's data file.
         alias_of: Code of the grid row an alias points to; None for a row.
+        basis: ``"lifecycle"`` or ``"operational"`` (see :class:`~co2cb.intensity.tables.GridRow`).
+        note: What is doubtful about the figure (see :func:`caveat_of`), or ``""``.
     """
 
     code: str
@@ -84,6 +86,8 @@ class RegionEntry:
     kind: str
     licence: str
     alias_of: str | None = None
+    basis: str = ""
+    note: str = ""
 
 
 class UnknownRegionError(ValueError):
@@ -122,10 +126,10 @@ class Database:
             for raw in raw_rows:
                 row = row_from_csv(raw, table)
                 index[row.code.upper()] = row
+                if raw.get("alpha3", "").isalpha():  # countries, and country zones from Electricity Maps
+                    self.alpha3[raw["alpha3"].upper()] = row.code
                 if table == "countries":
                     self.country_of[row.code] = row.code
-                    if raw.get("alpha3", "").isalpha():
-                        self.alpha3[raw["alpha3"].upper()] = row.code
                 elif table == "egrid":
                     self.country_of[row.code] = "US"
                 elif table in ("zones", "gcp") and raw.get("country"):
@@ -280,6 +284,8 @@ class Database:
                     target.kind,
                     target.licence,
                     alias_of=target.code,
+                    basis=target.basis,
+                    note=caveat_of(target),
                 )
             )
         if marginal:
@@ -294,7 +300,22 @@ def _fold(text: str) -> str:
 
 
 def _entry(row: GridRow) -> RegionEntry:
-    return RegionEntry(row.code, row.name, row.g_per_kwh, row.year, row.source, row.kind, row.licence)
+    return RegionEntry(
+        row.code,
+        row.name,
+        row.g_per_kwh,
+        row.year,
+        row.source,
+        row.kind,
+        row.licence,
+        basis=row.basis,
+        note=caveat_of(row),
+    )
+
+
+def caveat_of(row: GridRow) -> str:
+    """What is doubtful about a row's figure: its note and, outside the plausible band, why (``""`` if nothing)."""
+    return "; ".join(n for n in (row.note, plausibility(row.g_per_kwh)) if n)
 
 
 def load_database(data_dir: Path | None = None) -> Database:
@@ -411,4 +432,6 @@ def to_intensity_info(found: Lookup, reason: str) -> IntensityInfo:
         year=row.year,
         kind=row.kind,
         reason=full,
+        basis=row.basis,
+        caveat=caveat_of(row),
     )

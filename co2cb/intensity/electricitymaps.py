@@ -405,6 +405,7 @@ class ElectricityMapsIntensity(IntensitySource):
             source=f"Electricity Maps live API ({self.host}, carbon-intensity/latest)",
             year=None,
             kind="average",
+            basis="lifecycle",  # the API's default emission factors (co2cb asks for no other)
             reason=f"{fb.reason}; {self.zone_reason}; live value {last.g_per_kwh:g} gCO2e/kWh {last.detail}, "
             f"fetched {iso_utc(last.unix_s)}, refreshed every {human_seconds(self.ttl_s)} in the background; "
             f"on failure the {table} is used",

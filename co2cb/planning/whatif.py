@@ -7,6 +7,12 @@ Each region's CO2 is ``energy x PUE x intensity``, compared
 with the CO2 the run recorded. Patterson et al. (2022, "The Carbon Footprint of
 Machine Learning Training Will Plateau, Then Shrink") put the gain from choosing a
 clean region at 5 to 10 times for the same training energy.
+
+Figures of two bases do not compare: an operational figure (Google's 2021+ region data, eGRID)
+leaves out fuel supply and plant construction that a lifecycle one (Ember/OWID, Electricity Maps)
+counts, so it reads lower for the same grid. A region whose figure is of another basis than the
+run's gets no ratio, and a warning says why; a basis that is not known (a figure given by hand, an
+older record) gets a ratio and a warning.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from co2cb.intensity.database import lookup
+from co2cb.intensity.database import caveat_of, lookup
+from co2cb.intensity.tables import GridRow
 from co2cb.records.reader import RecordedRun, RunFolderError, load_run
 from co2cb.records.writer import RECORD_FILE
 
@@ -48,6 +55,7 @@ class RunEnergy:
         source: Publisher of the run's intensity.
         year: Year of the run's intensity, or None.
         kind: ``"average"`` or ``"marginal"``.
+        basis: ``"lifecycle"``, ``"operational"``, or ``""`` when the record does not say.
         complete: True when the summary was written (the run ended normally).
         energy_from: Where the energy figure comes from, in words (the loader's ``totals_from``).
         windows_used: Names of the windows summed (empty when the summary is used).
@@ -65,6 +73,7 @@ class RunEnergy:
     source: str
     year: int | None
     kind: str
+    basis: str
     complete: bool
     energy_from: str
     windows_used: list[str] = field(default_factory=list)
@@ -85,8 +94,10 @@ class RegionOutcome:
         via: How the query led to the row (alias, cloud region...).
         pue: PUE used for this region.
         co2_kg: ``energy x pue x intensity``, kg CO2e.
-        ratio: ``co2_kg / original co2_kg`` (None when the original is 0).
+        ratio: ``co2_kg / original co2_kg`` (None when the original is 0, or the figures' bases differ).
         saved_kg: ``original - co2_kg`` (negative: more CO2).
+        basis: ``"lifecycle"`` or ``"operational"``.
+        note: What is doubtful about the figure (see :func:`co2cb.intensity.database.caveat_of`), or ``""``.
     """
 
     query: str
@@ -101,6 +112,8 @@ class RegionOutcome:
     co2_kg: float
     ratio: float | None
     saved_kg: float
+    basis: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,7 @@ class WhatIf:
         pue: PUE used for the outcomes.
         pue_from: ``"the record"`` or ``"--pue"``.
         note: Patterson et al. (2022)'s observation.
+        warnings: Figures of another basis than the run's (no ratio), a basis not known, doubtful figures.
     """
 
     run: RunEnergy
@@ -120,6 +134,7 @@ class WhatIf:
     pue: float
     pue_from: str
     note: str = PATTERSON_2022
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -164,6 +179,7 @@ def run_energy(run: str | Path | RecordedRun) -> RunEnergy:
         source=str(intensity.get("source", "")),
         year=year if isinstance(year, int) and not isinstance(year, bool) else None,
         kind=str(intensity.get("kind", "average")),
+        basis=str(intensity.get("basis") or ""),
         complete=run.complete,
         energy_from=run.totals_from,
         windows_used=run.totals_windows,
@@ -196,10 +212,15 @@ def whatif(
     found = [lookup(code, marginal=marginal) for code in regions]  # every region checked before any output
     use_pue = energy.pue if pue is None else float(pue)
     outcomes = []
+    warnings = basis_warnings(energy, [hit.row for hit in found])
     for code, hit in zip(regions, found):
         row = hit.row
         co2 = energy.energy_kwh * use_pue * row.g_per_kwh / 1000.0
-        ratio = co2 / energy.co2_kg if energy.co2_kg > 0 else None
+        same_basis = comparable(energy.basis, row.basis)
+        ratio = co2 / energy.co2_kg if energy.co2_kg > 0 and same_basis else None
+        note = caveat_of(row)
+        if note:
+            warnings.append(f"{row.code}: {note}")
         outcomes.append(
             RegionOutcome(
                 code,
@@ -214,6 +235,31 @@ def whatif(
                 co2,
                 ratio,
                 energy.co2_kg - co2,
+                row.basis,
+                note,
             )
         )
-    return WhatIf(energy, outcomes, use_pue, "the record" if pue is None else "--pue")
+    return WhatIf(energy, outcomes, use_pue, "the record" if pue is None else "--pue", warnings=warnings)
+
+
+def comparable(a: str, b: str) -> bool:
+    """Whether figures of bases ``a`` and ``b`` may be compared (the same, or one not known)."""
+    return a == b or not a or not b
+
+
+def basis_warnings(run: RunEnergy, rows: Sequence[GridRow]) -> list[str]:
+    """What the comparison of the run's figure with ``rows`` cannot say, in words."""
+    said: list[str] = []
+    other = list(dict.fromkeys(r.code for r in rows if not comparable(run.basis, r.basis)))
+    if other:
+        said.append(
+            f"no ratio for {', '.join(other)}: {'its' if len(other) == 1 else 'their'} figure is "
+            f"{'operational' if run.basis == 'lifecycle' else 'lifecycle'} and the run's is {run.basis}; "
+            "operational figures leave out fuel supply and plant construction, so they read lower for the same grid"
+        )
+    if not run.basis:
+        said.append(
+            "the run's intensity does not say whether it is a lifecycle or an operational figure (given by hand, or an "
+            "older record): its ratios assume the same basis as each region's"
+        )
+    return said

@@ -288,6 +288,9 @@ def _caveats(run: RecordedRun) -> tuple[str, ...]:
         if not choice.get("chosen"):
             label = LABELS.get(str(choice.get("component")), str(choice.get("component")))
             said.append(f"No {label} energy is included ({choice.get('reason', 'no meter')}).")
+    caveat = run.provenance.intensity.get("caveat")
+    if caveat:
+        said.append(f"The intensity figure is doubtful: {caveat}.")
     notes = list(dict.fromkeys((run.summary or {}).get("intensity_notes") or []))
     said += [f"Note on the intensity: {n}." for n in notes[:MAX_NOTES]]
     if len(notes) > MAX_NOTES:

@@ -3,8 +3,10 @@
 The set searched is the run's cloud provider's regions when the record names a cloud region
 (``aws:``, ``gcp:``, ``azure:``), else the regions of all three providers: places where the same
 compute can actually be rented (the cleanest national grids include small hydro-only systems, such
-as the Central African Republic at 0 gCO2e/kWh, which tell a user nothing they can act on). The recomputation
-itself is :func:`co2cb.planning.whatif.whatif`: the run's energy x its PUE x each grid's average intensity.
+as the Central African Republic, which tell a user nothing they can act on). Only figures of the run's own
+basis are searched (lifecycle or operational: Google's operational region figures against a lifecycle
+record would read as several times cleaner than they are). The recomputation itself is
+:func:`co2cb.planning.whatif.whatif`: the run's energy x its PUE x each grid's average intensity.
 """
 
 from __future__ import annotations
@@ -36,13 +38,18 @@ class CleanestRegions:
     problem: str = ""
 
 
-def cleanest_codes(provider: str | None, n: int = HOW_MANY) -> list[str]:
+def cleanest_codes(provider: str | None, n: int = HOW_MANY, basis: str = "") -> list[str]:
     """Codes of the ``n`` lowest-intensity grids among ``provider``'s regions, or every provider's if None.
 
-    One region per grid: two regions served by the same grid count once.
+    One region per grid: two regions served by the same grid count once. ``basis``: only figures of that
+    basis (``"lifecycle"``, ``"operational"``); ``""``: any.
     """
     prefixes = tuple(f"{p}:" for p in ([provider] if provider else PROVIDER_NAMES))
-    entries = [e for e in database.database().entries() if e.code.lower().startswith(prefixes) and e.kind == "average"]
+    entries = [
+        e
+        for e in database.database().entries()
+        if e.code.lower().startswith(prefixes) and e.kind == "average" and (not basis or e.basis == basis)
+    ]
     codes: list[str] = []
     grids: set[str] = set()
     for entry in sorted(entries, key=lambda e: (e.g_per_kwh, e.code)):
@@ -57,6 +64,7 @@ def cleanest_regions(run: RecordedRun, n: int = HOW_MANY) -> CleanestRegions:
     """The run's CO2 had it drawn the same energy (same PUE) from the ``n`` cleanest grids of its set."""
     cloud = run.provenance.cloud_region
     provider = cloud.split(":", 1)[0] if cloud else None
+    basis = str(run.provenance.intensity.get("basis") or "")
     if provider:
         scope = f"{PROVIDER_NAMES[provider]} regions"
         why = f"the run's region {cloud} belongs to {PROVIDER_NAMES[provider]}"
@@ -67,8 +75,10 @@ def cleanest_regions(run: RecordedRun, n: int = HOW_MANY) -> CleanestRegions:
             f"the run's region ({region}) is not a cloud region, so the regions where the same compute could be "
             "rented are searched"
         )
+    if basis:
+        why += f"; only {basis} figures, as the run's"
     try:
-        result = whatif(run, cleanest_codes(provider, n))
+        result = whatif(run, cleanest_codes(provider, n, basis))
     except WhatIfError as exc:
         return CleanestRegions(scope, why, None, str(exc))
     return CleanestRegions(scope, why, result)

@@ -201,6 +201,7 @@ def _cleanest(run: RecordedRun) -> str:
             o.region_name,
             f"{o.g_per_kwh:g}",
             f"{o.source}, {o.year}",
+            o.basis,
             format_mass(o.co2_kg),
             "n/a" if o.ratio is None else f"{o.ratio:.3g}x",
         ]
@@ -213,7 +214,10 @@ def _cleanest(run: RecordedRun) -> str:
     )
     return (
         f"<p>{html.text(lead)}</p>"
-        + html.table(["region", "grid", "gCO2e/kWh", "source, year", "CO2e", "x recorded"], rows, numeric=(2, 4, 5))
+        + html.table(
+            ["region", "grid", "gCO2e/kWh", "source, year", "basis", "CO2e", "x recorded"], rows, numeric=(2, 5, 6)
+        )
+        + "".join(f'<p class="note">Warning: {html.text(w)}.</p>' for w in result.warnings)
         + f'<p class="note">Yearly average intensities; a clean grid does not mean capacity is available there. '
         f"{html.text(PATTERSON_2022)}.</p>"
     )
