@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHECKPOINTING_SCRIPT = """
 import sys, time
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside the try: a Ctrl-C right after it is the handler's to catch
     time.sleep(60)
 except KeyboardInterrupt:
     time.sleep(1.0)  # saving a checkpoint: a second Ctrl-C here would cut it short
@@ -68,7 +68,7 @@ def test_row2_ctrl_c_under_co2cb_run_reaches_the_command_once(tmp_path: Path) ->
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(terminal)
-    assert checkpoint.read_text() == "saved", output.decode(errors="replace")
+    assert checkpoint.exists() and checkpoint.read_text() == "saved", (status, output.decode(errors="replace"))
     assert os.waitstatus_to_exitcode(status) == 0, output.decode(errors="replace")
     (folder,) = (tmp_path / "runs").iterdir()
     summary = read_records(folder)[-1]
