@@ -93,8 +93,8 @@ class Tracker:
             scope: ``"process"`` (this process and its children) or ``"machine"``.
             gpus: GPUs to measure (CUDA ordinals or ``GPU-`` UUIDs); default: all visible.
             components: Which of ``"gpu"``, ``"cpu"``, ``"ram"`` to measure.
-            sync_boundaries: Read the meters when a recorded window opens or closes (exact edges;
-                about a millisecond per boundary). Without it a window's start is read off the curve
+            sync_boundaries: Read the meters when a recorded window opens or closes (exact edges; waits at
+                most 50 ms on a meter call, else reads the curve). Without it a window's start is read off the curve
                 once the sampler passes it, and its end is extended from the last interval's power.
                 Step windows never read.
             intensity: What ``co2_kg`` uses: carbon intensity in gCO2e/kWh; an
