@@ -169,6 +169,7 @@ class Sampler:
                 t,
                 "its counter went back (a driver reload?): counted on from this reading; energy before "
                 "it is kept, the energy since the previous reading is not counted",
+                "reset",
             )
         return t
 
@@ -182,15 +183,15 @@ class Sampler:
             self._failing[i] += 1
             if self._failing[i] == 1:
                 self._failing_since[i] = t0
-                self._event(i, t0, f"a reading failed ({e}); it is read again at each sampler interval")
+                self._event(i, t0, f"a reading failed ({e}); it is read again at each sampler interval", "failed")
         except Exception as e:  # noqa: BLE001 - any other failure makes the meter unavailable
             self._lose(i, t0, e)
         else:
             if self._failing[i]:
-                self._event(i, t0, f"readable again after {self._failing[i]} failed reading(s)")
+                self._event(i, t0, f"readable again after {self._failing[i]} failed reading(s)", "")
                 self._failing[i] = 0
         for what in meter.take_events():
-            self._event(i, t0, what)
+            self._event(i, t0, what, "noted")
         return value
 
     def unavailable(self) -> list[tuple[str, int]]:
@@ -198,16 +199,18 @@ class Sampler:
         failing = [(self.names[i], self._failing_since[i]) for i, n in enumerate(self._failing) if n]
         return [(x.meter, x.at_ns) for x in self.losses] + failing
 
-    def _event(self, i: int, t_ns: int, what: str) -> None:
+    def _event(self, i: int, t_ns: int, what: str, kind: str) -> None:
+        """Record an event; say the first of each ``kind`` for each meter ("": recorded only)."""
         self.events.append(MeterEvent(self.names[i], t_ns, what))
-        self._say_once("event", i, what, f"co2cb: meter {self.names[i]}: {what}")
+        if kind:
+            self._say_once(kind, i, what, f"co2cb: meter {self.names[i]}: {what}", record=False)
 
-    def _say_once(self, kind: str, i: int | None, what: str, message: str) -> None:
+    def _say_once(self, kind: str, i: int | None, what: str, message: str, record: bool = True) -> None:
         key = f"{kind}:{i}"
         if key in self._said:
             return
         self._said.add(key)
-        if kind != "event" and i is not None:
+        if record and i is not None:
             self.events.append(MeterEvent(self.names[i], time.perf_counter_ns(), what))
         log.warning(message)
 
