@@ -17,14 +17,18 @@ Every estimate is a :class:`~co2cb.meters.base.Meter` with provenance
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from co2cb.meters.base import Component, Meter, MeterInfo, Provenance, ReadingKind
 from co2cb.meters.process import CpuShare, ProcessTree, logical_cpu_count, machine_used_memory_bytes
 
-#: Default RAM power in watts per GB: 3 W per 8 GB of DDR3/DDR4, the figure CodeCarbon and
-#: Eco2AI use (Budennyy et al. 2022), from Micron/Crucial's "How much power does memory use?".
+#: Default RAM power in watts per GB: 3 W per 8 GB of DDR3/DDR4, from Micron/Crucial's "How much power does
+#: memory use?", the figure Eco2AI uses (Budennyy et al. 2022) and CodeCarbon used before its version 3 (which
+#: counts 5 W per DIMM of an estimated DIMM count on x86, 1.5 W on ARM).
 RAM_WATTS_PER_GB = 0.375
-RAM_WATTS_PER_GB_SOURCE = "3 W per 8 GB (Crucial/Micron), as used by CodeCarbon and Eco2AI (Budennyy et al. 2022)"
+RAM_WATTS_PER_GB_SOURCE = (
+    "3 W per 8 GB (Crucial/Micron), as used by Eco2AI (Budennyy et al. 2022) and by CodeCarbon before its version 3"
+)
 
 GB = 1e9
 
@@ -34,7 +38,7 @@ class TdpCpuMeter(Meter):
 
     reading = ReadingKind.COUNTER
 
-    def __init__(self, tdp_w: float, tree: ProcessTree | None, details: dict[str, object]) -> None:
+    def __init__(self, tdp_w: float, tree: ProcessTree | None, details: Mapping[str, object]) -> None:
         """An estimate from the TDP.
 
         Args:
@@ -78,7 +82,7 @@ class VcpuCpuMeter(Meter):
 
     reading = ReadingKind.COUNTER
 
-    def __init__(self, min_w: float, max_w: float, tree: ProcessTree | None, details: dict[str, object]) -> None:
+    def __init__(self, min_w: float, max_w: float, tree: ProcessTree | None, details: Mapping[str, object]) -> None:
         """An estimate from per-vCPU idle and full-load watts.
 
         Args:

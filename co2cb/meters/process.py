@@ -85,7 +85,7 @@ class ProcessTree:
         if now - self._members_at < self._members_s:
             return self._members_cache
         known: dict[int, psutil.Process] = {p.pid: p for p in self._members_cache}
-        members: dict[int, psutil.Process] = {}
+        members: dict[int, psutil.Process | None] = {}
         for root in self._roots:
             members[root.pid] = root
             for pid in _descendants(root.pid):
