@@ -15,6 +15,7 @@ import pytest
 
 from co2cb import Tracker, WindowResult
 from co2cb.core import header as tracker_module
+from co2cb.core.config import POWER_ONLY_INTERVAL_S
 
 from .fakes import Call, Constant, FakeGpu, MakeFake, Sine, perf_bounds
 
@@ -301,3 +302,43 @@ def test_between_marks(nvml: MakeFake, counter: bool) -> None:
     assert relative_error(live.joules["gpu"], truth) < 0.01, (live.joules["gpu"], truth)
     assert after.joules["gpu"] == pytest.approx(live.joules["gpu"], rel=1e-12)
     assert after.name == "after"
+
+
+# --------------------------------------------------------------------- (e) sampled power at the default interval
+PERIODS_S = (0.5, 1.0, 1.7, 2.0, 8.0, 30.0)  # power that swings with training steps, data loading, epochs
+
+
+def test_sampled_power_at_the_default_interval_within_half_a_percent(nvml: MakeFake) -> None:
+    """GPUs that only give power (pre-Volta NVML), each swinging +-40 % with one of :data:`PERIODS_S`, at the
+    default interval: co2cb samples them every 0.1 s (at 1 s, periods of 0.5 to 2 s alias: +0.7 % to +40 %),
+    and every window of 10 or more intervals is within 0.5 % of the true integral."""
+    start = time.perf_counter()
+    gpus = [FakeGpu(power=Sine(150.0, 60.0, period, t0=start), has_energy_counter=False) for period in PERIODS_S]
+    nvml(*gpus)
+    t = Tracker(save=False, components=("gpu",), intensity=400)  # interval_s left to co2cb
+    assert {m.info.provenance.value for m in t.meter_set.meters} == {"sampled-power"}
+    assert t.config.interval_s == POWER_ONLY_INTERVAL_S == 0.1
+    results: list[WindowResult] = []
+    with t:
+        for offset, length in ((0.13, 1.21), (1.4, 1.57), (3.05, 1.03)):  # windows of 10 to 16 intervals
+            sleep_until(start + offset)
+            t.begin("w")
+            sleep_until(start + offset + length)
+            result = t.end("w")
+            assert result is not None
+            results.append(result)
+    assert t.result is not None
+    for r in [*results, t.result]:
+        assert r.seconds >= 10 * POWER_ONLY_INTERVAL_S
+        t0, t1 = perf_bounds(t, r)
+        for i, gpu in enumerate(gpus):
+            truth = gpu.energy_between(t0, t1)
+            error = relative_error(r.meter_joules[f"gpu:{i}"], truth)
+            assert error < 0.005, (r.name, r.seconds, PERIODS_S[i], error)
+
+
+def test_the_default_interval_is_one_second_without_a_power_only_meter(nvml: MakeFake) -> None:
+    nvml(FakeGpu(power=Constant(100.0)))  # an energy counter: nothing to alias
+    assert Tracker(save=False, components=("gpu",), intensity=400).config.interval_s == 1.0
+    nvml(FakeGpu(power=Constant(100.0), has_energy_counter=False))
+    assert Tracker(save=False, components=("gpu",), intensity=400, interval_s=0.5).config.interval_s == 0.5  # given

@@ -64,3 +64,21 @@ def test_run_bad_option_says_what_to_change(tmp_path: Path) -> None:
         [*CLI, "run", "--interval", "0", "--", "true"], capture_output=True, text=True, env=_env(tmp_path)
     )
     assert bad.returncode == 2 and "between 0.05 and 60" in bad.stderr
+
+
+def test_an_unknown_region_is_the_same_clean_error_in_info_and_run(tmp_path: Path) -> None:
+    """``--region nowhere`` and ``CO2CB_REGION=nowhere``: one line naming the nearest codes, exit 2, no traceback."""
+    env = {**_env(tmp_path), "CO2CB_REGION": "nowhere", "CO2CB_QUIET": "1"}
+    clean = {k: v for k, v in env.items() if k != "CO2CB_REGION"}
+    said = {}
+    for name, argv, environ in (
+        ("info --region", ["info", "--region", "nowhere"], clean),
+        ("info with CO2CB_REGION", ["info"], env),
+        ("run --region", ["run", "--region", "nowhere", "--", sys.executable, "-c", "pass"], clean),
+        ("run with CO2CB_REGION", ["run", "--", sys.executable, "-c", "pass"], env),
+    ):
+        done = subprocess.run([*CLI, *argv], capture_output=True, text=True, env=environ)
+        assert done.returncode == 2, (name, done.stderr)
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)
+        said[name] = done.stderr.split(": ", 1)[1]
+    assert len(set(said.values())) == 1 and "unknown region 'nowhere' (nearest:" in said["info --region"]

@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - depends on what is installed
     pl_package = PLCO2Callback = None
 
 import co2cb  # noqa: E402
-from co2cb.core.config import TrackerConfig  # noqa: E402
+from co2cb.core import config as config_defaults  # noqa: E402
 from co2cb.integrations import lightning as lightning_adapter  # noqa: E402
 from co2cb.lightning import CO2Callback  # noqa: E402
 from co2cb.training import names  # noqa: E402
@@ -917,7 +917,7 @@ def test_known_truth_a_ticking_rapl_counter_at_60_w(tmp_path: Path, monkeypatch:
             module_options=SLOW,
             loggers=[L.loggers.CSVLogger(tmp_path / "csv")],
         )
-    assert run.callback.co2.tracker.config.interval_s == TrackerConfig().interval_s  # the default
+    assert run.callback.co2.tracker.config.interval_s == config_defaults.DEFAULT_INTERVAL_S  # the default
     check_ticking_counter(logs, counter, min_logs=EPOCHS * TRAIN_BATCHES // LOG_EVERY)
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
     assert values(series, "co2cb/step_power_w") == approx([log.values[names.STEP_POWER] for log in logs], CSV_REL)

@@ -70,8 +70,25 @@ def test_each_constant_matches_the_code(label: str, value: str, expression: str)
 
 def test_the_tracker_default_interval_is_the_documented_one() -> None:
     documented = next(float(v) for label, v, _ in constant_rows() if label == "default sampling interval")
-    assert inspect.signature(co2cb.Tracker).parameters["interval_s"].default == documented
-    assert f"default **{documented:g}" in DOC or f"default **{documented}" in DOC
+    power_only = next(float(v) for label, v, _ in constant_rows() if label.startswith("default sampling interval with"))
+    assert inspect.signature(co2cb.Tracker).parameters["interval_s"].default is None  # chosen from the meters
+    assert f"default **{documented}" in FLAT and f"or **{power_only:g} s** when a meter only gives power" in FLAT
+
+
+def test_the_equivalents_are_listed_with_their_published_factors_and_source() -> None:
+    from co2cb.report.compare.equivalents import EPA_PAGE, EPA_URL, EQUIVALENTS
+
+    section = DOC.split("## 10. Everyday equivalents", 1)[1].split("\n## ", 1)[0]
+    assert " ".join(EPA_PAGE.split()) in " ".join(section.split()) and EPA_URL in section
+    for equivalent in EQUIVALENTS:
+        row = next(line for line in section.splitlines() if line.startswith(f"| {equivalent.label} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert equivalent.published.startswith(cells[1].split(" per ")[0]), (cells[1], equivalent.published)
+        assert math.isclose(float(cells[2]), evaluate(cells[3].strip("`")), rel_tol=1e-6), equivalent.label
+
+
+def test_the_ram_constant_names_codecarbon_3s_own_model() -> None:
+    assert "CodeCarbon 3 instead counts 5 W per DIMM" in FLAT and "as used by CodeCarbon and" not in FLAT
 
 
 def test_sources_named_in_the_code_are_named_in_the_doc() -> None:

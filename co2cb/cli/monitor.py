@@ -38,7 +38,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--name", help="run name (default: monitor@HOST)")
     p.add_argument("--output-dir", help="parent folder of run folders (default: CO2CB_OUTPUT_DIR or ./co2cb-runs)")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between readings (0.05 to 60)")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="seconds between readings (0.05 to 60; default 1, or 0.1 when a meter only gives power)",
+    )
     p.add_argument(
         "--window", type=float, default=300.0, help="seconds between recorded windows and pushes (default 300)"
     )
@@ -94,7 +99,7 @@ def handle(args: argparse.Namespace) -> int:
         until = f"for {args.duration:g} s" if args.duration else "until SIGTERM or Ctrl-C"
         record = f"; record in {tracker.run_folder}" if tracker.run_folder else ""
         print(
-            f"co2cb monitor: measuring the whole machine every {args.interval:g} s, a window every "
+            f"co2cb monitor: measuring the whole machine every {tracker.config.interval:g} s, a window every "
             f"{args.window:g} s, {until}{record}",
             file=sys.stderr,
             flush=True,

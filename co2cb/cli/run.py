@@ -27,7 +27,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--name", help="run name (default: the command)")
     p.add_argument("--output-dir", help="parent folder of run folders (default: CO2CB_OUTPUT_DIR or ./co2cb-runs)")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between readings (0.05 to 60)")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="seconds between readings (0.05 to 60; default 1, or 0.1 when a meter only gives power)",
+    )
     p.add_argument("--scope", choices=("process", "machine"), default="process")
     p.add_argument("--region", help="region code for the carbon intensity, e.g. FR or aws:eu-west-3")
     p.add_argument(

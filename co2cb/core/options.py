@@ -111,7 +111,7 @@ def tracker_config(**options: Any) -> TrackerConfig:
         run_name=o.get("run_name"),
         output_dir=Path(o["output_dir"]) if o.get("output_dir") is not None else None,
         save=o.get("save", True),
-        interval_s=o.get("interval_s", 1.0),
+        interval_s=o.get("interval_s"),
         scope=o.get("scope", "process"),
         gpus=as_tuple(o.get("gpus")),
         components=tuple(as_tuple(o.get("components", ("gpu", "cpu", "ram"))) or ()),

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from co2cb.core.timeline import Timeline
+from co2cb.core.timeline import COUNTER_SPAN_S, Timeline
 from co2cb.meters.base import Meter, TransientMeterError
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ class Sampler:
         self.names = [m.info.name for m in self.meters]
         self.interval_s = interval_s
         self.deadline_s = deadline_s
-        self.timeline = Timeline([m.reading for m in self.meters], min_span_ns=int(interval_s * 1e9))
+        span_s = max(interval_s, COUNTER_SPAN_S)  # a counter's rate past the last reading, over ticks enough
+        self.timeline = Timeline([m.reading for m in self.meters], min_span_ns=int(span_s * 1e9))
         self.lock = threading.Lock()
         self.losses: list[MeterLoss] = []
         self.events: list[MeterEvent] = []

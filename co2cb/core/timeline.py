@@ -29,6 +29,11 @@ from co2cb.meters.base import ReadingKind
 
 Vector = list[float]
 
+COUNTER_SPAN_S = 1.0
+"""The shortest span, seconds, a counter's rate past the last point is taken over (the sampler passes the
+larger of this and its interval): RAPL and NVML counters move in steps of 1 to 100 ms, so a shorter span
+holds too few of them (at a 0.1 s interval, ten 10 ms ticks would make the rate 10 % uncertain)."""
+
 
 class Timeline:
     """Cumulative joules per channel, sampled in time."""

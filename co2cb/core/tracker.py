@@ -62,7 +62,7 @@ class Tracker:
         run_name: str | None = None,
         output_dir: str | os.PathLike[str] | None = None,
         save: bool = True,
-        interval_s: float = 1.0,
+        interval_s: float | None = None,
         scope: str = "process",
         gpus: Sequence[int | str] | None = None,
         components: Sequence[str] = ("gpu", "cpu", "ram"),
@@ -89,7 +89,8 @@ class Tracker:
             run_name: A name for the run (default: the run id).
             output_dir: Parent of run folders (default ``CO2CB_OUTPUT_DIR`` or ``./co2cb-runs``).
             save: Write a run folder; False keeps results in memory only.
-            interval_s: Seconds between background readings, 0.05 to 60.
+            interval_s: Seconds between background readings, 0.05 to 60; default 1, or 0.1 when a meter
+                only gives power (``sampled-power``: at 1 s, power swinging with a period near a second aliases).
             scope: ``"process"`` (this process and its children) or ``"machine"``.
             gpus: GPUs to measure (CUDA ordinals or ``GPU-`` UUIDs); default: all visible.
             components: Which of ``"gpu"``, ``"cpu"``, ``"ram"`` to measure.
@@ -145,8 +146,9 @@ class Tracker:
         except ValueError as e:
             raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
         meters = self.meter_set.meters
+        self.config = self.config.with_interval_for(meters)
         self._channels = [m.info.name for m in meters]
-        self._sampler = Sampler(meters, self.config.interval_s, on_tick=self._on_tick)
+        self._sampler = Sampler(meters, self.config.interval, on_tick=self._on_tick)
         export = self.config.export
         self._live = LiveFeed(export, self._sampler, self.choice, self._unix) if export.wanted else None
         self._windows = WindowMaker(

@@ -19,7 +19,7 @@ from co2cb.intensity.base import IntensityInfo
 from co2cb.intensity.database import lookup, to_intensity_info
 from co2cb.intensity.pue import resolve_pue
 from co2cb.intensity.region import resolve_region
-from co2cb.meters.estimates import RAM_WATTS_PER_GB
+from co2cb.meters.estimates import RAM_WATTS_PER_GB, RAM_WATTS_PER_GB_SOURCE
 from co2cb.planning.accelerators import Accelerator, find_accelerator
 from co2cb.planning.inputs import (
     PlanningInputError,
@@ -33,7 +33,7 @@ from co2cb.planning.inputs import (
 )
 
 ESTIMATE_LABEL = "ESTIMATE from published board power, not a measurement"
-RAM_SOURCE = "3 W per 8 GB (Crucial/Micron), as used by CodeCarbon and Eco2AI (Budennyy et al. 2022)"
+RAM_SOURCE = RAM_WATTS_PER_GB_SOURCE
 
 
 @dataclass(frozen=True)

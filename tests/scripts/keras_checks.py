@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import co2cb
-from co2cb.core.config import TrackerConfig
+from co2cb.core.config import DEFAULT_INTERVAL_S
 from tests.known_truth import StepLog, TickingRecord, check_sine_gpu, check_ticking_counter, sine_gpu
 
 SCRIPT = Path(__file__).with_name("keras_train.py")
@@ -396,7 +396,7 @@ class KerasChecks:
         """A RAPL counter at 60 W moving every 10 ms, machine scope, default interval: every step log reads 60 W,
         every step energy is 60 W over its interval, each epoch's power too, and History ends at the record's total."""
         found = trained.result("truth")["rapl"]
-        assert found["interval_s"] == TrackerConfig().interval_s
+        assert found["interval_s"] == DEFAULT_INTERVAL_S
         counter = TickingRecord(found["t0"], found["max_lag_s"])
         check_ticking_counter([StepLog(*log) for log in found["logs"]], counter, min_logs=2 * BATCHES // 2)
         history = found["history"]
