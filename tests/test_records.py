@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from co2cb import ConfigError, Tracker, read_records
-from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION, check_writable
+from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION, check_writable, encode_line
 
 WRITER = """
 import sys, time
@@ -162,3 +163,15 @@ def test_an_output_folder_under_a_file_is_refused_with_the_fix(tmp_path: Path) -
         check_writable(tmp_path / "file" / "runs")
     with pytest.raises(ConfigError, match="pass output_dir= a writable folder"):
         Tracker(output_dir=tmp_path / "file" / "runs", intensity=300)
+
+
+def test_a_line_with_nan_or_infinity_is_written_with_null() -> None:
+    line = {"type": "window", "co2_kg": float("nan"), "energy_kwh": {"cpu": float("inf"), "ram": 1.5}, "x": [-math.inf]}
+    assert json.loads(encode_line(line)) == {
+        "type": "window",
+        "co2_kg": None,
+        "energy_kwh": {"cpu": None, "ram": 1.5},
+        "x": [None],
+    }
+    finite = {"type": "window", "co2_kg": 0.25, "meta": {"epoch": 3, "ranks": (0, 1)}, "what": Path("/x")}
+    assert encode_line(finite) == b'{"type":"window","co2_kg":0.25,"meta":{"epoch":3,"ranks":[0,1]},"what":"/x"}\n'

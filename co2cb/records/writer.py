@@ -5,12 +5,13 @@ window at epoch level and above, ``event`` lines, and a ``summary`` line on a no
 
 Durability: :meth:`RunRecorder.write` hands each line to the kernel whole with ``write()`` on the
 caller's thread, so a process killed at any moment (SIGKILL) keeps every line written before; a
-background thread fsyncs within :data:`SYNC_WITHIN_S` of a write (group commit: lines written
-meanwhile share one fsync), and :meth:`RunRecorder.close` fsyncs the rest, so a power loss costs at
-most the last second. The file always parses: a short write is retried for its remainder, and a line
-that cannot be written (disk full, I/O error) is cut back to the last whole line and kept in memory,
-to be written, in order, by the next write that succeeds. A record file deleted under a running
-run is noticed (one warning); the run goes on in memory.
+background thread comes by every :data:`SYNC_WITHIN_S` and fsyncs what was written since (group
+commit: lines written meanwhile share one fsync; a write never wakes it), and
+:meth:`RunRecorder.close` fsyncs the rest, so a power loss costs at most the last second. The file
+always parses: a short write is retried for its remainder, and a line that cannot be written (disk
+full, I/O error) is cut back to the last whole line and kept in memory, to be written, in order, by
+the next write that succeeds. A record file deleted under a running run is noticed (one warning);
+the run goes on in memory.
 
 Run ids are unique (UTC time plus random hex) and folders are made with an atomic ``mkdir``, so runs
 sharing a parent folder never touch each other's files.
@@ -98,8 +99,16 @@ def _clean(value: Any) -> Any:
 
 
 def encode_line(line: dict[str, Any]) -> bytes:
-    """One record line as UTF-8 JSON ending in a newline (NaN and infinities become null)."""
-    return (json.dumps(_clean(line), separators=(",", ":"), default=str) + "\n").encode()
+    """One record line as UTF-8 JSON ending in a newline (NaN and infinities become null).
+
+    The line is encoded as it is first; only a line that holds a NaN, an infinity or a key JSON cannot
+    take is walked and cleaned (the walk costs more than the encoding).
+    """
+    try:
+        text = json.dumps(line, separators=(",", ":"), default=str, allow_nan=False)
+    except (TypeError, ValueError):
+        text = json.dumps(_clean(line), separators=(",", ":"), default=str)
+    return (text + "\n").encode()
 
 
 class RunRecorder:
@@ -136,7 +145,8 @@ class RunRecorder:
         self._pending: list[bytes] = []  # lines the disk refused, oldest first
         self._dropped = 0
         self._lock = threading.Lock()
-        self._dirty = threading.Event()
+        self._dirty = False  # lines written since the last fsync
+        self._wake = threading.Event()  # set by close(): the fsync thread's last round
         self._closing = False
         self.lost: str | None = None
         self._sync_fd = os.dup(self._fd)  # the fsync thread's own handle: close() never pulls it away
@@ -167,7 +177,7 @@ class RunRecorder:
                 del self._pending[0]
                 self._dropped += 1
             self._flush()
-        self._dirty.set()
+        self._dirty = True  # a flag, not a wake-up: the fsync thread comes by within SYNC_WITHIN_S
 
     def _flush(self) -> None:
         """Write the pending lines in order (call under the lock); raise at the first that fails."""
@@ -203,8 +213,9 @@ class RunRecorder:
         fd = self._sync_fd
         try:
             while not self._closing:
-                if self._dirty.wait(SYNC_WITHIN_S):
-                    self._dirty.clear()
+                self._wake.wait(SYNC_WITHIN_S)
+                if self._dirty:
+                    self._dirty = False  # before the fsync: a line written during it is synced next round
                     with contextlib.suppress(OSError):
                         os.fsync(fd)
                 if self._pending:
@@ -222,7 +233,7 @@ class RunRecorder:
             if self._fd >= 0 and self.lost is None:
                 with contextlib.suppress(OSError):
                     self._flush()
-                    self._dirty.set()
+                    self._dirty = True
         finally:
             self._lock.release()
 
@@ -243,7 +254,7 @@ class RunRecorder:
     def close(self) -> None:
         """Write what the disk refused before, if it can now, fsync and close the file. Safe to call twice."""
         self._closing = True
-        self._dirty.set()
+        self._wake.set()
         if self._syncer.is_alive() and self._syncer is not threading.current_thread():
             self._syncer.join(timeout=5.0)
         with self._lock:
