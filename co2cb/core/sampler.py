@@ -1,12 +1,14 @@
 """One background thread that reads every meter and extends the energy curve.
 
-Once started, the sampler's thread is the only one that reads the meters: every ``interval_s``
-(0.05 to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A
-boundary waits on a meter call at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to
-answer (a hung NVML call) never holds the training thread longer, and such a boundary is read off
-the curve instead, as without ``sync_boundaries``. It waits longer only for the thread to get a CPU
-on a busy machine, up to :data:`WAIT_CAP_S`. The lock guards the
-:class:`~co2cb.core.timeline.Timeline` only, never a meter read.
+Once started, the sampler's thread is the only one that reads the meters: every ``interval_s`` (0.05
+to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A boundary
+with nothing but estimates to read (``Meter.boundary_reads`` False) reads the curve instead once it
+spans a second (:attr:`~co2cb.core.timeline.Timeline.steady`), and wakes nobody. A boundary waits on
+a meter call at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to answer (a hung
+NVML call) never holds the training thread longer, and such a boundary is read off the curve
+instead, as without ``sync_boundaries``. It waits longer only for the thread to get a CPU on a busy
+machine, up to :data:`WAIT_CAP_S`. The lock guards the :class:`~co2cb.core.timeline.Timeline` only,
+never a meter read.
 
 Faults: a meter that raises :class:`~co2cb.meters.base.MeterError` is dropped to "unavailable" with
 one warning (its energy so far is kept); a :class:`~co2cb.meters.base.TransientMeterError` costs that
@@ -96,6 +98,7 @@ class Sampler:
         self._reading: int | None = None  # the channel being read now (None: no read in progress)
         self._call_began = 0  # perf_counter_ns when the meter call in progress began
         self._dead = [False] * len(self.meters)
+        self._boundary = any(m.boundary_reads for m in self.meters)  # some live meter is read at boundaries
         self._failing = [0] * len(self.meters)  # consecutive failed readings per channel
         self._failing_since = [0] * len(self.meters)
         self._said: set[str] = set()
@@ -115,10 +118,13 @@ class Sampler:
         for longer than ``deadline_s``.
 
         Returns:
-            The new point's time (perf_counter_ns); or, when the meters did not answer in time, the
-            time of the call, to be read off the curve.
+            The new point's time (perf_counter_ns); or, when the meters did not answer in time, or when
+            every live meter is an estimate and the curve spans an interval, the time of the call, to be
+            read off the curve.
         """
         asked = time.perf_counter_ns()
+        if not self._boundary and self.timeline.steady:
+            return asked
         if self._thread is None:  # not started, or stopped: nothing else reads the meters now
             return self._read() if self._stuck is None else asked
         if not self._slow_call(asked):  # a call already overdue: waiting for the next read would be longer still
@@ -217,6 +223,7 @@ class Sampler:
 
     def _lose(self, i: int, t_ns: int, error: BaseException) -> None:
         self._dead[i] = True
+        self._boundary = any(m.boundary_reads and not d for m, d in zip(self.meters, self._dead))
         self.timeline.mark_dead(i)
         self.losses.append(MeterLoss(self.names[i], t_ns, f"{type(error).__name__}: {error}"))
         log.warning(

@@ -94,10 +94,10 @@ class Tracker:
             scope: ``"process"`` (this process and its children) or ``"machine"``.
             gpus: GPUs to measure (CUDA ordinals or ``GPU-`` UUIDs); default: all visible.
             components: Which of ``"gpu"``, ``"cpu"``, ``"ram"`` to measure.
-            sync_boundaries: Read the meters when a recorded window opens or closes (exact edges; waits at
-                most 50 ms on a meter call, else reads the curve). Without it a window's start is read off the curve
-                once the sampler passes it, and its end is extended from the last interval's power.
-                Step windows never read.
+            sync_boundaries: Read the meters when a recorded window opens or closes, if one of them measures
+                (exact edges; waits at most 50 ms on a meter call, else reads the curve; estimates alone: the curve).
+                Without it a window's start is read off the curve once the sampler passes it, and its end is
+                extended from the last interval's power. Step windows never read.
             intensity: What ``co2_kg`` uses: carbon intensity in gCO2e/kWh; an
                 :class:`IntensitySource`; the path of a CSV series ``timestamp, gCO2e/kWh``
                 (average; see :mod:`co2cb.intensity.series`); ``"electricitymaps"`` for the live

@@ -98,6 +98,10 @@ class Meter(ABC):
 
     #: Whether :meth:`read` returns cumulative joules or watts.
     reading: ReadingKind
+    #: Whether a window boundary (``sync_boundaries``) needs this meter read. False for an estimate whose
+    #: inputs (CPU time in clock ticks, resident memory) are no sharper at a boundary than the curve the
+    #: sampler draws from its readings every interval: where every meter says False, a boundary reads the curve.
+    boundary_reads: bool = True
 
     @property
     @abstractmethod

@@ -1,0 +1,91 @@
+"""Which meters a window boundary reads (``sync_boundaries``): those that measure, never the estimates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from co2cb.core.sampler import Sampler
+from co2cb.meters.base import Meter
+from co2cb.meters.estimates import RamEstimateMeter, TdpCpuMeter
+from co2cb.meters.process import ProcessTree
+from tests.fakes.meters import ConstantPower
+
+S = 1_000_000_000
+
+
+class CountedTdp(TdpCpuMeter):
+    """The CPU estimate, counting its reads."""
+
+    reads = 0
+
+    def read(self) -> float:
+        self.reads += 1
+        return super().read()
+
+
+class CountedRam(RamEstimateMeter):
+    """The RAM estimate, counting its reads."""
+
+    reads = 0
+
+    def read(self) -> float:
+        self.reads += 1
+        return super().read()
+
+
+class CountedPower(ConstantPower):
+    """A meter that measures (read at boundaries), counting its reads."""
+
+    reads = 0
+
+    def read(self) -> float:
+        self.reads += 1
+        return super().read()
+
+
+def _estimates() -> list[Meter]:
+    tree = ProcessTree()
+    return [CountedTdp(50.0, tree, {}), CountedRam(0.375, tree, "test")]
+
+
+def _sampler(meters: list[Meter], span_s: float) -> Sampler:
+    """A sampler (its thread not started: a boundary read runs here) whose curve spans ``span_s``."""
+    sampler = Sampler(meters, interval_s=0.05)
+    now = time.perf_counter_ns()
+    sampler.timeline.append(now - int(span_s * S) - S // 100, [0.0] * len(meters))
+    sampler.timeline.append(now - S // 100, [1.0] * len(meters))
+    return sampler
+
+
+def _reads(meters: list[Meter]) -> list[int]:
+    return [m.reads for m in meters]  # type: ignore[attr-defined]
+
+
+def test_the_estimates_are_not_read_at_a_boundary_once_the_curve_spans_an_interval() -> None:
+    meters = _estimates()
+    assert not any(m.boundary_reads for m in meters)
+    sampler = _sampler(meters, span_s=1.5)
+    before = time.perf_counter_ns()
+    t = sampler.read_now()
+    assert _reads(meters) == [0, 0]
+    assert t >= before and t > (sampler.timeline.last_time or 0)  # the call's own time, read off the curve
+
+
+def test_early_in_a_run_a_boundary_reads_the_estimates_too() -> None:
+    meters = _estimates()
+    sampler = _sampler(meters, span_s=0.2)  # less than one counter span (1 s): a rate from it is not stable
+    assert not sampler.timeline.steady
+    sampler.read_now()
+    assert _reads(meters) == [1, 1]
+
+
+@pytest.mark.parametrize("lose_it", [False, True])
+def test_a_measuring_meter_makes_the_boundary_read_every_meter_until_it_is_lost(lose_it: bool) -> None:
+    meters = [*_estimates(), CountedPower()]
+    sampler = _sampler(meters, span_s=1.5)
+    if lose_it:
+        sampler._lose(2, time.perf_counter_ns(), RuntimeError("gone"))
+    sampler.read_now()
+    assert _reads(meters) == ([0, 0, 0] if lose_it else [1, 1, 1])
