@@ -62,18 +62,22 @@ def test_row11_a_wrong_type_is_a_config_error_naming_the_option(make: Any, messa
 
 @pytest.mark.parametrize("command", [["regions"], ["estimate", "--gpu", "H100", "--count", "8", "--hours", "10"]])
 def test_row11_a_closed_pipe_ends_quietly(command: list[str]) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "co2cb", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        env={**os.environ, "CO2CB_QUIET": "1"},
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.readline()
-    proc.stdout.close()  # as `| head -1` does
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=60) == 141, err
+    """As `co2cb ... | head -1` once head has exited: the pipe's reader is gone before co2cb writes (no race)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "co2cb", *command],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "CO2CB_QUIET": "1"},
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    err = done.stderr.decode()
+    assert done.returncode == 141, err
     assert "Traceback" not in err and "BrokenPipeError" not in err and err == ""
 
 
