@@ -85,6 +85,11 @@ def meter_losses(tracker: Tracker) -> list[dict[str, Any]]:
     return _losses(tracker._sampler, tracker._unix)
 
 
+_FOUND_VERSIONS: dict[tuple[str, ...], dict[str, str]] = {}
+"""Package versions found, by the packages asked for: the modules a process runs do not change under it, and
+reading package metadata takes milliseconds (it walks ``sys.path``)."""
+
+
 def library_versions() -> dict[str, str]:
     """Versions of co2cb, Python, its dependencies and the ML frameworks already imported (none is imported here)."""
     versions = {"co2cb": __version__, "python": sys.version.split()[0]}
@@ -92,10 +97,14 @@ def library_versions() -> dict[str, str]:
         m: m.replace("_", "-")
         for m in ("torch", "lightning", "pytorch_lightning", "transformers", "keras", "tensorflow", "jax")
     }
-    wanted = ["psutil", "nvidia-ml-py", *(dist for module, dist in frameworks.items() if module in sys.modules)]
-    for dist in wanted:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    wanted = ("psutil", "nvidia-ml-py", *(dist for module, dist in frameworks.items() if module in sys.modules))
+    found = _FOUND_VERSIONS.get(wanted)
+    if found is None:
+        found = {}
+        for dist in wanted:
+            try:
+                found[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        _FOUND_VERSIONS[wanted] = found
+    return {**versions, **found}

@@ -45,6 +45,10 @@ class WindowMaker:
         self.intensity, self.marginal, self.pue = intensity, marginal, pue
         self._unix, self._losses = unix, losses
         self._fixed = all(type(s) is FixedIntensity for s in (intensity, marginal) if s is not None)
+        kinds: dict[str, set[str]] = {}
+        for comp, prov in zip(self.components, self.provenance):
+            kinds.setdefault(comp, set()).add(prov)
+        self._by_component = {k: "+".join(sorted(v)) for k, v in kinds.items()}  # the same for every window
 
     def make(
         self,
@@ -62,11 +66,9 @@ class WindowMaker:
         sampler's lock).
         """
         meter_j = {ch: max(0.0, b - a) for ch, a, b in zip(self.channels, j0, j1)}
-        joules: dict[str, float] = {}
-        provenance: dict[str, set[str]] = {}
-        for ch, comp, prov in zip(self.channels, self.components, self.provenance):
-            joules[comp] = joules.get(comp, 0.0) + meter_j[ch]
-            provenance.setdefault(comp, set()).add(prov)
+        joules = dict.fromkeys(self._by_component, 0.0)
+        for ch, comp in zip(self.channels, self.components):
+            joules[comp] += meter_j[ch]
         start_s, end_s = self._unix(t0), self._unix(t1)
         if self._fixed:  # one figure for all times: the window's energy needs no splitting
             segments = [(start_s, end_s, sum(j1) - sum(j0))]
@@ -93,7 +95,7 @@ class WindowMaker:
             co2_kg=co2,
             g_per_kwh=g,
             pue=self.pue,
-            provenance={k: "+".join(sorted(v)) for k, v in provenance.items()},
+            provenance=dict(self._by_component),
             unavailable=tuple(meter for meter, at_ns in self._losses() if at_ns <= t1),
             meta=meta,
             intensity_kind=self.intensity.info.kind,

@@ -326,8 +326,9 @@ class CO2Callback(TrainerCallback, ExportableState):
 
     # ------------------------------------------------------------------ output
     def _emit(self, args: Any, state: Any, control: Any, reports: list[EpochReport]) -> None:
-        for report in reports:
+        if reports and control.should_save:  # a checkpoint follows: it gets the totals with these epochs
             refresh_saved_state(state, type(self).__name__, self.state())
+        for report in reports:
             self.binding.emit(args, state, control, names.for_framework(report.metrics, report.kind, EVAL_PREFIX))
         self._apply_budget(control)
 

@@ -246,7 +246,8 @@ class CO2CallbackMixin:
     # ------------------------------------------------------------ output
     def _emit(self, trainer: Any, reports: list[EpochReport], step: int | None = None) -> None:
         """Log closed epochs at ``step`` (default: Lightning's step now) and offer them to ``callback_metrics``."""
-        self.co2.record_metrics(trainer.callback_metrics)
+        if self.co2.monitor and reports:  # reading callback_metrics makes Lightning compute its metrics
+            self.co2.record_metrics(trainer.callback_metrics)
         for report in reports:
             metrics = names.for_framework(report.metrics, report.kind, VAL_PREFIX)
             self._log(trainer, metrics, _log_step(trainer) if step is None else step)
@@ -268,8 +269,8 @@ class CO2CallbackMixin:
         import torch
 
         metrics = trainer.callback_metrics  # Lightning's own dict: what is put there stays until the next fit
-        for name, value in values.items():
-            metrics[name] = torch.tensor(value, dtype=torch.float64)
+        tensors = torch.tensor(list(values.values()), dtype=torch.float64).unbind()  # one tensor made, not one each
+        metrics.update(zip(values, tensors))
 
     def _apply_budget(self, trainer: Any) -> None:
         if self.co2.stop_reason and not trainer.should_stop:

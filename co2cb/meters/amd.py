@@ -39,6 +39,7 @@ import importlib
 import io
 import logging
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -102,12 +103,20 @@ class AmdGpu:
         return dict(self.__dict__)
 
 
+_LOAD_FAILED: dict[str, str] = {}
+"""Why amdsmi could not load in this process: its package is there but ROCm's library is not (a failed import
+leaves no module behind, so each try would run the package's code again, about 1.5 ms)."""
+
+
 def load_amdsmi() -> tuple[ModuleType | None, str]:
     """The amdsmi module, or None and why not.
 
     amdsmi prints to stdout when it cannot find its library; that text is kept for
-    the reason instead of reaching the user's output.
+    the reason instead of reaching the user's output. A load that failed is not tried again in the
+    same process, unless a module has been put in ``sys.modules`` since.
     """
+    if "amdsmi" not in sys.modules and "amdsmi" in _LOAD_FAILED:
+        return None, _LOAD_FAILED["amdsmi"]
     said = io.StringIO()
     try:
         with contextlib.redirect_stdout(said):
@@ -119,7 +128,9 @@ def load_amdsmi() -> tuple[ModuleType | None, str]:
     except Exception as e:  # noqa: BLE001 - KeyError('libamd_smi.so'), OSError, AttributeError on a version mismatch
         printed = [line for line in said.getvalue().splitlines() if line.strip()]
         extra = f"; {printed[0].strip()}" if printed else ""
-        return None, f"amdsmi could not load ({type(e).__name__}: {e}{extra}): no ROCm library, so no AMD GPU"
+        why = f"amdsmi could not load ({type(e).__name__}: {e}{extra}): no ROCm library, so no AMD GPU"
+        _LOAD_FAILED["amdsmi"] = why
+        return None, why
 
 
 def _error(e: BaseException) -> str:

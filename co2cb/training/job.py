@@ -68,6 +68,8 @@ def gather_shares(
     """
     energy = Energy.of(local) if local is not None else Energy()
     lost = [(m, components.get(m, "")) for m in (local.unavailable if local is not None else ())]
+    if collective.world_size == 1:  # nothing to exchange: this process's share as it is
+        return Shares([energy], [lost], [[dict(x) for x in losses or ()]], [also] if also is not None else [])
     extra = also.vector() if also is not None else []
     everyone = collective.gather((energy.vector(), lost, list(losses or []), extra))
     return Shares(

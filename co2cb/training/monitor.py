@@ -235,9 +235,14 @@ class TrainingMonitor:
         where = f" (run folder {folder})" if folder else ""
         self.say(f"co2cb: training used {format_energy(result.kwh)} and {format_mass(result.co2_kg)} CO2e{where}")
 
+    @property
+    def saying(self) -> bool:
+        """Whether :meth:`say` prints: on the process that writes the record, verbose, without ``CO2CB_QUIET``."""
+        return self.writer and self.verbose and not is_quiet()
+
     def say(self, line: str) -> None:
         """Print ``line`` on the process that writes the record, unless ``CO2CB_QUIET`` or not verbose."""
-        if self.writer and self.verbose and not is_quiet():
+        if self.saying:
             print(line)
 
     # ------------------------------------------------------------------ logging steps
@@ -364,7 +369,7 @@ class TrainingMonitor:
             metrics[names.FORECAST_CO2] = self.forecast.co2_kg
             if self.detail:
                 metrics[names.FORECAST_ENERGY] = self.forecast.energy_kwh
-            if progress < 1:
+            if progress < 1 and self.saying:  # the line is only formatted where it is printed
                 self.say(
                     f"co2cb: after epoch {self._epochs_in_run} ({progress:.0%} done) the run is forecast at "
                     f"{format_energy(self.forecast.energy_kwh)} and {format_mass(self.forecast.co2_kg)} CO2e"
