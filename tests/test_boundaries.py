@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from co2cb import Tracker
 from co2cb.core.sampler import Sampler
 from co2cb.meters.base import Meter
 from co2cb.meters.estimates import RamEstimateMeter, TdpCpuMeter
@@ -73,12 +74,29 @@ def test_the_estimates_are_not_read_at_a_boundary_once_the_curve_spans_an_interv
     assert t >= before and t > (sampler.timeline.last_time or 0)  # the call's own time, read off the curve
 
 
-def test_early_in_a_run_a_boundary_reads_the_estimates_too() -> None:
+def test_early_in_a_run_a_closing_boundary_reads_the_estimates_and_an_opening_one_does_not() -> None:
     meters = _estimates()
     sampler = _sampler(meters, span_s=0.2)  # less than one counter span (1 s): a rate from it is not stable
     assert not sampler.timeline.steady
+    sampler.read_now(closing=False)  # the window's start is settled from the next point
+    assert _reads(meters) == [0, 0]
     sampler.read_now()
     assert _reads(meters) == [1, 1]
+
+
+def test_an_early_window_of_estimates_opened_without_a_reading_starts_at_its_own_time() -> None:
+    tracker = Tracker(meters=[CountedRam(100.0, None, "test")], save=False, intensity=100, interval_s=60)
+    with tracker:
+        time.sleep(0.3)
+        tracker.begin("w")
+        time.sleep(0.05)
+        result = tracker.end("w")
+    assert result is not None and 0.05 <= result.seconds < 0.3
+    # 100 W per GB of the machine's memory in use, between the run's first reading and the end's: the window
+    # gets its share of that stretch by time, not the energy since the run began
+    watts = result.joules["ram"] / result.seconds
+    run = tracker.result
+    assert run is not None and watts == pytest.approx(run.joules["ram"] / run.seconds, rel=0.2)
 
 
 @pytest.mark.parametrize("lose_it", [False, True])

@@ -2,13 +2,14 @@
 
 Once started, the sampler's thread is the only one that reads the meters: every ``interval_s`` (0.05
 to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A boundary
-with nothing but estimates to read (``Meter.boundary_reads`` False) reads the curve instead once it
-spans a second (:attr:`~co2cb.core.timeline.Timeline.steady`), and wakes nobody. A boundary waits on
-a meter call at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to answer (a hung
-NVML call) never holds the training thread longer, and such a boundary is read off the curve
-instead, as without ``sync_boundaries``. It waits longer only for the thread to get a CPU on a busy
-machine, up to :data:`WAIT_CAP_S`. The lock guards the :class:`~co2cb.core.timeline.Timeline` only,
-never a meter read.
+with nothing but estimates to read (``Meter.boundary_reads`` False) reads the curve instead, and
+wakes nobody: always when a window opens, and when one closes once the curve spans a second
+(:attr:`~co2cb.core.timeline.Timeline.steady`). A boundary waits on a meter call at most
+``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to answer (a hung NVML call) never holds
+the training thread longer, and such a boundary is read off the curve instead, as without
+``sync_boundaries``. It waits longer only for the thread to get a CPU on a busy machine, up to
+:data:`WAIT_CAP_S`. The lock guards the :class:`~co2cb.core.timeline.Timeline` only, never a meter
+read.
 
 Faults: a meter that raises :class:`~co2cb.meters.base.MeterError` is dropped to "unavailable" with
 one warning (its energy so far is kept); a :class:`~co2cb.meters.base.TransientMeterError` costs that
@@ -110,20 +111,24 @@ class Sampler:
         self.cpu_seconds = 0.0  # thread CPU time spent sampling, for the benchmark
 
     # ------------------------------------------------------------------ boundaries
-    def read_now(self) -> int:
+    def read_now(self, closing: bool = True) -> int:
         """A reading for a window boundary, taken on the sampler's thread.
 
         The boundary waits while the sampler's thread gets to the reading (on a busy machine it may
         wait its turn for a CPU, up to :data:`WAIT_CAP_S`), but not on a meter call that has gone on
         for longer than ``deadline_s``.
 
+        Args:
+            closing: The boundary closes a window, whose energy is wanted now. An opening one with nothing
+                but estimates to read needs no reading: its start is settled from the curve's next point.
+
         Returns:
             The new point's time (perf_counter_ns); or, when the meters did not answer in time, or when
-            every live meter is an estimate and the curve spans an interval, the time of the call, to be
-            read off the curve.
+            every live meter is an estimate (and the curve spans a second, or the window opens), the time of
+            the call, to be read off the curve.
         """
         asked = time.perf_counter_ns()
-        if not self._boundary and self.timeline.steady:
+        if not self._boundary and (not closing or self.timeline.steady):
             return asked
         if self._thread is None:  # not started, or stopped: nothing else reads the meters now
             return self._read() if self._stuck is None else asked

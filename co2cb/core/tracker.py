@@ -293,7 +293,7 @@ class Tracker:
         if name in self._steps.series:
             self._warn_once(f"mixed-{name}", f"co2cb: {name!r} is a step window name; use another name. Ignored")
             return
-        t = self._sampler.read_now() if self.config.sync_boundaries else time.perf_counter_ns()
+        t = self._sampler.read_now(closing=False) if self.config.sync_boundaries else time.perf_counter_ns()
         with self._sampler.lock:  # settled now when read, else once the curve passes t
             timeline = self._sampler.timeline
             joules = timeline.at(t) if t <= (timeline.last_time or -1) else None
