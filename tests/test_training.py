@@ -307,6 +307,31 @@ def test_log_step_reads_the_curve_since_the_last_log(tmp_path: Path) -> None:
     assert second[names.TOTAL_CO2] <= m.total_metrics()[names.TOTAL_CO2]
 
 
+def test_step_clock_keeps_each_threads_steps_apart_and_follows_a_new_tracker(tmp_path: Path) -> None:
+    first, second = monitor(tmp_path), monitor(tmp_path)
+    start(first)
+    start(second)
+    clock = first.steps
+    steps(first, 3)
+
+    def other_thread() -> None:
+        for _ in range(2):
+            clock.begin()
+            clock.end()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    clock.next()  # back on this thread: opens a step (it is this thread's again), closed below
+    clock.close()
+    clock.tracker = second.tracker  # a new tracker: its stamps, not the old one's
+    steps(first, 2)
+    first.finish()
+    second.finish()
+    assert record(first)[-1]["steps"]["step"]["count"] == 6  # 3 + the other thread's 2 (its own series) + 1
+    assert record(second)[-1]["steps"]["step"]["count"] == 2
+
+
 def test_step_next_pairs_steps_from_batch_start_to_batch_start(tmp_path: Path) -> None:
     m = monitor(tmp_path)
     start(m)

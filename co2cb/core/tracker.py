@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,7 +209,7 @@ class Tracker:
         self._started = True
         announce(self.choice)
         for problem in self.meter_set.problems:
-            self._warn_once(problem, f"co2cb: {problem}")
+            self._sink.warn_once(problem, f"co2cb: {problem}")
         atexit.register(self._stop_at_exit)
         forks.watch(self)
         self._sampler.start()
@@ -216,7 +217,7 @@ class Tracker:
         self._open.push(OpenWindow(RUN_WINDOW, first, self._sampler.timeline.at(first)))
         if self._live is not None:
             self._live.start(self.config.run_name or self.run_id, self.meter_set.choices)
-        self._write({**self.header(), **dict(header or {})})
+        self._sink.write({**self.header(), **dict(header or {})})
         return self
 
     def stop(self, summary: Mapping[str, Any] | None = None, write_run: bool = True) -> WindowResult | None:
@@ -244,7 +245,7 @@ class Tracker:
         self.result = self._close(RUN_WINDOW, t, {}, write=write_run)
         self._sink.write_events(self._sampler.events, self._unix)
         self._steps.fold_all()
-        self._write(summary_line(self.result, self.all_step_stats(), self._sampler, self._unix, summary))
+        self._sink.write(summary_line(self.result, self.all_step_stats(), self._sampler, self._unix, summary))
         if self._live is not None:
             self._live.stop()  # the final values: the last push, then the endpoint closes
         self._sink.close()
@@ -281,17 +282,15 @@ class Tracker:
                 hot path: no I/O, no lock, no syscall beyond the clock).
         """
         if not record:
-            try:
-                stamps = self._local.stamps[name]
-            except (AttributeError, KeyError):
-                stamps = self._steps.stamps_here(name, self._local)
-            stamps.append(time.perf_counter_ns())
+            self.step_stamps(name).append(time.perf_counter_ns())
             return
         if not self.running:
-            self._warn_once(f"begin-{name}", f"co2cb: window {name!r} opened while the tracker is not running; ignored")
+            self._sink.warn_once(
+                f"begin-{name}", f"co2cb: window {name!r} opened while the tracker is not running; ignored"
+            )
             return
         if name in self._steps.series:
-            self._warn_once(f"mixed-{name}", f"co2cb: {name!r} is a step window name; use another name. Ignored")
+            self._sink.warn_once(f"mixed-{name}", f"co2cb: {name!r} is a step window name; use another name. Ignored")
             return
         t = self._sampler.read_now(closing=False) if self.config.sync_boundaries else time.perf_counter_ns()
         with self._sampler.lock:  # settled now when read, else once the curve passes t
@@ -319,10 +318,17 @@ class Tracker:
                 self._steps.stamps_here(name, self._local).append(-time.perf_counter_ns())
                 return None
         if not self._open.of(name):
-            self._warn_once(f"end-{name}", f"co2cb: window {name!r} closed but it is not open; ignored")
+            self._sink.warn_once(f"end-{name}", f"co2cb: window {name!r} closed but it is not open; ignored")
             return None
         t = self._sampler.read_now() if self.config.sync_boundaries and self.running else time.perf_counter_ns()
         return self._close(name, t, dict(meta or {}), write=write)
+
+    def step_stamps(self, name: str) -> array[int]:
+        """This thread's stamps of step ``name``: append perf_counter_ns() as a step opens, its negative as it ends."""
+        try:
+            return self._local.stamps[name]
+        except (AttributeError, KeyError):
+            return self._steps.stamps_here(name, self._local)
 
     def open_windows(self, name: str) -> list[int]:
         """Start marks (for :meth:`between`) of the open recorded windows of this name, oldest first."""
@@ -331,12 +337,12 @@ class Tracker:
     def write_result(self, result: WindowResult) -> None:
         """Write a window line for a result the caller made (e.g. summed over ranks)."""
         if self._sink.recorder is not None:
-            self._write(result.as_record())
+            self._sink.write(result.as_record())
 
     def write_event(self, line: Mapping[str, Any]) -> None:
         """Write one extra line (it must have a ``type``), e.g. a resume from a checkpoint."""
         if self._sink.recorder is not None:
-            self._write({"at": iso(time.time()), **dict(line)})
+            self._sink.write({"at": iso(time.time()), **dict(line)})
 
     @contextmanager
     def window(self, name: str, meta: Mapping[str, Any] | None = None) -> Iterator[WindowHandle]:
@@ -359,11 +365,11 @@ class Tracker:
                 name, opened.t_ns, start_j, t_ns, timeline.at(t_ns), {**opened.meta, **meta}, timeline
             )
         if write and self._sink.recorder is not None:
-            self._write(result.as_record())
+            self._sink.write(result.as_record())
         if self._live is not None:
             self._live.window_closed()  # asks the pushing thread for a push; nothing more here
         if result.intensity_notes:
-            self._warn_once(
+            self._sink.warn_once(
                 "intensity-notes",
                 f"co2cb: window {name!r}: {result.intensity_notes[0]} (notes on the "
                 "intensity are in each window's intensity_notes)",
@@ -437,12 +443,6 @@ class Tracker:
     # ----------------------------------------------------------------- records
     def _unix(self, t_ns: int) -> float:
         return self._wall0 + (t_ns - self._perf0) * 1e-9
-
-    def _write(self, line: dict[str, Any]) -> None:
-        self._sink.write(line)  # never raises: a fault is said once
-
-    def _warn_once(self, key: str, message: str) -> None:
-        self._sink.warn_once(key, message)
 
     def header(self) -> dict[str, Any]:
         """The run record's header line."""

@@ -12,6 +12,10 @@ batch by then), with ``epoch`` beside them; co2cb logs at the same steps, ``epoc
 epoch values also go into ``trainer.callback_metrics`` (which no logger reads), so ``EarlyStopping``
 and ``ModelCheckpoint`` can monitor them: Lightning calls those after the other callbacks' epoch-end
 hooks.
+
+A step runs from one training batch's start to the next's (one clock read per batch, as in Keras); the
+batch-end hook is bound only for step logs or the progress bar, so by default Lightning calls its own
+empty one.
 """
 
 from __future__ import annotations
@@ -176,15 +180,40 @@ class CO2CallbackMixin:
         self.co2.fail(exception)
 
     # ------------------------------------------------------------ steps (hot path)
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        """A step starts: a clock read."""
-        self.co2.steps.begin()
+    @property
+    def log_steps(self) -> bool:
+        """Whether step logs are made (see the class's arguments)."""
+        return self._log_steps
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """A step ends: a clock read; with ``log_steps``, a step log where Lightning logs its own step metrics."""
-        self.co2.steps.end()
-        if self.log_steps or self.progress_bar:
-            self._log_step(trainer, pl_module)
+    @log_steps.setter
+    def log_steps(self, on: bool) -> None:
+        self._log_steps = bool(on)
+        self._bind_batch_end()
+
+    @property
+    def progress_bar(self) -> bool:
+        """Whether the run's CO2 is shown in the progress bar."""
+        return self._progress_bar
+
+    @progress_bar.setter
+    def progress_bar(self, on: bool) -> None:
+        self._progress_bar = bool(on)
+        self._bind_batch_end()
+
+    def _bind_batch_end(self) -> None:
+        """A batch-end hook only where a step log or the progress bar needs one (else Lightning's empty hook)."""
+        if getattr(self, "_log_steps", False) or getattr(self, "_progress_bar", False):
+            self.on_train_batch_end = self._batch_end
+        else:
+            vars(self).pop("on_train_batch_end", None)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        """A step ends and the next starts: a clock read (a step runs from one batch's start to the next's)."""
+        self.co2.steps.next()
+
+    def _batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """``on_train_batch_end`` with ``log_steps`` or ``progress_bar``: a step log where Lightning logs its own."""
+        self._log_step(trainer, pl_module)
 
     @guarded
     def _log_step(self, trainer: Any, pl_module: Any) -> None:
@@ -268,7 +297,12 @@ class CO2CallbackMixin:
         """Put values where ``EarlyStopping`` and ``ModelCheckpoint`` look (``trainer.callback_metrics``), unlogged."""
         import torch
 
-        metrics = trainer.callback_metrics  # Lightning's own dict: what is put there stays until the next fit
+        # Lightning's own dict (what is put there stays until the next fit); its public property first
+        # recomputes every logged metric, which costs more than the rest of the close together
+        connector = getattr(trainer, "_logger_connector", None)
+        metrics = getattr(connector, "_callback_metrics", None)
+        if not isinstance(metrics, dict):
+            metrics = trainer.callback_metrics
         tensors = torch.tensor(list(values.values()), dtype=torch.float64).unbind()  # one tensor made, not one each
         metrics.update(zip(values, tensors))
 
