@@ -17,6 +17,7 @@ A meter that cannot work is replaced by an estimate or left out, never by a cras
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -73,6 +74,18 @@ class MeterSet:
                 log.debug("closing %s failed", meter.info.name, exc_info=True)
 
 
+@functools.cache
+def _this_cpu() -> tuple[str | None, str | None, int]:
+    """This machine's CPU model, virtualisation and sockets: read once per process (the hardware stays)."""
+    return cpu.read_cpu_model(), cpu.detect_virtualization(), cpu.count_sockets()
+
+
+@functools.cache
+def _vcpu_power(model: str | None, virt: str | None) -> cpu.VcpuPower:
+    """The per-vCPU model for this machine's CPU (its cpuinfo read once per process)."""
+    return cpu.vcpu_power(model, provider=virt, signature=cpu.read_cpu_signature())
+
+
 def _cpu_estimate(
     tree: ProcessTree | None, cpu_tdp_w: float | None, model: str | None, virt: str | None, sockets: int
 ) -> tuple[Meter, str]:
@@ -89,7 +102,7 @@ def _cpu_estimate(
                 f"TDP x utilisation: {model!r} matched {match.model!r}, {match.tdp_w:g} W x {sockets} socket(s) "
                 f"({match.source}{', ' + str(match.year) if match.year else ''})"
             )
-    power = cpu.vcpu_power(model, provider=virt, signature=cpu.read_cpu_signature())
+    power = _vcpu_power(model, virt)
     details = {"cpu_model": model, "architecture": power.architecture, "source": power.source, "year": power.year}
     why = f"virtual machine ({virt})" if virt else f"CPU model {model!r} not in the TDP table"
     return VcpuCpuMeter(power.min_w, power.max_w, tree, details), (
@@ -131,9 +144,7 @@ def discover(
         result.problems.extend(found.problems)
         result.choices.append(MeterChoice(Component.GPU, tuple(m.info.name for m in found.meters), found.reason))
 
-    model = cpu.read_cpu_model()
-    virt = cpu.detect_virtualization()
-    sockets = cpu.count_sockets()
+    model, virt, sockets = _this_cpu()
     result.cpu = {"model": model, "sockets": sockets, "virtualization": virt}
 
     zones: list[rapl.RaplZone] = []
