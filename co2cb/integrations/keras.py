@@ -1,34 +1,22 @@
 """Keras 3: a thin callback over :class:`co2cb.training.monitor.TrainingMonitor`, on every backend.
 
 Values go into the ``logs`` dict Keras hands to every callback, so ``History``, ``CSVLogger``,
-``TensorBoard`` and any other logger get them. Names are co2cb's (:mod:`co2cb.training.names`) with
-Keras' ``val_`` convention: the training part of an epoch is ``co2cb/epoch_*``, its validation part
-``val_co2cb/epoch_*`` (Keras' ``TensorBoard`` then draws the two on one chart, in its ``train`` and
-``validation`` runs). Keras logs nothing at train end: there the run's final total, equal to the
-record's, replaces the last epoch's running total in ``History`` (what ``fit`` returns), goes into the
-``logs`` of ``on_train_end`` and into the ``tensorboard_dir``; ``CSVLogger`` and Keras' ``TensorBoard``
-keep the total at the last epoch's end.
+``TensorBoard`` and any other logger get them, under co2cb's names (:mod:`co2cb.training.names`)
+with Keras' ``val_`` convention. Keras logs nothing at train end: there the run's final total, equal
+to the record's, replaces the last epoch's running total in ``History``, goes into the ``logs`` of
+``on_train_end`` and into the ``tensorboard_dir``.
 
 How it hooks into Keras 3 (read from ``callbacks/callback_list.py`` and the backends' ``Trainer.fit``):
-
-* ``CallbackList`` hands one ``logs`` dict to its callbacks in list order, so a logger only sees the
-  keys added by callbacks before it: at train begin the callback moves itself first
-  (:func:`~co2cb.integrations.keras_fitwatch.run_first`).
-* Validation runs inside the epoch, between the last training batch and ``on_epoch_end``, in
-  ``on_test_begin``/``on_test_end``: it gets its own window and the training value excludes it.
-* Keras dispatches ``on_*_batch_end`` on a thread pool (torch and JAX backends) unless a callback
-  overrides one without declaring ``async_safe``. This one declares it: its per-step work runs in
-  ``on_train_batch_begin`` (always called on the fit's thread, in order) and its
-  ``on_train_batch_end`` only moves the values computed there into that batch's ``logs``.
-* Keras has no exception hook: :class:`~co2cb.integrations.keras_fitwatch.FitWatch` notices a ``fit``
-  that raised, and the run is recorded as failed with the exception where it can be found.
+the callback moves itself first in the ``CallbackList`` (a logger only sees keys added before it);
+validation runs inside the epoch, in ``on_test_begin``/``on_test_end``, with its own window; the
+per-step work runs in ``on_train_batch_begin`` (on the fit's thread, in order) and the callback
+declares ``async_safe``, so Keras keeps dispatching batch ends on its thread pool; a ``fit`` that
+raised is noticed by :class:`~co2cb.integrations.keras_fitwatch.FitWatch` (Keras has no exception hook).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
@@ -36,14 +24,8 @@ from typing import Any
 
 import keras
 
-from co2cb.integrations.keras_fitwatch import (
-    FitAborted,
-    FitWatch,
-    RaisedCatcher,
-    dispatcher,
-    final_logs,
-    run_first,
-)
+from co2cb.integrations.keras_fitwatch import FitAborted, FitWatch, RaisedCatcher, arrange
+from co2cb.integrations.keras_model import final_logs, fit_progress, model_devices, set_final_values
 from co2cb.training import names
 from co2cb.training.collective import RankInfo, SingleProcess
 from co2cb.training.guard import guarded
@@ -51,29 +33,7 @@ from co2cb.training.monitor import TrainingMonitor
 from co2cb.training.provenance import as_markdown
 from co2cb.training.tensorboard import VAL_PREFIX, TensorBoardWriter
 
-log = logging.getLogger(__name__)
-
 __all__ = ["CO2Callback", "FitAborted"]
-
-
-def _devices(model: Any) -> tuple[list[int] | None, bool]:
-    """The GPUs the model's weights live on (CUDA ordinals), and whether it uses a GPU at all."""
-    weights = getattr(model, "weights", None) or []
-    if not weights:
-        return None, False
-    value = weights[0].value
-    devices = value.devices() if callable(getattr(value, "devices", None)) else {getattr(value, "device", "")}
-    gpus: list[int] = []
-    for device in devices:
-        text = str(device).lower()
-        if not any(kind in text for kind in ("cuda", "gpu")):
-            continue
-        found = re.search(r"(?:cuda|gpu)[^0-9]*(\d+)", text)
-        gpus.append(int(found.group(1)) if found else 0)
-    if not gpus:
-        return None, False
-    replicas = getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1)
-    return (None if replicas and replicas > 1 else sorted(set(gpus))), True  # a TF strategy: every visible GPU
 
 
 class CO2Callback(keras.callbacks.Callback):
@@ -102,13 +62,10 @@ class CO2Callback(keras.callbacks.Callback):
         budget_kg: Stop training (``model.stop_training``) once the CO2 passes it, kg CO2e.
         budget_on: ``"total"`` (CO2 so far) or ``"forecast"`` (predicted CO2 of the whole run).
         forecast_after_epochs: Epochs to measure before forecasting the whole run.
-        log_steps: Every ``log_steps`` training batches, put into that batch's ``logs`` the energy
-            and CO2 since the previous log (``co2cb/step_energy_kwh``, ``co2cb/step_co2_kg``,
-            ``co2cb/step_power_w``) and the run's total so far (``co2cb/total_*``), for
-            ``TensorBoard(update_freq=log_steps)`` and the ``tensorboard_dir``; the budget is then
-            checked at each log too. Each covers its interval alone, from the previous log to the start
-            of the batch it is logged with. 0 (default): off. The callback declares ``async_safe``, so
-            Keras keeps dispatching batch ends on its thread pool (torch, JAX).
+        log_steps: Every ``log_steps`` training batches, put into that batch's ``logs`` the energy, CO2
+            and power since the previous log (``co2cb/step_*``) and the run's total so far
+            (``co2cb/total_*``), for ``TensorBoard(update_freq=log_steps)`` and the ``tensorboard_dir``;
+            the budget is then checked at each log too. 0 (default): off.
         log_detail: Also log the energy per measured component (``co2cb/epoch_energy_cpu_kwh``...), the
             validation's power, the intensity used (``co2cb/intensity_g_per_kwh``) and the forecast's
             energy (``co2cb/forecast_energy_kwh``).
@@ -187,19 +144,8 @@ class CO2Callback(keras.callbacks.Callback):
 
     @guarded
     def _arrange(self) -> FrameType | None:
-        owner, fit_frame = dispatcher(self)
-        self._owner = owner
-        if owner is None:
-            if not self._order_warned:
-                self._order_warned = True
-                log.warning(
-                    "co2cb: CO2Callback is not called through a keras.callbacks.CallbackList, so it cannot run "
-                    "ahead of the other callbacks: a logger called before it does not get its values. Call it first."
-                )
-            return None
-        ahead = run_first(self, owner)
-        if ahead:
-            log.info("co2cb: CO2Callback moved ahead of %s so that they see its values", ", ".join(ahead))
+        self._owner, fit_frame = arrange(self, warn=not self._order_warned)
+        self._order_warned = self._order_warned or self._owner is None
         return fit_frame
 
     @guarded
@@ -211,7 +157,7 @@ class CO2Callback(keras.callbacks.Callback):
             if self.co2.tracker is not None:  # a later fit: totals, forecast and budget start over
                 self.co2 = TrainingMonitor(**self._options)
             self._batches, self._pending, self._first_epoch, self._val_logs = 0, {}, None, {}
-            gpus, uses_gpu = _devices(self.model)
+            gpus, uses_gpu = model_devices(self.model)
             if self._gpus is not None:
                 gpus, uses_gpu = list(self._gpus), True
             params = self.params or {}
@@ -290,11 +236,7 @@ class CO2Callback(keras.callbacks.Callback):
         totals = self.co2.total_metrics()
         if isinstance(logs, dict):
             logs.update(totals)
-        history = getattr(getattr(self.model, "history", None), "history", None)
-        if isinstance(history, dict):
-            for name, value in totals.items():
-                if isinstance(history.get(name), list) and history[name]:
-                    history[name][-1] = value
+        set_final_values(self.model, totals)
         if self._tensorboard is not None and self._first_epoch is not None:
             self._tensorboard.epoch(totals, self._last_epoch)
 
@@ -371,7 +313,7 @@ class CO2Callback(keras.callbacks.Callback):
         self._pending.clear()  # Keras has run every batch end of the epoch (it waits for them before this hook)
         values: dict[str, float] = {}
         self._last_epoch = epoch
-        for report in self.co2.train_epoch_end(self._progress(epoch)):
+        for report in self.co2.train_epoch_end(fit_progress(self.params, self._first_epoch, epoch)):
             values.update(names.for_framework(report.metrics, report.kind, VAL_PREFIX))
         values.update(self._val_logs)
         self._val_logs = {}
@@ -389,14 +331,6 @@ class CO2Callback(keras.callbacks.Callback):
             self._tensorboard.batch(values, step)
         else:
             self._tensorboard.epoch(values, epoch)
-
-    def _progress(self, epoch: int) -> float | None:
-        """Share of the fit done after ``epoch`` (epochs run / epochs planned)."""
-        planned = (self.params or {}).get("epochs")
-        first = self._first_epoch if self._first_epoch is not None else epoch
-        if not planned or planned <= first:
-            return None
-        return min(1.0, (epoch + 1 - first) / (planned - first))
 
     def _apply_budget(self) -> None:
         if self.co2.stop_reason and self.model is not None and not self.model.stop_training:

@@ -11,6 +11,7 @@ no handle on its list, but the list is the ``self`` of a frame up the stack
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from types import FrameType
 from typing import Any
 
 import keras
+
+log = logging.getLogger("co2cb.integrations.keras")
 
 WATCH_PERIOD_S = 0.25  # how often the fit watch looks at the stack, seconds
 STACK_DEPTH = 8  # frames searched for the CallbackList calling the callback
@@ -191,9 +194,23 @@ def run_first(callback: keras.callbacks.Callback, owner: keras.callbacks.Callbac
     return [type(cb).__name__ for cb in callbacks[:mine] if not isinstance(cb, progbar)]
 
 
-def final_logs(model: Any) -> dict[str, Any]:
-    """The last epoch's logs as ``History`` holds them: with keys added by every callback, wherever listed."""
-    history = getattr(getattr(model, "history", None), "history", None)
-    if not isinstance(history, dict):
-        return {}
-    return {k: v[-1] for k, v in history.items() if isinstance(v, list) and v}
+def arrange(
+    callback: keras.callbacks.Callback, warn: bool
+) -> tuple[keras.callbacks.CallbackList | None, FrameType | None]:
+    """Put ``callback`` first in the ``CallbackList`` calling it; return that list and ``fit``'s frame.
+
+    Where no ``CallbackList`` calls it (a custom loop), say once (``warn``) that loggers called before it
+    do not get its values.
+    """
+    owner, fit_frame = dispatcher(callback)
+    if owner is None:
+        if warn:
+            log.warning(
+                "co2cb: CO2Callback is not called through a keras.callbacks.CallbackList, so it cannot run "
+                "ahead of the other callbacks: a logger called before it does not get its values. Call it first."
+            )
+        return None, None
+    ahead = run_first(callback, owner)
+    if ahead:
+        log.info("co2cb: CO2Callback moved ahead of %s so that they see its values", ", ".join(ahead))
+    return owner, fit_frame
