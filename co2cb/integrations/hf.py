@@ -191,8 +191,8 @@ class CO2Callback(TrainerCallback, ExportableState):
         # A checkpoint written before this callback was added lacks its entry, and Trainer._save_checkpoint
         # would fail on it.
         stateful = getattr(state, "stateful_callbacks", None)  # transformers >= 4.41
-        if isinstance(stateful, dict):
-            stateful.setdefault(type(self).__name__, self.state())
+        if isinstance(stateful, dict) and type(self).__name__ not in stateful:  # (state() reads the meters)
+            stateful[type(self).__name__] = self.state()
         if getattr(args, "eval_on_start", False):
             self.co2.val_begin()
 

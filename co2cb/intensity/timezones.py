@@ -91,22 +91,30 @@ def _read_lines(folder: Any, name: str) -> list[str] | None:
         return None
 
 
+_DEFAULT_TABLE: dict[str, str] = {}
+"""The default folders' mapping, read once per process (parsing the tables takes about 1.5 ms, and every tracker
+without a region looks its time zone up)."""
+
+
 def load_zone_countries(zoneinfo_dir: Path | Iterable[Any] | None = None) -> dict[str, str]:
     """Zone name -> ISO 3166-1 alpha-2 code of the country it is in.
 
     Args:
         zoneinfo_dir: Folder with ``zone.tab`` / ``zone1970.tab`` / ``tzdata.zi``,
-            or several folders tried in order (default: :func:`default_zoneinfo_dirs`).
+            or several folders tried in order (default: :func:`default_zoneinfo_dirs`, read once per process).
 
     Returns:
         The mapping; empty when no table is found.
     """
     if zoneinfo_dir is None:
-        folders: list[Any] = default_zoneinfo_dirs()
-    elif isinstance(zoneinfo_dir, (str, Path)):
-        folders = [Path(zoneinfo_dir)]
-    else:
-        folders = list(zoneinfo_dir)
+        if not _DEFAULT_TABLE:
+            _DEFAULT_TABLE.update(_load(default_zoneinfo_dirs()))
+        return dict(_DEFAULT_TABLE)
+    return _load([Path(zoneinfo_dir)] if isinstance(zoneinfo_dir, (str, Path)) else list(zoneinfo_dir))
+
+
+def _load(folders: list[Any]) -> dict[str, str]:
+    """The mapping from the first of ``folders`` that has a table (see :func:`load_zone_countries`)."""
     for folder in folders:
         zone_tab = _read_lines(folder, "zone.tab")
         zone1970 = _read_lines(folder, "zone1970.tab")
