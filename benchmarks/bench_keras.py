@@ -24,6 +24,13 @@ and stop of the run: meter discovery, run folder, summary), per epoch and per st
 co2cb's sampler thread; the same time for an empty callback's batch hooks (the floor of a timed hook
 in a fit: the clock reads and the cold caches after a training step); and the batch hooks alone,
 called in a loop.
+
+Last, ``--hook-fits`` fits in which co2cb's callback, a CodeCarbon callback with one task per epoch
+(``start_task``/``stop_task`` on an offline tracker) and an empty callback share the model, every hook of
+theirs wrapped in a wall clock: the time inside each callback's in-loop hooks (all but ``on_train_begin``
+and ``on_train_end``), per step and as a share of the fit's wall time, with co2cb's 0.5 % target
+(``--hooks-only`` runs this part alone). Each fit has ``--batches`` training batches per epoch and
+``--val-batches`` validation batches after each.
 """
 
 from __future__ import annotations
@@ -31,23 +38,23 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("CO2CB_QUIET", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import hook_clock as hc
 import keras
 import numpy as np
 
 import co2cb
 from co2cb.keras import CO2Callback
+
+HOOKS_TARGET_PCT = 0.5  # time inside co2cb's in-loop hooks, share of the fit's wall time
 
 FIT_HOOKS = ("on_train_begin", "on_train_end")
 EPOCH_HOOKS = ("on_epoch_begin", "on_epoch_end", "on_test_begin", "on_test_end")
@@ -128,7 +135,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="rounds (each runs every configuration once)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per fit")
-    parser.add_argument("--batches", type=int, default=300, help="training batches per epoch")
+    parser.add_argument("--batches", type=int, default=100, help="training batches per epoch")
+    parser.add_argument("--val-batches", type=int, default=10, help="validation batches after each epoch (0: none)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--width", type=int, default=128, help="units of the two hidden layers")
     parser.add_argument("--log-steps", type=int, default=1, help="N of the per-step configurations")
@@ -138,6 +146,9 @@ def main() -> None:
         default=0,
         help="intra-op threads of the backend (0: its default); 1 is steadier on a busy machine",
     )
+    parser.add_argument("--hook-fits", type=int, default=5, help="fits with every callback's hooks timed")
+    parser.add_argument("--hooks-only", action="store_true", help="only the fits with timed hooks")
+    parser.add_argument("--no-codecarbon", action="store_true")
     args = parser.parse_args()
     if args.threads:
         set_threads(args.threads)
@@ -146,8 +157,27 @@ def main() -> None:
     n = args.batches * args.batch_size
     x = rng.standard_normal((n, 32), dtype=np.float32)
     y = x[:, :1] * 2 + 1
+    val = (
+        (x[: args.val_batches * args.batch_size], y[: args.val_batches * args.batch_size]) if args.val_batches else None
+    )
     net = model(args.width)
     out = tempfile.mkdtemp(prefix="co2cb-bench-keras-")
+    cc_cls = None if args.no_codecarbon else hc.codecarbon_class()
+    print(
+        f"co2cb {co2cb.__version__}, keras {keras.__version__}, backend {keras.backend.backend()}, {os.cpu_count()} "
+        f"CPUs, load average {hc.load_average()}; {args.epochs} epochs x {args.batches} batches of {args.batch_size} "
+        f"(Dense {args.width}x2, adam), {args.val_batches} validation batches after each; threads "
+        f"{args.threads or 'default'}"
+    )
+    net.fit(x, y, epochs=1, batch_size=args.batch_size, verbose=0, validation_data=val)  # tracing, first calls
+    if not args.hooks_only:
+        paired(args, net, x, y, val, out)
+    hook_fits(args, net, x, y, val, out, cc_cls)
+    print(f"\nload average at the end: {hc.load_average()}")
+
+
+def paired(args: argparse.Namespace, net: keras.Model, x: Any, y: Any, val: Any, out: str) -> None:
+    """Fits with and without the callback in rounds; the callback's CPU time in its hooks; the hot path alone."""
     backend = keras.backend.backend()
     configs = ["off", "epoch", "steps"] + (["steps_sync"] if backend != "tensorflow" else [])
     hooks: dict[str, dict[str, list[float]]] = {c: defaultdict(list) for c in configs}
@@ -161,7 +191,16 @@ def main() -> None:
             callbacks = [cls(log_steps=0 if config == "epoch" else args.log_steps, output_dir=out)]
             callbacks[0].hook_s = defaultdict(float)
         start, cpu_start = time.perf_counter(), time.process_time()
-        net.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=0, shuffle=False, callbacks=callbacks)
+        net.fit(
+            x,
+            y,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            verbose=0,
+            shuffle=False,
+            callbacks=callbacks,
+            validation_data=val,
+        )
         seconds = time.perf_counter() - start
         cpu[config].append(time.process_time() - cpu_start)
         if callbacks:
@@ -232,10 +271,73 @@ def main() -> None:
     )
     empty = TimedEmptyCallback()
     empty.hook_s = defaultdict(float)
-    net.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=0, shuffle=False, callbacks=[empty])
+    net.fit(
+        x,
+        y,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        verbose=0,
+        shuffle=False,
+        callbacks=[empty],
+        validation_data=val,
+    )
     floor_us = sum(empty.hook_s[h] for h in STEP_HOOKS) / steps * 1e6
     print(f"floor: an empty callback's batch hooks, timed the same way in one more fit: {floor_us:.1f} us per step")
     hot_path(net, args, out)
+
+
+class CodeCarbonEpochTasks(keras.callbacks.Callback):
+    """One CodeCarbon task per training epoch (``start_task``/``stop_task`` on an offline tracker, not started)."""
+
+    def __init__(self, cls: Any) -> None:
+        super().__init__()
+        self.cls = cls
+        self.tracker: Any = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.tracker = hc.codecarbon_tracker(self.cls)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.tracker.start_task(f"epoch-{epoch}")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.tracker.stop_task()
+
+
+def hook_fits(args: argparse.Namespace, net: keras.Model, x: Any, y: Any, val: Any, out: str, cc_cls: Any) -> None:
+    """Fits with co2cb's callback, CodeCarbon's per-epoch tasks and an empty callback on one model, hooks timed."""
+    hooks = FIT_HOOKS + EPOCH_HOOKS + STEP_HOOKS
+    fits: list[hc.Fit] = []
+    for r in range(max(1, args.hook_fits) + 1):  # the first fit warms the callbacks up: left out
+        timed: dict[str, Any] = {"co2cb": CO2Callback(output_dir=out), "empty callback": EmptyCallback()}
+        if cc_cls is not None:
+            timed["codecarbon tasks"] = CodeCarbonEpochTasks(cc_cls)
+        clocks = {label: hc.HookClock(cb, hooks, keras.callbacks.Callback) for label, cb in timed.items()}
+        order = list(timed.values()) if r % 2 == 0 else list(reversed(timed.values()))
+        start = time.perf_counter()
+        net.fit(
+            x,
+            y,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            verbose=0,
+            shuffle=False,
+            callbacks=order,
+            validation_data=val,
+        )
+        if r:
+            fits.append(hc.Fit(time.perf_counter() - start, args.epochs * args.batches, clocks))
+    hc.print_shares(
+        fits,
+        {label: FIT_HOOKS for label in fits[0].clocks},
+        HOOKS_TARGET_PCT,
+        f"time inside each callback's hooks (wall), {len(fits)} fits with all of them on the same model; in-loop = "
+        f"all but {', '.join(FIT_HOOKS)}",
+    )
+    begin = [t for f in fits for t in f.clocks["co2cb"].durations.get("on_train_begin", [])]
+    print(
+        f"co2cb on_train_begin: median {statistics.median(begin) * 1e3:.2f} ms over {len(begin)} fits (not the first)"
+    )
 
 
 def hot_path(net: keras.Model, args: argparse.Namespace, out: str, calls: int = 20_000, repeats: int = 5) -> None:

@@ -43,7 +43,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,13 @@ from torch.utils.data import DataLoader, TensorDataset
 with contextlib.redirect_stderr(io.StringIO()):  # Lightning's import-time tips
     import lightning.pytorch as pl
 
+import hook_clock as hc
+
 import co2cb
 from co2cb.lightning import CO2Callback
 
-TARGET_PCT = 1.0
+TARGET_PCT = 1.0  # loop overhead of the paired fits and the A/B estimate
+HOOKS_TARGET_PCT = 0.5  # time inside co2cb's in-loop hooks, share of the fit's wall time
 VARIANTS = ("off", "co2cb", "codecarbon fit", "codecarbon tasks")
 
 
@@ -136,28 +139,12 @@ class LoopTimer(pl.Callback):
 
 
 # --------------------------------------------------------------------------- CodeCarbon
-def _import_codecarbon() -> Any:
-    """CodeCarbon's tracker class, its import-time AMD-GPU warning swallowed; None if not installed."""
-    try:
-        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            from codecarbon import OfflineEmissionsTracker
-    except Exception as e:  # noqa: BLE001 - a missing or broken peer gets one line, the run goes on
-        print(f"CodeCarbon left out: {type(e).__name__}: {e}")
-        return None
-    logging.getLogger("codecarbon").setLevel(logging.ERROR)
-    return OfflineEmissionsTracker
-
-
-def _codecarbon_tracker(cls: Any) -> Any:
-    return cls(country_iso_code="FRA", save_to_file=False, log_level="error")
-
-
 def codecarbon_task_callback(cls: Any) -> pl.Callback:
     class CodeCarbonEpochTasks(pl.Callback):
         """One CodeCarbon task per training epoch (``start_task``/``stop_task``; the tracker is not started)."""
 
         def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-            self.tracker = _codecarbon_tracker(cls)
+            self.tracker = hc.codecarbon_tracker(cls)
 
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
             self.tracker.start_task(f"epoch-{trainer.current_epoch}")
@@ -202,7 +189,7 @@ def fit_once(variant: str, work: Workload, cc_cls: Any, extra: list[pl.Callback]
         t0 = time.perf_counter()
         tracker = None
         if variant == "codecarbon fit":
-            tracker = _codecarbon_tracker(cc_cls)
+            tracker = hc.codecarbon_tracker(cc_cls)
             tracker.start()
         trainer.fit(model, train, val)
         if tracker is not None:
@@ -213,30 +200,7 @@ def fit_once(variant: str, work: Workload, cc_cls: Any, extra: list[pl.Callback]
 
 
 # --------------------------------------------------------------------------- hook costs
-@dataclass
-class HookTimes:
-    durations: dict[str, list[float]] = field(default_factory=dict)
-    sampler_share: float = 0.0  # co2cb: CPU seconds of its sampler thread / seconds of the run
-
-    def wrap(self, callback: pl.Callback, names: list[str]) -> None:
-        for name in names:
-            fn = getattr(callback, name)
-            setattr(callback, name, self._timed(name, fn))
-
-    def _timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        store = self.durations.setdefault(name, [])
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                store.append(time.perf_counter() - t0)
-
-        return timed
-
-
-FIT_HOOKS = ("on_fit_start", "on_fit_end", "teardown")  # outside the timed loop
+FIT_HOOKS = ("on_fit_start", "on_fit_end", "teardown")  # once per fit, outside the loop
 HOOKS = [
     "on_fit_start",
     "on_train_epoch_start",
@@ -251,7 +215,7 @@ HOOKS = [
 
 
 class NoOp(pl.Callback):
-    """Empty batch hooks, timed the same way just before co2cb's: the floor of a timed hook at that spot."""
+    """Empty batch hooks, timed the same way: the floor of a timed hook at that spot."""
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         pass
@@ -260,26 +224,45 @@ class NoOp(pl.Callback):
         pass
 
 
-def hook_costs(work: Workload, cc_cls: Any) -> dict[str, HookTimes]:
-    """Time every hook of the co2cb callback (and of the CodeCarbon task callback) in one extra fit each."""
-    found: dict[str, HookTimes] = {}
-    with tempfile.TemporaryDirectory(prefix="co2cb-bench-") as tmp:
-        cb = CO2Callback(output_dir=tmp, region="FR")
-        front = NoOp()
-        found["co2cb"] = HookTimes()
-        found["co2cb"].wrap(cb, HOOKS)
-        found["no-op callback placed before co2cb's"] = HookTimes()
-        found["no-op callback placed before co2cb's"].wrap(front, ["on_train_batch_start", "on_train_batch_end"])
-        fit_once("co2cb", work, cc_cls, extra=[front, cb])
-        (record,) = Path(tmp).glob("*/run.jsonl")
-        summary = json.loads(record.read_text().splitlines()[-1])
-        found["co2cb"].sampler_share = summary["sampler_cpu_s"] / summary["seconds"]
-    if cc_cls is not None:
-        cc = codecarbon_task_callback(cc_cls)
-        found["codecarbon tasks"] = HookTimes()
-        found["codecarbon tasks"].wrap(cc, ["on_fit_start", "on_train_epoch_start", "on_train_epoch_end"])
-        fit_once("codecarbon tasks", work, cc_cls, extra=[cc])
-    return found
+@dataclass
+class HookTimes:
+    fits: list[hc.Fit]
+    sampler_share: float  # co2cb: CPU seconds of its sampler thread / seconds of the run (median over fits)
+    logger_s: float  # co2cb: seconds inside the CSV logger's log_metrics during its hooks, all fits
+
+    def durations(self, label: str) -> dict[str, list[float]]:
+        """Every call of each hook of ``label`` over the fits."""
+        out: dict[str, list[float]] = {}
+        for f in self.fits:
+            for hook, d in f.clocks[label].durations.items():
+                out.setdefault(hook, []).extend(d)
+        return out
+
+
+def hook_costs(work: Workload, cc_cls: Any, rounds: int) -> HookTimes:
+    """Fits with co2cb's callback, CodeCarbon's per-epoch tasks and an empty callback, each hook timed.
+
+    The callbacks share each fit (the same trainer, the same moments of the machine's load); their order
+    alternates from one fit to the next.
+    """
+    fits: list[hc.Fit] = []
+    shares: list[float] = []
+    logger_s: list[float] = []  # inside the CSV logger's log_metrics, called from co2cb's hooks
+    for r in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="co2cb-bench-") as tmp:
+            ours = CO2Callback(output_dir=tmp, region="FR")
+            timed = {"co2cb": ours, "empty callback": NoOp()}
+            if cc_cls is not None:
+                timed["codecarbon tasks"] = codecarbon_task_callback(cc_cls)
+            clocks = {label: hc.HookClock(cb, HOOKS, pl.Callback) for label, cb in timed.items()}
+            order = list(timed.values()) if r % 2 == 0 else list(reversed(timed.values()))
+            with hc.time_inside(pl.loggers.CSVLogger, "log_metrics", clocks["co2cb"], logger_s):
+                fit = fit_once("co2cb", work, cc_cls, extra=order)
+            fits.append(hc.Fit(fit.fit_s, work.steps, clocks))
+            (record,) = Path(tmp).glob("*/run.jsonl")
+            summary = json.loads(record.read_text().splitlines()[-1])
+            shares.append(summary["sampler_cpu_s"] / summary["seconds"])
+    return HookTimes(fits, statistics.median(shares), sum(logger_s))
 
 
 # --------------------------------------------------------------------------- per-step A/B inside one fit
@@ -378,7 +361,7 @@ def print_header(work: Workload, args: argparse.Namespace) -> None:
         f"per fit = {work.epochs} epochs of {work.steps_per_epoch} steps (+5 validation batches each), "
         f"loop timed from step {work.warmup}; {args.rounds} rounds, variants shuffled in each"
     )
-    print(f"  load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"  load average at start: {hc.load_average()}")
 
 
 def _paired(fits: list[Fit], off: list[Fit], key: Callable[[Fit], float]) -> list[float]:
@@ -393,7 +376,8 @@ METRICS: list[tuple[str, Callable[[Fit], float]]] = [
 ]
 
 
-def report(results: dict[str, list[Fit]], hooks: dict[str, HookTimes], alt: Alternating, work: Workload) -> None:
+def report_paired(results: dict[str, list[Fit]]) -> None:
+    """The whole fits, paired by round: loop wall, loop CPU and fit() wall, each variant against 'off'."""
     off = results["off"]
     print()
     print("per training step: loop wall time and loop process CPU time; and the whole fit(). Overhead: median over")
@@ -423,59 +407,56 @@ def report(results: dict[str, list[Fit]], hooks: dict[str, HookTimes], alt: Alte
         if variant != "off":
             print(f"{'  pairs range':<17}" + "".join(f"{v:>24}" for v in ranges))
     print(_rule(len(head)))
-    wall = statistics.median(f.per_step_s for f in off)
-    cpu = statistics.median(f.cpu_per_step_s for f in off)
-    for name, times in hooks.items():
-        if name.startswith("no-op"):
-            continue
-        in_loop = sum(sum(d) for hook, d in times.durations.items() if hook not in FIT_HOOKS) / work.steps
-        print(
-            f"{name}: time inside its hooks during the loop (extra fit, tables below): {_us(in_loop)} per step "
-            f"= {100 * in_loop / wall:.2f} % of 'off''s loop wall, {100 * in_loop / cpu:.2f} % of its loop CPU"
-        )
     for name, key in METRICS[:2]:
         print(
             f"per round, {name} ms/step: "
             + "; ".join(f"{v} " + " ".join(f"{key(f) * 1e3:.3f}" for f in fits) for v, fits in results.items())
         )
 
-    for name, times in hooks.items():
-        print()
-        title = f"{name}: time inside each hook, one extra fit of {work.steps} steps ({work.epochs} epochs)"
-        head = f"{'hook':<28}{'calls':>7}{'median':>12}{'max':>12}{'total':>12}{'per training step':>20}"
-        print(title)
-        print(_rule(len(head)))
-        print(head)
-        print(_rule(len(head)))
-        grand = 0.0
-        for hook, d in times.durations.items():
-            if not d:
-                continue
-            total = sum(d)
-            grand += total
-            print(
-                f"{hook:<28}{len(d):>7}{_us(statistics.median(d)):>12}{_us(max(d)):>12}{_us(total):>12}"
-                f"{_us(total / work.steps):>20}"
-            )
-        print(_rule(len(head)))
-        print(f"{'all hooks':<28}{'':>7}{'':>12}{'':>12}{_us(grand):>12}{_us(grand / work.steps):>20}")
 
+def report_hooks(hooks: HookTimes, work: Workload) -> None:
+    """Time inside each callback's hooks in the shared fits, against CodeCarbon's per-epoch tasks."""
+    fit_hooks = {label: FIT_HOOKS for label in hooks.fits[0].clocks}
+    hc.print_shares(
+        hooks.fits,
+        fit_hooks,
+        HOOKS_TARGET_PCT,
+        f"time inside each callback's hooks, {len(hooks.fits)} fits of {work.steps} steps ({work.epochs} epochs of "
+        f"{work.steps_per_epoch} + validation) with all of them on the same trainer; in-loop = all but "
+        + ", ".join(FIT_HOOKS),
+    )
+    mine = sum(f.clocks["co2cb"].seconds(FIT_HOOKS) for f in hooks.fits)
+    steps = work.steps * len(hooks.fits)
+    print(
+        f"of co2cb's in-loop time, inside the CSVLogger's log_metrics (the trainer's logger writing co2cb's values, "
+        f"a file flush every 100 steps): {_us(hooks.logger_s / steps)} per step ({100 * hooks.logger_s / mine:.0f} %)"
+    )
+    start = hooks.durations("co2cb").get("on_fit_start", [])
+    if start:
+        print(f"co2cb on_fit_start: median {_us(statistics.median(start))} over {len(start)} fits (not the first)")
+    print(f"co2cb's sampler thread: {100 * hooks.sampler_share:.3f} % of one core (CPU s / run s in the run record)")
+
+
+def report_alternating(hooks: HookTimes, alt: Alternating, work: Workload) -> None:
+    """The in-fit A/B of co2cb's batch hooks, plus its epoch hooks and sampler: an estimate of the loop overhead."""
     print()
     diff = statistics.median(alt.pair_diffs_s)
-    epoch_hooks = sum(sum(d) for h, d in hooks["co2cb"].durations.items() if "epoch" in h) / work.steps
+    epoch = hooks.durations("co2cb")
+    epoch_hooks = sum(sum(d) for h, d in epoch.items() if "epoch" in h) / (work.steps * len(hooks.fits))
     print(f"co2cb's batch hooks on and off in turn every {alt.block} steps, inside one fit (one epoch):")
     print(
         f"  median step without them {_ms(alt.off_s)}, with them {_ms(alt.on_s)}; median over "
         f"{len(alt.pair_diffs_s)} adjacent block pairs of (on - off): {_us(diff)} = "
         f"{100 * diff / alt.off_s:+.2f} % of a step"
     )
-    sampler = hooks["co2cb"].sampler_share
     print(
         f"  plus co2cb's epoch hooks at {work.steps_per_epoch} steps per epoch (hook table): {_us(epoch_hooks)} per "
         f"step = {100 * epoch_hooks / alt.off_s:.2f} %"
     )
-    print(f"  plus its sampler thread (1 s interval; CPU s / run s in the run record): {100 * sampler:.3f} %")
-    total = 100 * (diff + epoch_hooks) / alt.off_s + 100 * sampler
+    print(
+        f"  plus its sampler thread (1 s interval; CPU s / run s in the run record): {100 * hooks.sampler_share:.3f} %"
+    )
+    total = 100 * (diff + epoch_hooks) / alt.off_s + 100 * hooks.sampler_share
     print(
         f"  estimate of co2cb's loop overhead: {total:+.2f} % (target <= {TARGET_PCT:g} %: "
         f"{'ok' if total <= TARGET_PCT else 'OVER'})"
@@ -495,9 +476,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the order of the variants in each round")
     p.add_argument("--ab-steps", type=int, default=2000, help="steps of the fit with co2cb's batch hooks alternating")
     p.add_argument("--ab-block", type=int, default=10, help="steps per block, hooks on and off in turn")
+    p.add_argument("--hook-fits", type=int, default=5, help="fits with every callback's hooks timed")
+    p.add_argument("--hooks-only", action="store_true", help="only the timed hooks (no paired fits, no A/B)")
     p.add_argument("--no-codecarbon", action="store_true")
     args = p.parse_args(argv)
-    if args.rounds < 5:
+    if args.rounds < 5 and not args.hooks_only:
         p.error("--rounds must be at least 5")
     if args.steps % args.steps_per_epoch:
         p.error("--steps must be a multiple of --steps-per-epoch")
@@ -507,27 +490,30 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.ERROR)
     torch.set_num_threads(args.threads)
     work = Workload(args.steps, args.steps_per_epoch, args.batch, args.width, args.warmup)
-    cc_cls = None if args.no_codecarbon else _import_codecarbon()
+    cc_cls = None if args.no_codecarbon else hc.codecarbon_class()
     variants = [v for v in VARIANTS if cc_cls is not None or not v.startswith("codecarbon")]
 
     print_header(work, args)
-    for v in variants:  # warm-up: imports, first-call costs, caches
+    for v in variants:  # warm-up: imports, first-call costs, caches (the first tracker of the process)
         fit_once(v, work, cc_cls)
-    results: dict[str, list[Fit]] = {v: [] for v in variants}
-    rng = random.Random(args.seed)
-    for r in range(args.rounds):
-        order = rng.sample(variants, len(variants))
-        for v in order:
-            results[v].append(fit_once(v, work, cc_cls))
-        print(
-            f"  round {r + 1}/{args.rounds}: "
-            + ", ".join(f"{v} {results[v][-1].per_step_s * 1e3:.3f} ms" for v in order),
-            flush=True,
-        )
-    hooks = hook_costs(work, cc_cls)
-    alt = alternating_steps(work, args.ab_steps, args.ab_block)
-    report(results, hooks, alt, work)
-    print(f"\n  load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if not args.hooks_only:
+        results: dict[str, list[Fit]] = {v: [] for v in variants}
+        rng = random.Random(args.seed)
+        for r in range(args.rounds):
+            order = rng.sample(variants, len(variants))
+            for v in order:
+                results[v].append(fit_once(v, work, cc_cls))
+            print(
+                f"  round {r + 1}/{args.rounds}: "
+                + ", ".join(f"{v} {results[v][-1].per_step_s * 1e3:.3f} ms" for v in order),
+                flush=True,
+            )
+        report_paired(results)
+    hooks = hook_costs(work, cc_cls, args.hook_fits)
+    report_hooks(hooks, work)
+    if not args.hooks_only:
+        report_alternating(hooks, alternating_steps(work, args.ab_steps, args.ab_block), work)
+    print(f"\n  load average at end: {hc.load_average()}")
     return 0
 
 
