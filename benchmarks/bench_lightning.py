@@ -359,7 +359,8 @@ def print_header(work: Workload, args: argparse.Namespace) -> None:
     print(
         f"  workload: MLP 128-{work.width}-{work.width}-{work.width}-10, batch {work.batch}, {work.steps} steps "
         f"per fit = {work.epochs} epochs of {work.steps_per_epoch} steps (+5 validation batches each), "
-        f"loop timed from step {work.warmup}; {args.rounds} rounds, variants shuffled in each"
+        f"loop timed from step {work.warmup}; "
+        + ("the timed hooks only" if args.hooks_only else f"{args.rounds} rounds, variants shuffled in each")
     )
     print(f"  load average at start: {hc.load_average()}")
 
