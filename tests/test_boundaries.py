@@ -1,4 +1,4 @@
-"""Which meters a window boundary reads (``sync_boundaries``): those that measure, never the estimates."""
+"""Which meters a window boundary reads (``sync_boundaries``): an opening one reads no estimate, a closing one all."""
 
 from __future__ import annotations
 
@@ -64,24 +64,38 @@ def _reads(meters: list[Meter]) -> list[int]:
     return [m.reads for m in meters]  # type: ignore[attr-defined]
 
 
-def test_the_estimates_are_not_read_at_a_boundary_once_the_curve_spans_an_interval() -> None:
+@pytest.mark.parametrize("span_s", [0.2, 1.5], ids=["early", "steady"])
+def test_an_opening_boundary_reads_no_estimate_and_a_closing_one_reads_them(span_s: float) -> None:
     meters = _estimates()
     assert not any(m.boundary_reads for m in meters)
-    sampler = _sampler(meters, span_s=1.5)
+    sampler = _sampler(meters, span_s=span_s)
     before = time.perf_counter_ns()
+    t = sampler.read_now(closing=False)  # the window's start is settled from the next point
+    assert _reads(meters) == [0, 0]
+    assert t >= before and t > (sampler.timeline.last_time or 0)  # the call's own time
     t = sampler.read_now()
-    assert _reads(meters) == [0, 0]
-    assert t >= before and t > (sampler.timeline.last_time or 0)  # the call's own time, read off the curve
+    assert _reads(meters) == [1, 1] and t == sampler.timeline.last_time  # a point of its own
 
 
-def test_early_in_a_run_a_closing_boundary_reads_the_estimates_and_an_opening_one_does_not() -> None:
-    meters = _estimates()
-    sampler = _sampler(meters, span_s=0.2)  # less than one counter span (1 s): a rate from it is not stable
-    assert not sampler.timeline.steady
-    sampler.read_now(closing=False)  # the window's start is settled from the next point
-    assert _reads(meters) == [0, 0]
-    sampler.read_now()
-    assert _reads(meters) == [1, 1]
+def test_windows_of_estimates_that_meet_never_overlap() -> None:
+    """The power drops after the last reading: the closing reading sees it, the next window starts on it."""
+    ram = CountedRam(100.0, None, "test")
+    tracker = Tracker(meters=[ram], save=False, intensity=100, interval_s=1.0)
+    with tracker:
+        time.sleep(1.2)  # past the first background reading: the curve spans a second
+        before_a = tracker.mark()
+        tracker.begin("a")
+        time.sleep(0.05)
+        ram._w_per_gb = 1.0  # a hundredth of the power from now on, unseen until the next reading
+        time.sleep(0.05)
+        first = tracker.end("a")
+        tracker.begin("b")
+        time.sleep(0.05)
+        second = tracker.end("b")
+        after_b = tracker.mark()
+    assert first is not None and second is not None
+    on_the_curve = tracker.between(before_a, after_b).joules["ram"]  # the curve as the readings drew it
+    assert first.joules["ram"] + second.joules["ram"] <= on_the_curve * (1 + 1e-9)
 
 
 def test_an_early_window_of_estimates_opened_without_a_reading_starts_at_its_own_time() -> None:
@@ -100,10 +114,10 @@ def test_an_early_window_of_estimates_opened_without_a_reading_starts_at_its_own
 
 
 @pytest.mark.parametrize("lose_it", [False, True])
-def test_a_measuring_meter_makes_the_boundary_read_every_meter_until_it_is_lost(lose_it: bool) -> None:
+def test_a_measuring_meter_makes_an_opening_read_every_meter_until_it_is_lost(lose_it: bool) -> None:
     meters = [*_estimates(), CountedPower()]
     sampler = _sampler(meters, span_s=1.5)
     if lose_it:
         sampler._lose(2, time.perf_counter_ns(), RuntimeError("gone"))
-    sampler.read_now()
+    sampler.read_now(closing=False)
     assert _reads(meters) == ([0, 0, 0] if lose_it else [1, 1, 1])

@@ -1,15 +1,15 @@
 """One background thread that reads every meter and extends the energy curve.
 
 Once started, the sampler's thread is the only one that reads the meters: every ``interval_s`` (0.05
-to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A boundary
-with nothing but estimates to read (``Meter.boundary_reads`` False) reads the curve instead, and
-wakes nobody: always when a window opens, and when one closes once the curve spans a second
-(:attr:`~co2cb.core.timeline.Timeline.steady`). A boundary waits on a meter call at most
-``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to answer (a hung NVML call) never holds
-the training thread longer, and such a boundary is read off the curve instead, as without
-``sync_boundaries``. It waits longer only for the thread to get a CPU on a busy machine, up to
-:data:`WAIT_CAP_S`. The lock guards the :class:`~co2cb.core.timeline.Timeline` only, never a meter
-read.
+to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A window
+that opens with nothing but estimates to read (``Meter.boundary_reads`` False) wakes nobody: its
+start is settled from the curve once the next reading passes it. A closing boundary always reads, so
+that every window ends on a reading and windows that meet never overlap. A boundary waits on a meter
+call at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to answer (a hung NVML call)
+never holds the training thread longer, and such a boundary is read off the curve instead, as
+without ``sync_boundaries``. It waits longer only for the thread to get a CPU on a busy machine, up
+to :data:`WAIT_CAP_S`. The lock guards the :class:`~co2cb.core.timeline.Timeline` only, never a
+meter read.
 
 Faults: a meter that raises :class:`~co2cb.meters.base.MeterError` is dropped to "unavailable" with
 one warning (its energy so far is kept); a :class:`~co2cb.meters.base.TransientMeterError` costs that
@@ -123,12 +123,11 @@ class Sampler:
                 but estimates to read needs no reading: its start is settled from the curve's next point.
 
         Returns:
-            The new point's time (perf_counter_ns); or, when the meters did not answer in time, or when
-            every live meter is an estimate (and the curve spans a second, or the window opens), the time of
-            the call, to be read off the curve.
+            The new point's time (perf_counter_ns); or, when the meters did not answer in time, or when a
+            window opens and every live meter is an estimate, the time of the call, to be read off the curve.
         """
         asked = time.perf_counter_ns()
-        if not self._boundary and (not closing or self.timeline.steady):
+        if not self._boundary and not closing:
             return asked
         if self._thread is None:  # not started, or stopped: nothing else reads the meters now
             return self._read() if self._stuck is None else asked
@@ -145,6 +144,16 @@ class Sampler:
                     return self.timeline.last_time or asked
         self._late()
         return asked
+
+    def opening_joules(self, t_ns: int) -> list[float] | None:
+        """A window's start energy as it opens at ``t_ns`` when a reading covers it, else None.
+
+        A start past the last reading is settled once the curve passes it, between two readings: on the line
+        past the last one, which the next reading may come in under, windows that meet could overlap.
+        """
+        with self.lock:
+            tl = self.timeline
+            return tl.at(t_ns) if t_ns <= (tl.last_time or -1) else None
 
     def _slow_call(self, now_ns: int) -> bool:
         """Whether a meter call has gone on for longer than ``deadline_s`` at ``now_ns``."""

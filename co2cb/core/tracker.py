@@ -95,10 +95,10 @@ class Tracker:
             scope: ``"process"`` (this process and its children) or ``"machine"``.
             gpus: GPUs to measure (CUDA ordinals or ``GPU-`` UUIDs); default: all visible.
             components: Which of ``"gpu"``, ``"cpu"``, ``"ram"`` to measure.
-            sync_boundaries: Read the meters when a recorded window opens or closes, if one of them measures
-                (exact edges; waits at most 50 ms on a meter call, else reads the curve; estimates alone: the curve).
-                Without it a window's start is read off the curve once the sampler passes it, and its end is
-                extended from the last interval's power. Step windows never read.
+            sync_boundaries: Read the meters when a recorded window closes, and when it opens if a meter
+                measures (exact edges; waits at most 50 ms on a meter call, else reads the curve). Without it a
+                window's start is read off the curve once the sampler passes it, and its end is extended from
+                the last interval's power. Step windows never read.
             intensity: What ``co2_kg`` uses: carbon intensity in gCO2e/kWh; an
                 :class:`IntensitySource`; the path of a CSV series ``timestamp, gCO2e/kWh``
                 (average; see :mod:`co2cb.intensity.series`); ``"electricitymaps"`` for the live
@@ -293,10 +293,7 @@ class Tracker:
             self._sink.warn_once(f"mixed-{name}", f"co2cb: {name!r} is a step window name; use another name. Ignored")
             return
         t = self._sampler.read_now(closing=False) if self.config.sync_boundaries else time.perf_counter_ns()
-        with self._sampler.lock:  # settled now when read, else once the curve passes t
-            timeline = self._sampler.timeline
-            joules = timeline.at(t) if t <= (timeline.last_time or -1) else None
-        self._open.push(OpenWindow(name, t, joules))
+        self._open.push(OpenWindow(name, t, self._sampler.opening_joules(t)))
 
     def end(self, name: str, meta: Mapping[str, Any] | None = None, write: bool = True) -> WindowResult | None:
         """Close the most recent open window of this name.

@@ -98,9 +98,9 @@ class Meter(ABC):
 
     #: Whether :meth:`read` returns cumulative joules or watts.
     reading: ReadingKind
-    #: Whether a window boundary (``sync_boundaries``) needs this meter read. False for an estimate whose
+    #: Whether a window that opens (``sync_boundaries``) needs this meter read. False for an estimate whose
     #: inputs (CPU time in clock ticks, resident memory) are no sharper at a boundary than the curve the
-    #: sampler draws from its readings every interval: where every meter says False, a boundary reads the curve.
+    #: sampler draws every interval: where every meter says False, an opening reads nothing (closings do).
     boundary_reads: bool = True
 
     @property

@@ -37,7 +37,7 @@ class TdpCpuMeter(Meter):
     """CPU energy estimated as TDP x utilisation (cumulative joules)."""
 
     reading = ReadingKind.COUNTER
-    boundary_reads = False  # the sampler keeps it fresh; a boundary reads the curve
+    boundary_reads = False  # a window's start is settled from the sampler's readings
 
     def __init__(self, tdp_w: float, tree: ProcessTree | None, details: Mapping[str, object]) -> None:
         """An estimate from the TDP.
@@ -82,7 +82,7 @@ class VcpuCpuMeter(Meter):
     """CPU energy from a per-vCPU idle/full-load power model (cumulative joules)."""
 
     reading = ReadingKind.COUNTER
-    boundary_reads = False  # the sampler keeps it fresh; a boundary reads the curve
+    boundary_reads = False  # a window's start is settled from the sampler's readings
 
     def __init__(self, min_w: float, max_w: float, tree: ProcessTree | None, details: Mapping[str, object]) -> None:
         """An estimate from per-vCPU idle and full-load watts.
@@ -136,7 +136,7 @@ class RamEstimateMeter(Meter):
     """RAM power estimated from memory in use (watts)."""
 
     reading = ReadingKind.POWER
-    boundary_reads = False  # the sampler keeps it fresh; a boundary reads the curve
+    boundary_reads = False  # a window's start is settled from the sampler's readings
 
     def __init__(self, watts_per_gb: float, tree: ProcessTree | None, source: str) -> None:
         """An estimate from the memory in use.
