@@ -224,8 +224,8 @@ class Tracker:
         """Stop measuring: close open windows, write the summary line, release the meters.
 
         Args:
-            summary: Extra fields for the summary line (final metrics, status, ...); they
-                override the run window's own fields.
+            summary: Extra fields for the summary line (final metrics, status, ...); they override the
+                run window's own fields. A callable value is called with the run window's final result.
             write_run: Write the run window's line; False when the caller writes the job's own
                 (a distributed adapter summing every rank).
 
@@ -245,7 +245,8 @@ class Tracker:
         self.result = self._close(RUN_WINDOW, t, {}, write=write_run)
         self._sink.write_events(self._sampler.events, self._unix)
         self._steps.fold_all()
-        self._sink.write(summary_line(self.result, self.all_step_stats(), self._sampler, self._unix, summary))
+        extra = {k: v(self.result) if callable(v) else v for k, v in (summary or {}).items()}
+        self._sink.write(summary_line(self.result, self.all_step_stats(), self._sampler, self._unix, extra))
         if self._live is not None:
             self._live.stop()  # the final values: the last push, then the endpoint closes
         self._sink.close()

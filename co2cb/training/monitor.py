@@ -403,12 +403,13 @@ class TrainingMonitor:
         }
         if job is not None and shares is not None:  # a job of several ranks: their sum, not this rank's share
             summary.update(self.job.summary(job, shares))
-        segment = job
-        if self.resume.saved:  # the whole run across its segments (this segment read just before stopping)
-            segment = job if job is not None else Energy.of(self.tracker.totals(read=True))
-            summary["resumed_total"] = self.resume.totals_before.plus(segment).as_record()
+        if self.resume.saved:  # the whole run across its segments, from this segment's final figure (the summary's)
+            before = self.resume.totals_before
+            summary["resumed_total"] = lambda run: (
+                before.plus(job or Energy.of(run)).as_record() if run or job else None
+            )
         result = self.tracker.stop(summary, write_run=job is None)
-        segment = segment if segment is not None or result is None else Energy.of(result)
+        segment = job if job is not None or result is None else Energy.of(result)
         if segment is not None:  # the record's total: what a logger gets at the end
             self.total.end(segment)
         return result
