@@ -7,6 +7,7 @@ import time
 import pytest
 
 from co2cb import Tracker
+from co2cb.core import sampler as sampler_module
 from co2cb.core.sampler import Sampler
 from co2cb.meters.base import Meter
 from co2cb.meters.estimates import RamEstimateMeter, TdpCpuMeter
@@ -75,6 +76,19 @@ def test_an_opening_boundary_reads_no_estimate_and_a_closing_one_reads_them(span
     assert t >= before and t > (sampler.timeline.last_time or 0)  # the call's own time
     t = sampler.read_now()
     assert _reads(meters) == [1, 1] and t == sampler.timeline.last_time  # a point of its own
+
+
+def test_a_close_of_estimates_just_after_a_reading_taken_since_the_window_opened_is_that_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sampler_module, "ESTIMATES_FRESH_S", 1.0)  # "just after" on a machine that may stall
+    meters = _estimates()
+    sampler = _sampler(meters, span_s=1.5)
+    opened = time.perf_counter_ns()
+    sampler.timeline.append(time.perf_counter_ns(), [2.0, 2.0])  # a reading (say, a validation's close) just now
+    last = sampler.timeline.last_time
+    assert sampler.read_now(after=opened) == last and _reads(meters) == [0, 0]  # the epoch's close shares it
+    assert sampler.read_now(after=last) > last and _reads(meters) == [1, 1]  # opened after it: a reading of its own
 
 
 def test_windows_of_estimates_that_meet_never_overlap() -> None:

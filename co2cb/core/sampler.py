@@ -3,8 +3,9 @@
 Once started, the sampler's thread is the only one that reads the meters: every ``interval_s`` (0.05
 to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A window
 that opens with nothing but estimates to read (``Meter.boundary_reads`` False) wakes nobody: its
-start is settled from the curve once the next reading passes it. A closing boundary always reads, so
-that every window ends on a reading and windows that meet never overlap. A boundary waits on a meter
+start is settled from the curve once the next reading passes it. A closing boundary always ends on a
+reading, so that windows that meet never overlap: its own, or with nothing but estimates one taken
+since the window opened and less than :data:`ESTIMATES_FRESH_S` ago. A boundary waits on a meter
 call at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to answer (a hung NVML call)
 never holds the training thread longer, and such a boundary is read off the curve instead, as
 without ``sync_boundaries``. It waits longer only for the thread to get a CPU on a busy machine, up
@@ -35,6 +36,9 @@ BOUNDARY_DEADLINE_S = 0.05
 """Longest a window boundary waits on one meter call, seconds; past it the boundary is read off the curve."""
 WAIT_CAP_S = 1.0
 """Longest a window boundary waits for the sampler's thread to read at all (a machine too busy to run it)."""
+ESTIMATES_FRESH_S = 0.005
+"""A reading this recent ends a window of estimates as a new one would: their inputs change in 10 ms clock ticks
+and the process tree's CPU times are cached this long (a validation's close and its epoch's share one reading)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class Sampler:
         self.cpu_seconds = 0.0  # thread CPU time spent sampling, for the benchmark
 
     # ------------------------------------------------------------------ boundaries
-    def read_now(self, closing: bool = True) -> int:
+    def read_now(self, closing: bool = True, after: int = -1) -> int:
         """A reading for a window boundary, taken on the sampler's thread.
 
         The boundary waits while the sampler's thread gets to the reading (on a busy machine it may
@@ -121,14 +125,20 @@ class Sampler:
         Args:
             closing: The boundary closes a window, whose energy is wanted now. An opening one with nothing
                 but estimates to read needs no reading: its start is settled from the curve's next point.
+            after: When the closing window opened (perf_counter_ns): with nothing but estimates to read, a
+                reading taken since, within :data:`ESTIMATES_FRESH_S`, is the boundary's.
 
         Returns:
             The new point's time (perf_counter_ns); or, when the meters did not answer in time, or when a
             window opens and every live meter is an estimate, the time of the call, to be read off the curve.
         """
         asked = time.perf_counter_ns()
-        if not self._boundary and not closing:
-            return asked
+        if not self._boundary:
+            if not closing:
+                return asked
+            last = self.timeline.last_time
+            if last is not None and after < last and asked - last <= ESTIMATES_FRESH_S * 1e9:
+                return last
         if self._thread is None:  # not started, or stopped: nothing else reads the meters now
             return self._read() if self._stuck is None else asked
         if not self._slow_call(asked):  # a call already overdue: waiting for the next read would be longer still

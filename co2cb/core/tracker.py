@@ -315,10 +315,12 @@ class Tracker:
             if name in self._steps.series:  # a step name this thread has not opened: paired with nothing
                 self._steps.stamps_here(name, self._local).append(-time.perf_counter_ns())
                 return None
-        if not self._open.of(name):
+        opened = self._open.of(name)
+        if not opened:
             self._sink.warn_once(f"end-{name}", f"co2cb: window {name!r} closed but it is not open; ignored")
             return None
-        t = self._sampler.read_now() if self.config.sync_boundaries and self.running else time.perf_counter_ns()
+        sync = self.config.sync_boundaries and self.running
+        t = self._sampler.read_now(after=opened[-1].t_ns) if sync else time.perf_counter_ns()
         return self._close(name, t, dict(meta or {}), write=write)
 
     def step_stamps(self, name: str) -> array[int]:
