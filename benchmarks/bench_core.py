@@ -49,7 +49,6 @@ except ImportError:  # the layout before the meters/cpu package (benchmarks run 
 STEP_TARGET_US = 2.0
 EPOCH_TARGET_US = 200.0  # an epoch window of the live-export table
 EPOCH_SAVE_TARGET_US = {False: 100.0, True: 150.0}  # a recorded epoch window with save=True, by sync_boundaries
-STEADY_S = 1.1  # a run's curve spans a second (one sampler interval) after this: boundaries then read the curve
 MEMORY_TARGET_MB = 10.0
 SAMPLER_TARGET_PCT = 0.5
 
@@ -248,8 +247,7 @@ class MeasuringMeter(Meter):
 
 
 def bench_epochs(sz: Sizes, table: Table) -> dict[tuple[bool, bool], Dist]:
-    """Recorded epoch windows: sync_boundaries x save, timed once the curve spans a second (as every epoch after
-    a run's first second); then the same in a run's first second, and with a meter that measures."""
+    """Recorded epoch windows: sync_boundaries x save; then with a meter that measures (both edges read)."""
     out: dict[tuple[bool, bool], Dist] = {}
     stmt = "b('epoch'); e('epoch')"
     for sync in (False, True):
@@ -257,7 +255,6 @@ def bench_epochs(sz: Sizes, table: Table) -> dict[tuple[bool, bool], Dist]:
             n = sz.epoch_sync if sync else (sz.epoch_save if save else sz.epoch_fast)
             with tempfile.TemporaryDirectory(prefix="co2cb-bench-") as folder:
                 t = tracker(sync_boundaries=sync, save=save, output_dir=folder).start()
-                time.sleep(STEADY_S)
                 d = singles(stmt, {"b": t.begin, "e": t.end}, n)
                 t.stop()
             out[sync, save] = d
@@ -265,13 +262,7 @@ def bench_epochs(sz: Sizes, table: Table) -> dict[tuple[bool, bool], Dist]:
             label = f"epoch window, sync_boundaries={sync!s:<5}, {what}"
             table.add(dist_row(label, d, EPOCH_SAVE_TARGET_US[sync] if save else EPOCH_TARGET_US))
     with tempfile.TemporaryDirectory(prefix="co2cb-bench-") as folder:
-        t = tracker(sync_boundaries=True, save=True, output_dir=folder).start()
-        d = singles(stmt, {"b": t.begin, "e": t.end}, min(200, sz.epoch_sync))  # well within the first second
-        t.stop()
-    table.add(dist_row("  same, sync + save, in the run's first second (a close reads the estimates)", d))
-    with tempfile.TemporaryDirectory(prefix="co2cb-bench-") as folder:
         t = tracker(sync_boundaries=True, save=True, output_dir=folder, meters=[MeasuringMeter()]).start()
-        time.sleep(STEADY_S)
         d = singles(stmt, {"b": t.begin, "e": t.end}, sz.epoch_sync)
         t.stop()
     table.add(dist_row("  same, sync + save, a meter that measures (both edges read, on the sampler's thread)", d))
