@@ -167,7 +167,8 @@ def test_gpus_are_labelled_by_index_with_their_provenance(tmp_path: Path, nvml: 
     energy = pick(s, "co2cb_energy_joules_total")
     assert sorted(dict(lab)["device"] for lab in energy) == ["0", "1"]
     assert {dict(lab)["component"] for lab in energy} == {"gpu"}
-    assert list(pick(s, "co2cb_power_watts").values()) == pytest.approx([100.0, 100.0], rel=1e-3)
+    # the last interval's power from the counter: its reads are stamped at their midpoint, a little off under load
+    assert list(pick(s, "co2cb_power_watts").values()) == pytest.approx([100.0, 100.0], rel=0.02)
     for lab in map(dict, pick(s, "co2cb_provenance_info")):
         assert lab["provenance"] == "measured-counter" and lab["measurement"] == "measured"
         assert lab["device"] in ("0", "1") and "NVML" in lab["meter_reason"]
