@@ -11,41 +11,51 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from co2cb._version import __version__
+from co2cb.core.config import TrackerConfig
 from co2cb.core.results import WindowResult, iso
 from co2cb.core.sampler import Sampler
 from co2cb.core.scheduler import scheduler_context
 from co2cb.core.steps import StepStats
+from co2cb.intensity.choice import IntensityChoice
+from co2cb.meters.discovery import MeterSet
 from co2cb.records.writer import SCHEMA_VERSION
 
-if TYPE_CHECKING:
-    from co2cb.core.tracker import Tracker
 
+def run_header(
+    run_id: str | None, config: TrackerConfig, start_unix_s: float, meter_set: MeterSet, choice: IntensityChoice
+) -> dict[str, Any]:
+    """The header line of a run record.
 
-def run_header(tracker: Tracker) -> dict[str, Any]:
-    """The header line of ``tracker``'s run record (call after it started)."""
-    ms = tracker.meter_set
+    Args:
+        run_id: The run's id.
+        config: The tracker's validated options.
+        start_unix_s: When the run started, seconds since the epoch.
+        meter_set: The meters found, with why each was chosen.
+        choice: The intensity, marginal intensity and PUE, with their provenance.
+    """
+    marginal = choice.marginal
     return {
         "type": "header",
         "schema": SCHEMA_VERSION,
-        "run_id": tracker.run_id,
-        "run_name": tracker.config.run_name or tracker.run_id,
-        "tags": tracker.config.tags,
-        "start": iso(tracker.start_unix_s),
-        "start_unix_s": tracker.start_unix_s,
+        "run_id": run_id,
+        "run_name": config.run_name or run_id,
+        "tags": config.tags,
+        "start": iso(start_unix_s),
+        "start_unix_s": start_unix_s,
         "host": {"hostname": socket.gethostname(), "pid": os.getpid(), "platform": sys.platform},
         "scheduler": scheduler_context(),
-        "hardware": {"gpus": [g.as_dict() for g in ms.gpus], "cpu": ms.cpu},
-        "meters": [m.info.as_dict() for m in ms.meters],
-        "meter_choices": [c.as_dict() for c in ms.choices],
-        "intensity": tracker.intensity.info.as_dict(),
-        "region": tracker.choice.region_record(),
-        "marginal_intensity": None if tracker.marginal_intensity is None else tracker.marginal_intensity.info.as_dict(),
-        "pue": tracker.pue,
-        "pue_info": tracker.choice.pue.as_dict(),
-        "config": tracker.config.as_record(),
+        "hardware": {"gpus": [g.as_dict() for g in meter_set.gpus], "cpu": meter_set.cpu},
+        "meters": [m.info.as_dict() for m in meter_set.meters],
+        "meter_choices": [c.as_dict() for c in meter_set.choices],
+        "intensity": choice.source.info.as_dict(),
+        "region": choice.region_record(),
+        "marginal_intensity": None if marginal is None else marginal.info.as_dict(),
+        "pue": choice.pue.value,
+        "pue_info": choice.pue.as_dict(),
+        "config": config.as_record(),
         "versions": library_versions(),
     }
 
@@ -70,19 +80,15 @@ def summary_line(
     if result is not None:
         line.update({k: v for k, v in result.as_record().items() if k not in ("type", "name")})
     line["steps"] = {name: s.as_record() for name, s in steps.items()}
-    line["meter_losses"] = _losses(sampler, unix)
+    line["meter_losses"] = loss_records(sampler, unix)
     line["sampler_cpu_s"] = sampler.cpu_seconds
     line.update(dict(extra or {}))
     return line
 
 
-def _losses(sampler: Sampler, unix: Callable[[int], float]) -> list[dict[str, Any]]:
+def loss_records(sampler: Sampler, unix: Callable[[int], float]) -> list[dict[str, Any]]:
+    """The sampler's lost meters for the record: ``meter``, ``at`` (ISO time) and ``error``."""
     return [{"meter": x.meter, "at": iso(unix(x.at_ns)), "error": x.error} for x in sampler.losses]
-
-
-def meter_losses(tracker: Tracker) -> list[dict[str, Any]]:
-    """The meters ``tracker`` lost so far, as its summary line lists them (``meter``, ``at``, ``error``)."""
-    return _losses(tracker._sampler, tracker._unix)
 
 
 _FOUND_VERSIONS: dict[tuple[str, ...], dict[str, str]] = {}

@@ -15,7 +15,7 @@ from typing import Any
 
 from co2cb.core import forks
 from co2cb.core.config import ConfigError
-from co2cb.core.header import run_header, summary_line
+from co2cb.core.header import loss_records, run_header, summary_line
 from co2cb.core.live import LiveFeed
 from co2cb.core.options import TRACKER_OPTIONS, tracker_config
 from co2cb.core.results import WindowResult, iso
@@ -48,12 +48,10 @@ class Tracker:
                         tracker.end("step")
         print(tracker.result.co2_kg)
 
-    Windows are named, nestable and overlapping. Recorded windows (the default)
-    are written to the run folder when they close; step windows
-    (``record=False``) only append a timestamp and are summarised by
-    :meth:`step_stats`. A tracker may be used from several threads: each thread's
-    steps are its own series (folded into one set of statistics), and a window
-    closes the latest one of its name that the same thread opened. A process
+    Windows are named, nestable and overlapping. Recorded windows (the default) are written to the run
+    folder when they close; step windows (``record=False``) only append a timestamp and are summarised by
+    :meth:`step_stats`. From several threads, each thread's steps are its own series (folded into one set
+    of statistics), and a window closes the latest one of its name that the same thread opened. A process
     forked from a running tracker drops its copy (:mod:`co2cb.core.forks`).
     """
 
@@ -140,10 +138,8 @@ class Tracker:
             self.intensity: IntensitySource = self.choice.source
             self.marginal_intensity: IntensitySource | None = self.choice.marginal
             self.pue = self.choice.pue.value
-            if meters is not None:
-                self.meter_set = MeterSet(meters=list(meters))
-            else:
-                self.meter_set = discover(pids=pids, **self.config.discovery_options())
+            given = MeterSet(meters=list(meters)) if meters is not None else None
+            self.meter_set = given or discover(pids=pids, **self.config.discovery_options())
         except ValueError as e:
             raise e if isinstance(e, ConfigError) else ConfigError(str(e)) from e
         meters = self.meter_set.meters
@@ -446,4 +442,8 @@ class Tracker:
 
     def header(self) -> dict[str, Any]:
         """The run record's header line."""
-        return run_header(self)
+        return run_header(self.run_id, self.config, self.start_unix_s, self.meter_set, self.choice)
+
+    def meter_losses(self) -> list[dict[str, Any]]:
+        """The meters lost so far, as the summary line lists them (``meter``, ``at``, ``error``)."""
+        return loss_records(self._sampler, self._unix)

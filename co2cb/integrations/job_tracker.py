@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from co2cb.core.config import ConfigError
-from co2cb.core.header import meter_losses
 from co2cb.core.results import WindowResult
 from co2cb.core.tracker import Tracker
 from co2cb.integrations.launchers import where_to_write
@@ -128,7 +127,7 @@ class JobTracker(Tracker):
                 for _ in range(n):
                     self.end(name, {"closed_by": "stop"})
             run = self.totals(read=True)
-            shares = self.job.shares(run, meter_losses(self))
+            shares = self.job.shares(run, self.meter_losses())
         except Exception as e:  # noqa: BLE001 - a torn-down process group: this rank's own figures, as a Tracker's
             log.warning("co2cb: could not sum the job's totals over its ranks (%s); this rank's are recorded", e)
             self._together = False

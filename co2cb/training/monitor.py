@@ -30,7 +30,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from co2cb.core.header import meter_losses
 from co2cb.core.results import WindowResult
 from co2cb.core.tracker import Tracker
 from co2cb.intensity.choice import is_quiet
@@ -212,7 +211,7 @@ class TrainingMonitor:
         if self.collective.world_size == 1:
             return self._stop(status, None)
         run = tracker.totals(read=True)
-        shares = self.job.shares(run, meter_losses(tracker))
+        shares = self.job.shares(run, tracker.meter_losses())
         job = shares.total
         if self.writer:
             split = self.job.split(shares.per_rank, shares.lost)
