@@ -1,4 +1,4 @@
-"""The live-export flags that ``co2cb run`` and ``co2cb monitor`` share."""
+"""The flags that ``co2cb run`` and ``co2cb monitor`` share: what to measure, and the live export."""
 
 from __future__ import annotations
 
@@ -6,6 +6,25 @@ import argparse
 from typing import Any
 
 from co2cb.export import AUTH_ENV, DEFAULT_ADDR
+
+
+def add_measure_arguments(p: argparse.ArgumentParser, name_default: str) -> None:
+    """Add ``--name``, ``--output-dir``, ``--interval``, ``--region`` and ``--pue``."""
+    p.add_argument("--name", help=f"run name (default: {name_default})")
+    p.add_argument("--output-dir", help="parent folder of run folders (default: CO2CB_OUTPUT_DIR or ./co2cb-runs)")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="seconds between readings (0.05 to 60; default 1, or 0.1 when a meter only gives power)",
+    )
+    p.add_argument("--region", help="region code for the carbon intensity, e.g. FR or aws:eu-west-3")
+    p.add_argument(
+        "--pue",
+        type=float,
+        default=None,
+        help="data centre PUE (default: the cloud provider's published figure for a cloud region, else 1.0)",
+    )
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from co2cb.cli.errors import flag_words
-from co2cb.cli.export_args import add_export_arguments, export_options
+from co2cb.cli.export_args import add_export_arguments, add_measure_arguments, export_options
 from co2cb.cli.run import summary_text
 from co2cb.core.config import ConfigError
 from co2cb.core.tracker import Tracker
@@ -36,25 +36,11 @@ def register(sub: Any) -> None:
         description="Measure the whole machine (machine scope) until SIGTERM or Ctrl-C, write a run folder with "
         "a window every --window seconds, and serve or push the live metrics.",
     )
-    p.add_argument("--name", help="run name (default: monitor@HOST)")
-    p.add_argument("--output-dir", help="parent folder of run folders (default: CO2CB_OUTPUT_DIR or ./co2cb-runs)")
-    p.add_argument(
-        "--interval",
-        type=float,
-        default=None,
-        help="seconds between readings (0.05 to 60; default 1, or 0.1 when a meter only gives power)",
-    )
+    add_measure_arguments(p, "monitor@HOST")
     p.add_argument(
         "--window", type=float, default=300.0, help="seconds between recorded windows and pushes (default 300)"
     )
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until stopped)")
-    p.add_argument("--region", help="region code for the carbon intensity, e.g. FR or aws:eu-west-3")
-    p.add_argument(
-        "--pue",
-        type=float,
-        default=None,
-        help="data centre PUE (default: the cloud provider's published figure for a cloud region, else 1.0)",
-    )
     add_export_arguments(p)
     p.set_defaults(handler=handle)
 

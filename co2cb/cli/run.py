@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from co2cb.cli.errors import flag_words
-from co2cb.cli.export_args import add_export_arguments, export_options
+from co2cb.cli.export_args import add_export_arguments, add_measure_arguments, export_options
 from co2cb.core.config import ConfigError
 from co2cb.core.results import WindowResult
 from co2cb.core.tracker import Tracker
@@ -25,22 +25,8 @@ def register(sub: Any) -> None:
         help="run a command and measure its energy and CO2",
         description="Run CMD, measure it and its children, write a run folder, exit with CMD's exit code.",
     )
-    p.add_argument("--name", help="run name (default: the command)")
-    p.add_argument("--output-dir", help="parent folder of run folders (default: CO2CB_OUTPUT_DIR or ./co2cb-runs)")
-    p.add_argument(
-        "--interval",
-        type=float,
-        default=None,
-        help="seconds between readings (0.05 to 60; default 1, or 0.1 when a meter only gives power)",
-    )
+    add_measure_arguments(p, "the command")
     p.add_argument("--scope", choices=("process", "machine"), default="process")
-    p.add_argument("--region", help="region code for the carbon intensity, e.g. FR or aws:eu-west-3")
-    p.add_argument(
-        "--pue",
-        type=float,
-        default=None,
-        help="data centre PUE (default: the cloud provider's published figure for a cloud region, else 1.0)",
-    )
     add_export_arguments(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     p.set_defaults(handler=handle)
