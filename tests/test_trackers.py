@@ -102,6 +102,34 @@ def test_lightning_mlflow_logger_gets_the_provenance_the_record_and_the_final_to
     assert history[-1].value == pytest.approx(lines[-1]["co2_kg"], rel=1e-12)
 
 
+class RefusingLogger(L.loggers.CSVLogger):  # type: ignore[misc, name-defined]
+    """A real Lightning logger whose tracker refuses parameters and files (a full disk, a server gone)."""
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        if any(str(k).startswith("co2cb/") for k in dict(params)):
+            raise OSError("simulated: the tracker refused the parameters")
+
+
+@needs("mlflow")
+def test_a_logger_that_refuses_the_provenance_leaves_the_next_logger_its_provenance_and_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    mlflow_logger = L.loggers.MLFlowLogger(experiment_name="co2cb", tracking_uri=(tmp_path / "mlruns").as_uri())
+    trainer, folder = lightning_fit(tmp_path, [RefusingLogger(tmp_path / "csv"), mlflow_logger])
+    lines = read_records(folder)
+    client = MlflowClient((tmp_path / "mlruns").as_uri())
+    check_provenance(client.get_run(mlflow_logger.run_id).data.params, lines[0])
+    assert [a.path for a in client.list_artifacts(mlflow_logger.run_id)] == ["run.jsonl"]
+    refused = [r.getMessage() for r in caplog.records if "refused the parameters" in r.getMessage()]
+    assert refused == [
+        "co2cb: lightning_provenance failed for RefusingLogger (OSError: simulated: the tracker refused the "
+        "parameters); training goes on"
+    ]
+    assert trainer.current_epoch == 2 and lines[-1]["status"] == "completed"
+
+
 @needs("mlflow")
 def test_hf_mlflow_integration_gets_the_provenance_and_the_record(tmp_path: Path) -> None:
     import mlflow

@@ -26,16 +26,23 @@ from ``state.stateful_callbacks``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from transformers.trainer_callback import TrainerCallback
 
-from co2cb.integrations.hf_binding import Binding, refresh_saved_state, saved_state
+from co2cb.integrations.hf_binding import (
+    STATE_ATTRIBUTE,
+    Binding,
+    add_missing_state,
+    exportable_state,
+    refresh_saved_state,
+    saved_state,
+    training_plan,
+)
 from co2cb.integrations.launchers import where_to_write
 from co2cb.integrations.torch_collective import collective_for, cuda_devices
-from co2cb.integrations.trackers import hf_attach, hf_provenance
+from co2cb.integrations.trackers import hand_to_each, hf_attach, hf_provenance
 from co2cb.records.writer import RECORD_FILE
 from co2cb.training import names
 from co2cb.training.collective import RankInfo
@@ -47,16 +54,7 @@ try:  # transformers >= 4.41: callback state saved in checkpoints
 except ImportError:  # pragma: no cover - older transformers: no callback state in checkpoints
     ExportableState = object  # type: ignore[assignment, misc]
 
-STATE_ATTRIBUTE = "co2cb_state"
 EVAL_PREFIX = "eval_"  # the Trainer's prefix for evaluation metrics; its integrations show them under eval/
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 class CO2Callback(TrainerCallback, ExportableState):
@@ -169,39 +167,20 @@ class CO2Callback(TrainerCallback, ExportableState):
         self.co2 = TrainingMonitor(**self._options)
         if self.co2.run_name is None and getattr(args, "run_name", None):
             self.co2.run_name = args.run_name
-        saved = (
-            saved_state(state, type(self).__name__, STATE_ATTRIBUTE) if state.global_step > 0 else None
-        )  # resuming: trainer_state.json
-        if saved is not None:
-            self.co2.load_state_dict(saved)
-        import transformers
-
-        plan = {
-            "max_steps": state.max_steps,
-            "num_train_epochs": state.num_train_epochs,
-            "total_steps": state.max_steps,
-            "start_step": state.global_step,
-            "framework": f"transformers {transformers.__version__}",
-        }
+        if state.global_step > 0 and (saved := saved_state(state, type(self).__name__, STATE_ATTRIBUTE)):
+            self.co2.load_state_dict(saved)  # resuming: the checkpoint's trainer_state.json
         collective = collective_for(args.world_size)
         rank = RankInfo.gathered(collective, args.local_process_index)
         self.co2.tracker_options = where_to_write(self.co2.tracker_options)  # Ray Train workers change directory
-        self.co2.start(collective, rank, plan, *cuda_devices(args.device, args.n_gpu > 1))
+        self.co2.start(collective, rank, training_plan(state), *cuda_devices(args.device, args.n_gpu > 1))
         self._training, self._told = True, False
-        # A checkpoint written before this callback was added lacks its entry, and Trainer._save_checkpoint
-        # would fail on it.
-        stateful = getattr(state, "stateful_callbacks", None)  # transformers >= 4.41
-        if isinstance(stateful, dict) and type(self).__name__ not in stateful:  # (state() reads the meters)
-            stateful[type(self).__name__] = self.state()
+        add_missing_state(state, type(self).__name__, self.state)
         if getattr(args, "eval_on_start", False):
             self.co2.val_begin()
 
+    @guarded
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Close what is open and stop measuring."""
-        self._finish(args, state, control)
-
-    @guarded
-    def _finish(self, args: Any, state: Any, control: Any) -> None:
         if self._training:
             self._training = False
             self._emit(args, state, control, self.co2.close_pending())
@@ -210,8 +189,7 @@ class CO2Callback(TrainerCallback, ExportableState):
                 self.binding.emit(args, state, control, self.co2.total_metrics())  # the record's final figure
                 folder = self.co2.tracker.run_folder if self.co2.writer and self.co2.tracker is not None else None
                 if folder is not None and (folder / RECORD_FILE).is_file():
-                    for callback in self._integrations():
-                        self._attach(callback, folder / RECORD_FILE)
+                    hand_to_each(hf_attach, self._integrations(), folder / RECORD_FILE)
 
     def _integrations(self) -> list[Any]:
         """The other callbacks of the Trainer's handler (its ``report_to`` integrations among them)."""
@@ -221,17 +199,7 @@ class CO2Callback(TrainerCallback, ExportableState):
         """Give the integrations the provenance, once per run (after their own ``on_train_begin``)."""
         if not self._told and self.co2.writer and self.co2.measuring:
             self._told = True
-            facts = self.co2.provenance()
-            for callback in self._integrations():
-                self._tell_one(callback, facts)
-
-    @guarded
-    def _tell_one(self, callback: Any, facts: Any) -> None:
-        hf_provenance(callback, facts)
-
-    @guarded
-    def _attach(self, callback: Any, record: Any) -> None:
-        hf_attach(callback, record)
+            hand_to_each(hf_provenance, self._integrations(), self.co2.provenance())
 
     @guarded
     def fail(self, error: BaseException) -> None:
@@ -262,13 +230,11 @@ class CO2Callback(TrainerCallback, ExportableState):
             self.co2.val_begin()
 
     # ------------------------------------------------------------------ logging steps
+    @guarded
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Add the energy and CO2 since the last log to a training log."""
-        if not self.binding.emitting and logs is not None:
-            self._on_log(state, control, logs)
-
-    @guarded
-    def _on_log(self, state: Any, control: Any, logs: dict[str, Any]) -> None:
+        if self.binding.emitting or logs is None:
+            return
         self.co2.record_metrics(logs)
         if not (self.log_steps and self._training and "loss" in logs):  # a training log (eval logs: eval_loss)
             return
@@ -281,35 +247,26 @@ class CO2Callback(TrainerCallback, ExportableState):
         self._apply_budget(control)
 
     # ------------------------------------------------------------------ epochs and evaluations
+    @guarded
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Open the training epoch (closing an evaluation or an epoch still open)."""
-        self._epoch_begin(args, state, control)
-
-    @guarded
-    def _epoch_begin(self, args: Any, state: Any, control: Any) -> None:
         if self._training:
             self._tell()
             self._emit(args, state, control, self.co2.train_epoch_begin(int(state.epoch or 0)))
 
+    @guarded
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Close the training epoch, or let it wait for the evaluation the Trainer runs next."""
-        self._epoch_end(args, state, control)
-
-    @guarded
-    def _epoch_end(self, args: Any, state: Any, control: Any) -> None:
         if self._training:
             progress = state.global_step / state.max_steps if state.max_steps else None
             reports = self.co2.train_epoch_end(progress, validation_follows=bool(control.should_evaluate))
             self._emit(args, state, control, reports)
 
+    @guarded
     def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """An evaluation nobody announced: open its window late."""
         if self._training and not self.co2.in_validation:
-            self._late_eval_begin()
-
-    @guarded
-    def _late_eval_begin(self) -> None:
-        self.co2.val_begin()
+            self.co2.val_begin()
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Close the evaluation (and the epoch that waited for it)."""
@@ -339,9 +296,4 @@ class CO2Callback(TrainerCallback, ExportableState):
     # ------------------------------------------------------------------ resume (ExportableState)
     def state(self) -> dict[str, Any]:
         """What the Trainer saves in a checkpoint: the JSON-ready options and the job's totals so far."""
-        o = self._options
-        args = {k: v for k, v in o.items() if k != "tracker_options" and _jsonable(v)}
-        args.update({k: v for k, v in o["tracker_options"].items() if _jsonable(v)})
-        args["log_steps"] = self.log_steps
-        args["log_detail"] = args.pop("detail")
-        return {"args": args, "attributes": {STATE_ATTRIBUTE: self.co2.state_dict()}}
+        return exportable_state(self._options, self.log_steps, self.co2.state_dict())

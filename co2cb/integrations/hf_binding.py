@@ -20,9 +20,11 @@ still after ``DefaultFlowCallback`` (whose ``control`` flags it reads). It also:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 import weakref
+from collections.abc import Callable
 from types import FrameType
 from typing import Any, Protocol
 
@@ -31,6 +33,7 @@ from transformers.trainer_callback import CallbackHandler, PrinterCallback, Prog
 log = logging.getLogger(__name__)
 
 STACK_DEPTH = 12  # frames searched for the Trainer and its CallbackHandler
+STATE_ATTRIBUTE = "co2cb_state"  # the callback's entry in a checkpoint's ``stateful_callbacks``
 
 
 class Bindable(Protocol):
@@ -179,6 +182,17 @@ def refresh_saved_state(state: Any, name: str, value: dict[str, Any]) -> None:
         stateful[name] = value
 
 
+def add_missing_state(state: Any, name: str, make: Callable[[], dict[str, Any]]) -> None:
+    """Give callback ``name`` an entry in ``state`` if it has none (``make()`` reads the meters: only then).
+
+    A checkpoint written before the callback was added lacks its entry, and ``Trainer._save_checkpoint``
+    would fail on it (transformers >= 4.41 keeps ``stateful_callbacks``).
+    """
+    stateful = getattr(state, "stateful_callbacks", None)
+    if isinstance(stateful, dict) and name not in stateful:
+        stateful[name] = make()
+
+
 def saved_state(state: Any, name: str, attribute: str) -> dict[str, Any] | None:
     """The ``attribute`` that callback ``name`` saved in the checkpoint whose ``trainer_state.json`` is ``state``."""
     entry = (getattr(state, "stateful_callbacks", None) or {}).get(name)
@@ -186,3 +200,37 @@ def saved_state(state: Any, name: str, attribute: str) -> dict[str, Any] | None:
         entry = entry[0] if entry else None
     saved = (entry or {}).get("attributes", {}).get(attribute) if isinstance(entry, dict) else None
     return saved if isinstance(saved, dict) and saved.get("run_id") else None
+
+
+def training_plan(state: Any) -> dict[str, Any]:
+    """What the Trainer's ``state`` says it will run (steps, epochs, where it resumes), for the record."""
+    import transformers
+
+    return {
+        "max_steps": state.max_steps,
+        "num_train_epochs": state.num_train_epochs,
+        "total_steps": state.max_steps,
+        "start_step": state.global_step,
+        "framework": f"transformers {transformers.__version__}",
+    }
+
+
+def exportable_state(options: dict[str, Any], log_steps: bool, totals: dict[str, Any]) -> dict[str, Any]:
+    """The ``ExportableState`` the Trainer saves: the callback's JSON-ready arguments and the job's ``totals``.
+
+    ``options`` are the ``TrainingMonitor`` arguments the callback keeps; its tracker options are
+    flattened back into keyword arguments, and those JSON cannot hold (a meter object) are left out.
+    """
+    args = {k: v for k, v in options.items() if k != "tracker_options" and _jsonable(v)}
+    args.update({k: v for k, v in options["tracker_options"].items() if _jsonable(v)})
+    args["log_steps"] = log_steps
+    args["log_detail"] = args.pop("detail")
+    return {"args": args, "attributes": {STATE_ATTRIBUTE: totals}}
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -24,14 +24,13 @@ from typing import Any
 
 import keras
 
-from co2cb.integrations.keras_fitwatch import FitAborted, FitWatch, RaisedCatcher, arrange
-from co2cb.integrations.keras_model import final_logs, fit_progress, model_devices, set_final_values
+from co2cb.integrations.keras_fitwatch import FitAborted, FitWatch, arrange
+from co2cb.integrations.keras_model import final_logs, fit_plan, fit_progress, model_devices, set_final_values
 from co2cb.training import names
 from co2cb.training.collective import RankInfo, SingleProcess
 from co2cb.training.guard import guarded
 from co2cb.training.monitor import TrainingMonitor
-from co2cb.training.provenance import as_markdown
-from co2cb.training.tensorboard import VAL_PREFIX, TensorBoardWriter
+from co2cb.training.tensorboard import VAL_PREFIX, TensorBoardOutput
 
 __all__ = ["CO2Callback", "FitAborted"]
 
@@ -119,9 +118,8 @@ class CO2Callback(keras.callbacks.Callback):
         self.log_steps = log_steps
         self.tensorboard_dir = tensorboard_dir
         self._measuring = False  # set while a fit is measured (the hot path's only test)
-        self._tensorboard: TensorBoardWriter | None = None
+        self._tensorboard = TensorBoardOutput()
         self._watch: FitWatch | None = None
-        self._catcher: RaisedCatcher | None = None
         self._owner: Any = None  # the CallbackList calling this callback in the current fit
         self._lock = threading.Lock()  # the fit watch ends a run from its own thread
         self._order_warned = False
@@ -129,7 +127,6 @@ class CO2Callback(keras.callbacks.Callback):
         self._per_execution = 1  # batches per training batch hook
         self._pending: dict[int, dict[str, float]] = {}  # batch -> per-step values its batch end adds to its logs
         self._first_epoch: int | None = None
-        self._last_epoch = 0  # the last epoch closed, for the final total's step in the tensorboard_dir
         self._val_logs: dict[str, float] = {}
 
     @property
@@ -160,62 +157,40 @@ class CO2Callback(keras.callbacks.Callback):
             gpus, uses_gpu = model_devices(self.model)
             if self._gpus is not None:
                 gpus, uses_gpu = list(self._gpus), True
-            params = self.params or {}
-            epochs, steps = params.get("epochs"), params.get("steps")
-            plan = {
-                "max_epochs": epochs,
-                "steps_per_epoch": steps,
-                "total_steps": epochs * steps if epochs and steps else None,
-                "framework": f"keras {keras.__version__}",
-                "backend": keras.backend.backend(),
-            }
-            self.co2.verbose = bool(params.get("verbose", 1))
-            self.co2.start(SingleProcess(), RankInfo(), plan, gpus, uses_gpu)
+            self.co2.verbose = bool((self.params or {}).get("verbose", 1))
+            self.co2.start(SingleProcess(), RankInfo(), fit_plan(self.params), gpus, uses_gpu)
             self._per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
             self._measuring = True
             if self.tensorboard_dir is not None:
-                self._open_tensorboard()
+                self._tensorboard.open(self.tensorboard_dir, self.co2.provenance())
             if fit_frame is not None:
                 monitor = self.co2
-                self._catcher = RaisedCatcher(self.model, self._owner)
-                self._watch = FitWatch(fit_frame, lambda error: self._fit_raised(monitor, error))
+                self._watch = FitWatch(
+                    fit_frame, self.model, self._owner, lambda error: self._fit_raised(monitor, error)
+                )
 
     @guarded
-    def _open_tensorboard(self) -> None:
-        assert self.tensorboard_dir is not None
-        self._tensorboard = TensorBoardWriter(self.tensorboard_dir)
-        facts = self.co2.provenance()
-        self._tensorboard.provenance(facts, as_markdown(facts))
-
-    @guarded
-    def _fit_raised(self, monitor: TrainingMonitor, error: BaseException | None) -> None:
+    def _fit_raised(self, monitor: TrainingMonitor, error: BaseException) -> None:
         """The fit watch saw ``fit`` leave without ``on_train_end`` (on the watch's thread)."""
         with self._lock:
             if self._measuring and self.co2 is monitor:
-                caught = self._catcher.error if self._catcher is not None else None
                 self._end_watch()
-                self._abort(error or caught or FitAborted("fit raised and its caller handled the exception"))
+                self._abort(error)
 
     def _abort(self, error: BaseException) -> None:
         """Stop measuring the fit that raised; the record says why."""
         self._measuring = False
-        self._close_tensorboard()
+        self._tensorboard.close()
         self.co2.fail(error)
 
     def _end_watch(self) -> None:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.close()
-        catcher, self._catcher = self._catcher, None
-        if catcher is not None:
-            catcher.close()
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        """Record the final metrics and stop measuring; print the totals."""
-        self._finish(logs)
 
     @guarded
-    def _finish(self, logs: dict[str, Any] | None) -> None:
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Record the final metrics and stop measuring; print the totals."""
         with self._lock:
             self._end_watch()
             if not self._measuring:
@@ -226,7 +201,7 @@ class CO2Callback(keras.callbacks.Callback):
             result = self.co2.finish()
             if result is not None:
                 self._final_totals(logs)
-            self._close_tensorboard()
+            self._tensorboard.close()
         if result is not None:
             self.co2.say_totals(result)
 
@@ -237,13 +212,7 @@ class CO2Callback(keras.callbacks.Callback):
         if isinstance(logs, dict):
             logs.update(totals)
         set_final_values(self.model, totals)
-        if self._tensorboard is not None and self._first_epoch is not None:
-            self._tensorboard.epoch(totals, self._last_epoch)
-
-    def _close_tensorboard(self) -> None:
-        writer, self._tensorboard = self._tensorboard, None
-        if writer is not None:
-            writer.close()
+        self._tensorboard.write_final(totals)
 
     # ------------------------------------------------------------ steps (hot path)
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -268,51 +237,37 @@ class CO2Callback(keras.callbacks.Callback):
         values = self.co2.log_step()
         self._pending[batch + self._per_execution - 1] = values  # Keras ends the execution at its last batch
         self._apply_budget()
-        if self._tensorboard is not None:
-            self._to_tensorboard(values, self._batches, epoch=None)
+        self._tensorboard.write(values, self._batches, epoch=False)
 
     # ------------------------------------------------------------ epochs
+    @guarded
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Open the epoch's window."""
-        self._epoch_begin(epoch)
-
-    @guarded
-    def _epoch_begin(self, epoch: int) -> None:
         if self._measuring:
             self._first_epoch = epoch if self._first_epoch is None else self._first_epoch
             self._val_logs = {}
             self.co2.train_epoch_begin(epoch)
 
+    @guarded
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Open the validation window (an ``evaluate()`` outside ``fit`` is not measured)."""
-        self._val_begin()
-
-    @guarded
-    def _val_begin(self) -> None:
         if self._measuring and self.co2.in_train_epoch:
             self.co2.val_begin()
 
+    @guarded
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         """Close the validation window; its values join the epoch's logs."""
-        self._val_end()
-
-    @guarded
-    def _val_end(self) -> None:
         if self._measuring and self.co2.in_validation:
             for report in self.co2.val_end():
                 self._val_logs.update(names.for_framework(report.metrics, report.kind, VAL_PREFIX))
 
+    @guarded
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Close the epoch and put its values (and its validation's) into ``logs``."""
-        self._epoch_end(epoch, logs)
-
-    @guarded
-    def _epoch_end(self, epoch: int, logs: dict[str, Any] | None) -> None:
         if not (self._measuring and self.co2.in_train_epoch):
             return
         self._pending.clear()  # Keras has run every batch end of the epoch (it waits for them before this hook)
         values: dict[str, float] = {}
-        self._last_epoch = epoch
         for report in self.co2.train_epoch_end(fit_progress(self.params, self._first_epoch, epoch)):
             values.update(names.for_framework(report.metrics, report.kind, VAL_PREFIX))
         values.update(self._val_logs)
@@ -321,16 +276,7 @@ class CO2Callback(keras.callbacks.Callback):
             logs.update(values)
             self.co2.record_metrics(logs)
         self._apply_budget()
-        if self._tensorboard is not None:
-            self._to_tensorboard(values, epoch, epoch=epoch)
-
-    @guarded
-    def _to_tensorboard(self, values: dict[str, float], step: int, epoch: int | None) -> None:
-        assert self._tensorboard is not None
-        if epoch is None:
-            self._tensorboard.batch(values, step)
-        else:
-            self._tensorboard.epoch(values, epoch)
+        self._tensorboard.write(values, epoch, epoch=True)
 
     def _apply_budget(self) -> None:
         if self.co2.stop_reason and self.model is not None and not self.model.stop_training:

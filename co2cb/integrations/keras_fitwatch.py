@@ -122,35 +122,44 @@ class RaisedCatcher:
 
 
 class FitWatch:
-    """Calls ``on_raised`` once Keras' ``fit`` has left the stack without ``on_train_end`` (it raised).
+    """Calls ``on_raised(error)`` once Keras' ``fit`` has left the stack without ``on_train_end`` (it raised).
 
     A thread looks every ``period_s`` for ``fit``'s frame on the stack of the thread running it
     (``sys._current_frames``: no tracing, nothing on the training thread). It is not a daemon: when an
-    uncaught exception ends the interpreter, the thread records it before the exit handlers run.
+    uncaught exception ends the interpreter, the thread records it before the exit handlers run. The
+    error is the exception that left ``fit``, else the one a :class:`RaisedCatcher` on ``model`` and
+    ``callbacks`` (the ``CallbackList``) kept, else :class:`FitAborted`.
     """
 
     def __init__(
-        self, fit_frame: FrameType, on_raised: Callable[[BaseException | None], None], period_s: float = WATCH_PERIOD_S
+        self,
+        fit_frame: FrameType,
+        model: Any,
+        callbacks: Any,
+        on_raised: Callable[[BaseException], None],
+        period_s: float = WATCH_PERIOD_S,
     ) -> None:
         self._frame: FrameType | None = fit_frame
         self._thread_id = threading.get_ident()
         self._on_raised = on_raised
         self._seen = last_uncaught()  # an uncaught exception from before this fit is not its own
+        self._catcher = RaisedCatcher(model, callbacks)
         self._done = threading.Event()
         threading.Thread(target=self._run, args=(period_s,), name="co2cb-keras-fit-watch").start()
 
     def close(self) -> None:
-        """``fit`` is ending normally: stop watching."""
+        """``fit`` is ending (normally, or its end was seen): stop watching and unwrap (safe to call twice)."""
         self._done.set()
+        self._catcher.close()
 
     def _run(self, period_s: float) -> None:
         while not self._done.wait(period_s):
             if self._on_stack():
                 continue
-            error = self._error()
+            error = self._error() or self._catcher.error
             self._frame = None
             if not self._done.is_set():
-                self._on_raised(error)
+                self._on_raised(error or FitAborted("fit raised and its caller handled the exception"))
             return
         self._frame = None
 

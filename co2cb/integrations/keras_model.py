@@ -1,10 +1,24 @@
-"""What a Keras model tells the callback: the GPUs its weights live on, and its ``History``."""
+"""What a Keras model and its fit tell the callback: the plan, the GPUs its weights live on, its ``History``."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from typing import Any
+
+import keras
+
+
+def fit_plan(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What ``fit`` was asked to run (its ``params``: epochs, steps per epoch), for the forecast and the record."""
+    epochs, steps = (params or {}).get("epochs"), (params or {}).get("steps")
+    return {
+        "max_epochs": epochs,
+        "steps_per_epoch": steps,
+        "total_steps": epochs * steps if epochs and steps else None,
+        "framework": f"keras {keras.__version__}",
+        "backend": keras.backend.backend(),
+    }
 
 
 def model_devices(model: Any) -> tuple[list[int] | None, bool]:

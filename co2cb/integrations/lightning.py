@@ -25,7 +25,7 @@ from typing import Any
 
 from co2cb.integrations.launchers import where_to_write
 from co2cb.integrations.torch_collective import collective_for, cuda_devices
-from co2cb.integrations.trackers import lightning_attach, lightning_provenance
+from co2cb.integrations.trackers import hand_to_each, lightning_attach, lightning_provenance
 from co2cb.records.writer import RECORD_FILE
 from co2cb.training import names
 from co2cb.training.collective import RankInfo
@@ -116,12 +116,9 @@ class CO2CallbackMixin:
         return "co2cb.CO2Callback"
 
     # ------------------------------------------------------------ life cycle
+    @guarded
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Start measuring (every rank, together)."""
-        self._start(trainer)
-
-    @guarded
-    def _start(self, trainer: Any) -> None:
         collective = collective_for(trainer.world_size)
         rank = RankInfo.gathered(collective, trainer.local_rank)
         gpus, uses_gpu = cuda_devices(trainer.strategy.root_device)
@@ -134,20 +131,11 @@ class CO2CallbackMixin:
         self.co2.tracker_options = where_to_write(self.co2.tracker_options)  # Ray Train workers change directory
         self.co2.start(collective, rank, plan, gpus, uses_gpu)
         if self.co2.writer and trainer.loggers:
-            facts = self.co2.provenance()
-            for logger in trainer.loggers:
-                self._tell(logger, facts)
+            hand_to_each(lightning_provenance, trainer.loggers, self.co2.provenance())
 
     @guarded
-    def _tell(self, logger: Any, facts: Mapping[str, str | float]) -> None:
-        lightning_provenance(logger, facts)
-
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Record the final metrics and stop measuring."""
-        self._finish(trainer)
-
-    @guarded
-    def _finish(self, trainer: Any) -> None:
         self.co2.record_metrics(trainer.callback_metrics)
         if self.co2.finish() is None:
             return
@@ -156,27 +144,16 @@ class CO2CallbackMixin:
         self._offer(trainer, totals)
         folder = self.co2.tracker.run_folder if self.co2.writer and self.co2.tracker is not None else None
         if folder is not None and (folder / RECORD_FILE).is_file():
-            for logger in trainer.loggers:
-                self._attach(logger, folder / RECORD_FILE)
+            hand_to_each(lightning_attach, trainer.loggers, folder / RECORD_FILE)
 
     @guarded
-    def _attach(self, logger: Any, record: Any) -> None:
-        lightning_attach(logger, record)
-
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Stop measuring if the fit did not end (interrupted)."""
-        self._abandon()
-
-    @guarded
-    def _abandon(self) -> None:
         self.co2.abandon()
 
+    @guarded
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         """Record the failure."""
-        self._fail(exception)
-
-    @guarded
-    def _fail(self, exception: BaseException) -> None:
         self.co2.fail(exception)
 
     # ------------------------------------------------------------ steps (hot path)
@@ -231,41 +208,27 @@ class CO2CallbackMixin:
         self._apply_budget(trainer)
 
     # ------------------------------------------------------------ epochs
+    @guarded
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         """Open the training epoch's window."""
-        self._train_epoch_begin(trainer)
-
-    @guarded
-    def _train_epoch_begin(self, trainer: Any) -> None:
         if self.co2.measuring:
             self._emit(trainer, self.co2.train_epoch_begin(trainer.current_epoch))
 
-    def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        """Open a validation window (not for the sanity check)."""
-        if not trainer.sanity_checking:
-            self._val_begin()
-
     @guarded
-    def _val_begin(self) -> None:
-        if self.co2.measuring:  # not during a later trainer.validate()
+    def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        """Open a validation window (not for the sanity check, nor during a later ``trainer.validate()``)."""
+        if self.co2.measuring and not trainer.sanity_checking:
             self.co2.val_begin()
 
+    @guarded
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Close the validation window and log it."""
-        if not trainer.sanity_checking:
-            self._val_end(trainer)
-
-    @guarded
-    def _val_end(self, trainer: Any) -> None:
-        if self.co2.measuring:
+        if self.co2.measuring and not trainer.sanity_checking:
             self._emit(trainer, self.co2.val_end(), _log_step(trainer))
 
+    @guarded
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Close the training epoch and log it; the forecast and the budget are checked."""
-        self._train_epoch_end(trainer)
-
-    @guarded
-    def _train_epoch_end(self, trainer: Any) -> None:
         if not self.co2.measuring:
             return
         total = _total_steps(trainer)

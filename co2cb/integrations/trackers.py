@@ -14,21 +14,37 @@ HF W&B                  ``wandb.config.update``                          ``wandb
 ======================  ===============================================  ================================
 
 Loggers and integrations are recognised by class name, so nothing here imports them. Each function
-may raise what the tracker raises: the adapters call them one tracker at a time, guarded.
+may raise what the tracker raises: the adapters call them through :func:`hand_to_each`, one tracker
+at a time.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from co2cb.training.provenance import as_markdown
+
+log = logging.getLogger("co2cb.training")
 
 TEXT_TAG = "co2cb/provenance"
 
 Facts = Mapping[str, "str | float"]
+T = TypeVar("T")
+
+
+def hand_to_each(give: Callable[[Any, T], object], trackers: Iterable[Any], what: T) -> None:
+    """Call ``give(tracker, what)`` for every tracker; one that raises gets a warning and the others go on."""
+    for tracker in trackers:
+        try:
+            give(tracker, what)
+        except Exception as e:  # noqa: BLE001 - co2cb must never stop a training run
+            log.warning(
+                "co2cb: %s failed for %s (%s: %s); training goes on", give.__name__, _kind(tracker), type(e).__name__, e
+            )
 
 
 def _kind(obj: Any) -> str:

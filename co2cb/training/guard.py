@@ -15,7 +15,8 @@ T = TypeVar("T")
 def guarded(fn: Callable[..., T]) -> Callable[..., T | None]:
     """Make a method unable to raise: a failure gives one warning per method, then None.
 
-    The warning names the method and the error, once per instance and method; training goes on.
+    The warning names the method (with its class) and the error, once per instance and method;
+    training goes on.
     """
 
     @wraps(fn)
@@ -26,7 +27,7 @@ def guarded(fn: Callable[..., T]) -> Callable[..., T | None]:
             warned: set[str] = self.__dict__.setdefault("_co2cb_warned", set())
             if fn.__name__ not in warned:
                 warned.add(fn.__name__)
-                log.warning("co2cb: %s failed (%s: %s); training goes on", fn.__name__, type(e).__name__, e)
+                log.warning("co2cb: %s failed (%s: %s); training goes on", fn.__qualname__, type(e).__name__, e)
             return None
 
     return safe

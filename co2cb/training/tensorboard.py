@@ -13,6 +13,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from co2cb.training.guard import guarded
+from co2cb.training.provenance import as_markdown
+
 VAL_PREFIX = "val_"
 
 
@@ -114,4 +117,46 @@ class TensorBoardWriter:
     def close(self) -> None:
         """Close the event file(s)."""
         for writer in self._runs.values():
+            writer.close()
+
+
+class TensorBoardOutput:
+    """An adapter's ``tensorboard_dir`` during one fit, which never raises.
+
+    Opened at the fit's start with the provenance, written at epochs and step logs, closed at its
+    end. A folder that cannot be made or a full disk gives one warning per method (``open``,
+    ``write``), and training goes on without it.
+    """
+
+    def __init__(self) -> None:
+        self._writer: TensorBoardWriter | None = None
+        self._last_epoch: int | None = None  # the last epoch written: the fit's final totals go there
+
+    @guarded
+    def open(self, logdir: str | os.PathLike[str], facts: Mapping[str, str | float]) -> None:
+        """Start writing into ``logdir`` (:class:`TensorBoardWriter`'s layout), the provenance first."""
+        self.close()
+        self._writer = TensorBoardWriter(logdir)
+        self._writer.provenance(facts, as_markdown(facts))
+
+    @guarded
+    def write(self, values: Mapping[str, float], step: int, *, epoch: bool) -> None:
+        """Write epoch logs at epoch ``step``, or (``epoch=False``) step logs at the global batch ``step``."""
+        if self._writer is None:
+            return
+        if epoch:
+            self._last_epoch = step
+            self._writer.epoch(values, step)
+        else:
+            self._writer.batch(values, step)
+
+    def write_final(self, values: Mapping[str, float]) -> None:
+        """Write the fit's final values at the last epoch written (nothing if no epoch was)."""
+        if self._last_epoch is not None:
+            self.write(values, self._last_epoch, epoch=True)
+
+    def close(self) -> None:
+        """Close the event files; the next :meth:`open` starts a new fit."""
+        writer, self._writer, self._last_epoch = self._writer, None, None
+        if writer is not None:
             writer.close()

@@ -343,8 +343,8 @@ class KerasChecks:
         assert {k for k in result["history"] if "co2cb/" in k} == TRAIN_KEYS  # measured on with the meter left
         assert trained.count("meter test:raising is unavailable from now on") == 1
         assert [x["meter"] for x in summary(meter)["meter_losses"]] == ["test:raising"]
-        assert trained.count("co2cb: _open_tensorboard failed (NotADirectoryError") == 1
-        assert trained.count("co2cb: _to_tensorboard failed (OSError: [Errno 28] No space left on device)") == 1
+        assert trained.count("co2cb: TensorBoardOutput.open failed (NotADirectoryError") == 1
+        assert trained.count("co2cb: TensorBoardOutput.write failed (OSError: [Errno 28] No space left on device)") == 1
         assert len(result["writes_history"]["co2cb/epoch_co2_kg"]) == EPOCHS
         assert summary(meter)["status"] == summary(writes)["status"] == "completed"
 
