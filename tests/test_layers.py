@@ -38,6 +38,8 @@ SIBLINGS_APART = (
 )  # one layer, three packages that ignore each other
 MAX_LINES = 450
 MAX_LOOSE_MODULES = 10
+MAX_ADAPTER_LINES = 300  # an adapter translates hooks; plumbing with a job of its own has its own module
+ADAPTERS = ("lightning", "hf", "keras")
 
 
 def module_name(path: Path) -> str:
@@ -146,6 +148,11 @@ def test_modules_are_small_and_few_are_loose() -> None:
     assert not big, f"modules over {MAX_LINES} lines: {big}"
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(loose) <= MAX_LOOSE_MODULES, loose
+
+
+def test_each_adapter_is_thin() -> None:
+    sizes = {a: len((PACKAGE / "integrations" / f"{a}.py").read_text(encoding="utf-8").splitlines()) for a in ADAPTERS}
+    assert all(n <= MAX_ADAPTER_LINES for n in sizes.values()), f"adapters over {MAX_ADAPTER_LINES} lines: {sizes}"
 
 
 def test_core_knows_no_framework() -> None:
