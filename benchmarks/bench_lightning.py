@@ -229,6 +229,7 @@ class HookTimes:
     fits: list[hc.Fit]
     sampler_share: float  # co2cb: CPU seconds of its sampler thread / seconds of the run (median over fits)
     logger_s: float  # co2cb: seconds inside the CSV logger's log_metrics during its hooks, all fits
+    hparams_s: list[float]  # co2cb: seconds inside the CSV logger's log_hyperparams in each fit's on_fit_start
 
     def durations(self, label: str) -> dict[str, list[float]]:
         """Every call of each hook of ``label`` over the fits."""
@@ -248,6 +249,7 @@ def hook_costs(work: Workload, cc_cls: Any, rounds: int) -> HookTimes:
     fits: list[hc.Fit] = []
     shares: list[float] = []
     logger_s: list[float] = []  # inside the CSV logger's log_metrics, called from co2cb's hooks
+    hparams_s: list[float] = []  # inside its log_hyperparams (the provenance, once a fit)
     for r in range(rounds):
         with tempfile.TemporaryDirectory(prefix="co2cb-bench-") as tmp:
             ours = CO2Callback(output_dir=tmp, region="FR")
@@ -256,13 +258,16 @@ def hook_costs(work: Workload, cc_cls: Any, rounds: int) -> HookTimes:
                 timed["codecarbon tasks"] = codecarbon_task_callback(cc_cls)
             clocks = {label: hc.HookClock(cb, HOOKS, pl.Callback) for label, cb in timed.items()}
             order = list(timed.values()) if r % 2 == 0 else list(reversed(timed.values()))
-            with hc.time_inside(pl.loggers.CSVLogger, "log_metrics", clocks["co2cb"], logger_s):
+            with (
+                hc.time_inside(pl.loggers.CSVLogger, "log_metrics", clocks["co2cb"], logger_s),
+                hc.time_inside(pl.loggers.CSVLogger, "log_hyperparams", clocks["co2cb"], hparams_s),
+            ):
                 fit = fit_once("co2cb", work, cc_cls, extra=order)
             fits.append(hc.Fit(fit.fit_s, work.steps, clocks))
             (record,) = Path(tmp).glob("*/run.jsonl")
             summary = json.loads(record.read_text().splitlines()[-1])
             shares.append(summary["sampler_cpu_s"] / summary["seconds"])
-    return HookTimes(fits, statistics.median(shares), sum(logger_s))
+    return HookTimes(fits, statistics.median(shares), sum(logger_s), hparams_s)
 
 
 # --------------------------------------------------------------------------- per-step A/B inside one fit
@@ -435,6 +440,12 @@ def report_hooks(hooks: HookTimes, work: Workload) -> None:
     start = hooks.durations("co2cb").get("on_fit_start", [])
     if start:
         print(f"co2cb on_fit_start: median {_us(statistics.median(start))} over {len(start)} fits (not the first)")
+        if len(hooks.hparams_s) == len(start):
+            own = [s - h for s, h in zip(start, hooks.hparams_s)]
+            print(
+                f"  of which the CSVLogger's log_hyperparams (writing the provenance to hparams.yaml): median "
+                f"{_us(statistics.median(hooks.hparams_s))}; co2cb's own part: median {_us(statistics.median(own))}"
+            )
     print(f"co2cb's sampler thread: {100 * hooks.sampler_share:.3f} % of one core (CPU s / run s in the run record)")
 
 

@@ -17,6 +17,7 @@ import pytest
 from co2cb import read_records
 from co2cb.training import RankInfo, SingleProcess, TrainingMonitor, names
 from co2cb.training.monitor import BUDGET_STOPPED, COMPLETED
+from co2cb.training.steps import no_step
 from co2cb.units import JOULES_PER_KWH
 from tests.fakes.meters import ConstantPower
 
@@ -339,6 +340,24 @@ def test_step_next_pairs_steps_from_batch_start_to_batch_start(tmp_path: Path) -
     for _ in range(5):
         m.steps.next()
     m.train_epoch_end(1.0)  # closes the last step
+    m.finish()
+    assert record(m)[-1]["steps"]["step"]["count"] == 5
+
+
+def test_step_marker_marks_as_next_does_and_is_a_no_op_without_a_tracker(tmp_path: Path) -> None:
+    idle = monitor(tmp_path)
+    assert idle.steps.marker() is no_step  # before start: nothing to mark on
+    m = monitor(tmp_path)
+    start(m)
+    m.train_epoch_begin(0)
+    mark = m.steps.marker()
+    for _ in range(3):
+        mark()
+    m.steps.next()  # the two ways share the open step: 4 boundaries, 4 steps once the epoch closes
+    m.val_begin()  # closes the open step
+    m.val_end()
+    mark()
+    m.train_epoch_end(1.0)
     m.finish()
     assert record(m)[-1]["steps"]["step"]["count"] == 5
 

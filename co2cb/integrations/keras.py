@@ -30,6 +30,7 @@ from co2cb.training import names
 from co2cb.training.collective import RankInfo, SingleProcess
 from co2cb.training.guard import guarded
 from co2cb.training.monitor import TrainingMonitor
+from co2cb.training.steps import no_step
 from co2cb.training.tensorboard import VAL_PREFIX, TensorBoardOutput
 
 __all__ = ["CO2Callback", "FitAborted"]
@@ -82,8 +83,8 @@ class CO2Callback(keras.callbacks.Callback):
             says what to change.
     """
 
-    # Its on_train_batch_end only moves values computed on the fit's thread (in on_train_batch_begin)
-    # into the batch logs, so Keras may keep dispatching batch ends asynchronously.
+    # Its batch-end hook (with log_steps) only moves values computed on the fit's thread (in
+    # on_train_batch_begin) into the batch logs, so Keras may keep dispatching batch ends asynchronously.
     async_safe = True
 
     def __init__(
@@ -117,7 +118,8 @@ class CO2Callback(keras.callbacks.Callback):
         self.co2 = TrainingMonitor(**self._options)  # checks every option now; a fresh one for each later fit
         self.log_steps = log_steps
         self.tensorboard_dir = tensorboard_dir
-        self._measuring = False  # set while a fit is measured (the hot path's only test)
+        self._measuring = False  # set while a fit is measured
+        self._next_step = no_step  # marks a step boundary while a fit is measured (the hot path)
         self._tensorboard = TensorBoardOutput()
         self._watch: FitWatch | None = None
         self._owner: Any = None  # the CallbackList calling this callback in the current fit
@@ -154,13 +156,11 @@ class CO2Callback(keras.callbacks.Callback):
             if self.co2.tracker is not None:  # a later fit: totals, forecast and budget start over
                 self.co2 = TrainingMonitor(**self._options)
             self._batches, self._pending, self._first_epoch, self._val_logs = 0, {}, None, {}
-            gpus, uses_gpu = model_devices(self.model)
-            if self._gpus is not None:
-                gpus, uses_gpu = list(self._gpus), True
+            gpus, uses_gpu = model_devices(self.model) if self._gpus is None else (list(self._gpus), True)
             self.co2.verbose = bool((self.params or {}).get("verbose", 1))
             self.co2.start(SingleProcess(), RankInfo(), fit_plan(self.params), gpus, uses_gpu)
             self._per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
-            self._measuring = True
+            self._set_measuring(True)
             if self.tensorboard_dir is not None:
                 self._tensorboard.open(self.tensorboard_dir, self.co2.provenance())
             if fit_frame is not None:
@@ -179,9 +179,14 @@ class CO2Callback(keras.callbacks.Callback):
 
     def _abort(self, error: BaseException) -> None:
         """Stop measuring the fit that raised; the record says why."""
-        self._measuring = False
+        self._set_measuring(False)
         self._tensorboard.close()
         self.co2.fail(error)
+
+    def _set_measuring(self, on: bool) -> None:
+        """Measure the fit, its step marker bound on the fit's thread (where Keras calls batch begins), or stop."""
+        self._measuring = on
+        self._next_step = self.co2.steps.marker() if on else no_step
 
     def _end_watch(self) -> None:
         watch, self._watch = self._watch, None
@@ -195,7 +200,7 @@ class CO2Callback(keras.callbacks.Callback):
             self._end_watch()
             if not self._measuring:
                 return
-            self._measuring = False
+            self._set_measuring(False)
             self.co2.record_metrics(final_logs(self.model))  # monitored keys added by callbacks after this one
             self.co2.record_metrics(logs if isinstance(logs, dict) else {})
             result = self.co2.finish()
@@ -215,18 +220,28 @@ class CO2Callback(keras.callbacks.Callback):
         self._tensorboard.write_final(totals)
 
     # ------------------------------------------------------------ steps (hot path)
+    @property
+    def log_steps(self) -> int:
+        """Batches between step logs (0: none; see the class's arguments)."""
+        return self._log_steps
+
+    @log_steps.setter
+    def log_steps(self, every: int) -> None:
+        self._log_steps = every
+        self.__dict__.pop("on_train_batch_end", None)  # a batch-end hook only for step logs (else the base's empty one)
+        if every:
+            self.on_train_batch_end = self._batch_end
+
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """A step ends and the next starts (Keras calls batch begins in order, on the fit's thread)."""
-        if not self._measuring:
-            return
-        if self.log_steps:
+        if self._log_steps and self._measuring:
             self._batches += 1
-            if self._batches % self.log_steps == 0:
+            if self._batches % self._log_steps == 0:
                 self._log_step(batch)
-        self.co2.steps.next()
+        self._next_step()
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        """Put the per-step values computed at this batch's start into its logs."""
+    def _batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """``on_train_batch_end`` with ``log_steps``: put the values computed at this batch's start into its logs."""
         if self._pending and isinstance(logs, dict):
             values = self._pending.pop(batch, None)
             if values is not None:

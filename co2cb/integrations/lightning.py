@@ -31,6 +31,7 @@ from co2cb.training import names
 from co2cb.training.collective import RankInfo
 from co2cb.training.guard import guarded
 from co2cb.training.monitor import EpochReport, TrainingMonitor
+from co2cb.training.steps import no_step
 
 VAL_PREFIX = "val_"  # Lightning's convention for validation metrics (``val_loss``)
 
@@ -109,6 +110,7 @@ class CO2CallbackMixin:
         self.log_steps = log_steps
         self.progress_bar = progress_bar
         self._logged_step = -1  # the last step a step log was made at (one per step under gradient accumulation)
+        self._next_step = no_step  # marks a step boundary while a fit is measured (the hot path)
 
     @property
     def state_key(self) -> str:
@@ -130,12 +132,14 @@ class CO2CallbackMixin:
         }
         self.co2.tracker_options = where_to_write(self.co2.tracker_options)  # Ray Train workers change directory
         self.co2.start(collective, rank, plan, gpus, uses_gpu)
+        self._next_step = self.co2.steps.marker()  # on the fit's thread, where Lightning calls every hook
         if self.co2.writer and trainer.loggers:
             hand_to_each(lightning_provenance, trainer.loggers, self.co2.provenance())
 
     @guarded
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Record the final metrics and stop measuring."""
+        self._next_step = no_step
         self.co2.record_metrics(trainer.callback_metrics)
         if self.co2.finish() is None:
             return
@@ -149,11 +153,13 @@ class CO2CallbackMixin:
     @guarded
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Stop measuring if the fit did not end (interrupted)."""
+        self._next_step = no_step
         self.co2.abandon()
 
     @guarded
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         """Record the failure."""
+        self._next_step = no_step
         self.co2.fail(exception)
 
     # ------------------------------------------------------------ steps (hot path)
@@ -186,7 +192,7 @@ class CO2CallbackMixin:
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         """A step ends and the next starts: a clock read (a step runs from one batch's start to the next's)."""
-        self.co2.steps.next()
+        self._next_step()
 
     def _batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         """``on_train_batch_end`` with ``log_steps`` or ``progress_bar``: a step log where Lightning logs its own."""
