@@ -327,14 +327,14 @@ def memory_child(n: int, traced: bool) -> dict[str, Any]:
     gc.collect()
 
     def live() -> int:
-        with t._fold_lock:  # no fold running: its scratch lists are not counted
+        with t._steps._fold_lock:  # no fold running: its scratch lists are not counted
             return tracemalloc.get_traced_memory()[0] if traced else rss()
 
     base = live()
     if traced:
         tracemalloc.reset_peak()
     wall = _drive(t, n)
-    pending = len(t._steps["step"].stamps)
+    pending = t._steps.series["step"].pending
     end_loop = live()
     t0 = time.perf_counter()
     stats = _settle(t)
