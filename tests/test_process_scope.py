@@ -123,3 +123,38 @@ def test_cpu_share_is_the_trees_part_of_the_machines_busy_time() -> None:
     assert share.next_share() == 0.0  # nothing ran
     assert share.next_share() == 1.0  # the tree ran between two equal machine readings
     assert share.next_share() == 0.0  # the machine ran, the tree did not
+
+
+def _psutil_busy_s() -> float:
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq
+
+
+@pytest.mark.parametrize("proc_readable", [True, False])
+def test_fast_reads_of_this_process_and_the_machine_match_psutil(
+    monkeypatch: pytest.MonkeyPatch, proc_readable: bool
+) -> None:
+    """os.times() and pread on kept /proc descriptors give psutil's figures; psutil takes over where /proc fails."""
+    from co2cb.meters import process
+
+    if not proc_readable:
+        monkeypatch.setattr(process, "_pread", lambda path, size=512: None)
+    me = psutil.Process()
+    for _ in range(3):
+        before = _psutil_busy_s()
+        busy = process._machine_busy_seconds()
+        assert before - 0.02 <= busy <= _psutil_busy_s() + 0.02  # clock ticks: 10 ms each
+        t = me.cpu_times()
+        own = process._own_and_reaped_seconds(me)
+        assert own == pytest.approx(t.user + t.system + t.children_user + t.children_system, abs=0.02)
+        rss = process._rss_bytes(me)
+        assert abs(rss - me.memory_info().rss) <= 1 << 20  # pages may come and go between the two reads
+    kept = {"/proc/stat", f"/proc/{me.pid}/statm"} <= set(process._kept_fds)
+    assert kept == proc_readable or not proc_readable  # the fast way was taken where /proc reads
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
+    try:
+        other = psutil.Process(child.pid)
+        assert process._rss_bytes(other) == pytest.approx(other.memory_info().rss, rel=0.05)
+    finally:
+        child.kill()
+        child.wait()
