@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -135,3 +137,62 @@ def test_a_measuring_meter_makes_an_opening_read_every_meter_until_it_is_lost(lo
         sampler._lose(2, time.perf_counter_ns(), RuntimeError("gone"))
     sampler.read_now(closing=False)
     assert _reads(meters) == ([0, 0, 0] if lose_it else [1, 1, 1])
+
+
+def test_a_close_of_co2cbs_estimates_reads_cpu_times_on_its_own_thread_and_no_memory_or_tree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No thread to wait for at a close: this process's CPU times are read where the window closes; the tree's
+    list and its memory are read by the sampler's thread only."""
+    from co2cb.meters import process
+
+    seen: dict[str, set[str]] = {"rss": set(), "walk": set(), "cpu": set()}
+
+    def on(kind: str, fn: Any) -> Any:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            seen[kind].add(threading.current_thread().name)
+            return fn(*args, **kwargs)
+
+        return recorded
+
+    monkeypatch.setattr(process.ProcessTree, "rss_bytes", on("rss", process.ProcessTree.rss_bytes))
+    monkeypatch.setattr(process, "_descendants", on("walk", process._descendants))
+    monkeypatch.setattr(TdpCpuMeter, "read_at_boundary", on("cpu", TdpCpuMeter.read_at_boundary))
+    meters = _estimates()
+    assert all(m.caller_reads for m in meters)
+    tracker = Tracker(meters=meters, save=False, intensity=100, interval_s=0.05)
+    with tracker:
+        for kind in seen.values():
+            kind.clear()  # from here on, training: the first reading was taken at start
+        time.sleep(1.2)  # the tree's list is a second old: the sampler lists it again
+        results = []
+        for _ in range(20):
+            tracker.begin("epoch")
+            time.sleep(0.01)
+            results.append(tracker.end("epoch"))
+        during = {kind: set(threads) for kind, threads in seen.items()}  # (stop reads on this thread)
+    assert during["cpu"] == {threading.current_thread().name}  # each close read the CPU times here
+    assert threading.current_thread().name not in during["rss"] | during["walk"]
+    assert during["rss"] == during["walk"] == {"co2cb-sampler"}
+    assert all(r is not None and r.joules["cpu"] >= 0 and r.joules["ram"] > 0 for r in results)
+
+
+def test_a_close_with_a_meter_that_measures_is_read_on_the_samplers_thread() -> None:
+    class Where(CountedPower):
+        def __init__(self) -> None:
+            super().__init__()
+            self.threads: set[str] = set()
+
+        def read(self) -> float:
+            self.threads.add(threading.current_thread().name)
+            return super().read()
+
+    gpu = Where()
+    tracker = Tracker(meters=[*_estimates(), gpu], save=False, intensity=100, interval_s=0.05)
+    with tracker:
+        gpu.threads.clear()
+        for _ in range(5):
+            with tracker.window("epoch"):
+                time.sleep(0.01)
+        read_by = set(gpu.threads)
+    assert read_by == {"co2cb-sampler"}

@@ -1,11 +1,14 @@
 """One background thread that reads every meter and extends the energy curve.
 
-Once started, the sampler's thread is the only one that reads the meters: every ``interval_s`` (0.05
-to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A window
+Once started, the sampler's thread is the only one that reads hardware meters: every ``interval_s``
+(0.05 to 60 s), and whenever a window boundary asks for a reading (:meth:`Sampler.read_now`). A window
 that opens with nothing but estimates to read (``Meter.boundary_reads`` False) wakes nobody: its
 start is settled from the curve once the next reading passes it. A closing boundary always ends on a
 reading, so that windows that meet never overlap: its own, or with nothing but estimates one taken
-since the window opened and less than :data:`ESTIMATES_FRESH_S` ago. A boundary waits on a meter
+since the window opened and less than :data:`ESTIMATES_FRESH_S` ago. Where every live meter is one of
+co2cb's estimates (``Meter.caller_reads``), the closing thread takes that reading itself
+(``Meter.read_at_boundary``: CPU times, no tree walk, no memory read; the read lock keeps it from
+overlapping the sampler's), as a wake-up of the sampler's thread costs 100 to 300 us on a small VM. A boundary waits on a meter
 call at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to answer (a hung NVML call)
 never holds the training thread longer, and such a boundary is read off the curve instead, as
 without ``sync_boundaries``. It waits longer only for the thread to get a CPU on a busy machine, up
@@ -104,6 +107,8 @@ class Sampler:
         self._call_began = 0  # perf_counter_ns when the meter call in progress began
         self._dead = [False] * len(self.meters)
         self._boundary = any(m.boundary_reads for m in self.meters)  # some live meter is read at boundaries
+        self._caller = all(m.caller_reads for m in self.meters)  # every live meter is read by a close's own thread
+        self._read_lock = threading.Lock()  # held by whichever thread reads the meters
         self._failing = [0] * len(self.meters)  # consecutive failed readings per channel
         self._failing_since = [0] * len(self.meters)
         self._said: set[str] = set()
@@ -141,6 +146,9 @@ class Sampler:
                 return last
         if self._thread is None:  # not started, or stopped: nothing else reads the meters now
             return self._read() if self._stuck is None else asked
+        if self._caller and not self._boundary:  # co2cb's estimates only: read here, no thread to wait for
+            with self._read_lock:
+                return self._read(at_boundary=True)
         if not self._slow_call(asked):  # a call already overdue: waiting for the next read would be longer still
             give_up = asked + WAIT_CAP_S * 1e9
             with self.lock:
@@ -182,12 +190,16 @@ class Sampler:
         )
 
     # ------------------------------------------------------------------ reading
-    def _read(self) -> int:
-        """Read every meter and add the point; returns its time (perf_counter_ns)."""
+    def _read(self, at_boundary: bool = False) -> int:
+        """Read every meter and add the point; returns its time (perf_counter_ns).
+
+        Args:
+            at_boundary: A close's read on its own thread (``Meter.read_at_boundary``).
+        """
         t0 = time.perf_counter_ns()
         raw: list[float | None] = []
         for i, meter in enumerate(self.meters):
-            raw.append(None if self._dead[i] else self._read_one(i, meter, t0))
+            raw.append(None if self._dead[i] else self._read_one(i, meter, t0, at_boundary))
         self._reading = None
         t = (t0 + time.perf_counter_ns()) // 2
         with self.lock:
@@ -204,12 +216,12 @@ class Sampler:
             )
         return t
 
-    def _read_one(self, i: int, meter: Meter, t0: int) -> float | None:
+    def _read_one(self, i: int, meter: Meter, t0: int, at_boundary: bool = False) -> float | None:
         self._call_began = time.perf_counter_ns()
         self._reading = i
         value: float | None = None
         try:
-            value = meter.read()
+            value = meter.read_at_boundary() if at_boundary else meter.read()
         except TransientMeterError as e:
             self._failing[i] += 1
             if self._failing[i] == 1:
@@ -248,6 +260,7 @@ class Sampler:
     def _lose(self, i: int, t_ns: int, error: BaseException) -> None:
         self._dead[i] = True
         self._boundary = any(m.boundary_reads and not d for m, d in zip(self.meters, self._dead))
+        self._caller = all(m.caller_reads or d for m, d in zip(self.meters, self._dead))
         self.timeline.mark_dead(i)
         self.losses.append(MeterLoss(self.names[i], t_ns, f"{type(error).__name__}: {error}"))
         log.warning(
@@ -292,6 +305,7 @@ class Sampler:
         """In a forked child: no sampler thread runs here, and a lock the parent's thread held is replaced."""
         self._thread = None
         self.lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._point = threading.Condition(self.lock)
 
     def _run(self) -> None:
@@ -303,7 +317,8 @@ class Sampler:
             if self._stop.is_set():
                 return
             try:
-                self._read()
+                with self._read_lock:
+                    self._read()
                 now = time.monotonic()
                 if now >= next_at:
                     next_at += self.interval_s

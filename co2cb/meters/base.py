@@ -102,6 +102,11 @@ class Meter(ABC):
     #: inputs (CPU time in clock ticks, resident memory) are no sharper at a boundary than the curve the
     #: sampler draws every interval: where every meter says False, an opening reads nothing (closings do).
     boundary_reads: bool = True
+    #: Whether a closing window boundary reads this meter on the calling (training) thread, through
+    #: :meth:`read_at_boundary`, instead of waiting for the sampler's thread. Only co2cb's estimates say
+    #: True: their boundary read is this process's CPU times and one ``/proc/stat`` read (no process-tree
+    #: walk, no memory read), which cannot hang; where every live meter says True, a close waits for no thread.
+    caller_reads: bool = False
 
     @property
     @abstractmethod
@@ -115,6 +120,10 @@ class Meter(ABC):
         Raises:
             MeterError: The device can no longer be read.
         """
+
+    def read_at_boundary(self) -> float:
+        """A reading for a window's close on the calling thread (see ``caller_reads``); :meth:`read` by default."""
+        return self.read()
 
     def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release any handle the meter holds. Safe to call twice."""

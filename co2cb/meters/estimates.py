@@ -38,6 +38,7 @@ class TdpCpuMeter(Meter):
 
     reading = ReadingKind.COUNTER
     boundary_reads = False  # a window's start is settled from the sampler's readings
+    caller_reads = True  # a close reads CPU times on its own thread, with the tree the sampler last listed
 
     def __init__(self, tdp_w: float, tree: ProcessTree | None, details: Mapping[str, object]) -> None:
         """An estimate from the TDP.
@@ -51,7 +52,7 @@ class TdpCpuMeter(Meter):
         self._tree = tree or ProcessTree()
         self._per_process = tree is not None
         self._ncpu = logical_cpu_count()
-        self._prev = self._busy()
+        self._prev = self._busy(walk=True)
         self._joules = 0.0
         self._info = MeterInfo(
             name="cpu:tdp-estimate",
@@ -66,13 +67,20 @@ class TdpCpuMeter(Meter):
         """Name, component and provenance of this meter."""
         return self._info
 
-    def _busy(self) -> float:
-        snap = self._tree.cpu()
+    def _busy(self, walk: bool) -> float:
+        snap = self._tree.cpu(walk)
         return snap.tree_s if self._per_process else snap.machine_busy_s
 
     def read(self) -> float:
-        """Power now, watts."""
-        busy = self._busy()
+        """Energy so far, joules."""
+        return self._read(walk=True)
+
+    def read_at_boundary(self) -> float:
+        """Energy so far, joules, without listing the process tree again (the sampler's thread does that)."""
+        return self._read(walk=False)
+
+    def _read(self, walk: bool) -> float:
+        busy = self._busy(walk)
         self._joules += self._tdp_w * max(0.0, busy - self._prev) / self._ncpu
         self._prev = busy
         return self._joules
@@ -83,6 +91,7 @@ class VcpuCpuMeter(Meter):
 
     reading = ReadingKind.COUNTER
     boundary_reads = False  # a window's start is settled from the sampler's readings
+    caller_reads = True  # a close reads CPU times on its own thread, with the tree the sampler last listed
 
     def __init__(self, min_w: float, max_w: float, tree: ProcessTree | None, details: Mapping[str, object]) -> None:
         """An estimate from per-vCPU idle and full-load watts.
@@ -120,13 +129,20 @@ class VcpuCpuMeter(Meter):
         return self._info
 
     def read(self) -> float:
-        """Power now, watts."""
+        """Energy so far, joules."""
+        return self._read(walk=True)
+
+    def read_at_boundary(self) -> float:
+        """Energy so far, joules, without listing the process tree again (the sampler's thread does that)."""
+        return self._read(walk=False)
+
+    def _read(self, walk: bool) -> float:
         now = time.monotonic()
-        busy = self._tree.cpu().machine_busy_s
+        busy = self._tree.cpu(walk).machine_busy_s
         seconds = max(0.0, now - self._prev_t)
         busy_s = min(max(0.0, busy - self._prev_busy), seconds * self._ncpu)
         machine_j = self._ncpu * self._min_w * seconds + (self._max_w - self._min_w) * busy_s
-        share = self._share.next_share() if self._share is not None else 1.0
+        share = self._share.next_share(walk) if self._share is not None else 1.0
         self._joules += machine_j * share
         self._prev_t, self._prev_busy = now, busy
         return self._joules
@@ -137,6 +153,7 @@ class RamEstimateMeter(Meter):
 
     reading = ReadingKind.POWER
     boundary_reads = False  # a window's start is settled from the sampler's readings
+    caller_reads = True  # a close holds the last reading's watts: no memory read off the sampler's thread
 
     def __init__(self, watts_per_gb: float, tree: ProcessTree | None, source: str) -> None:
         """An estimate from the memory in use.
@@ -148,6 +165,7 @@ class RamEstimateMeter(Meter):
         """
         self._w_per_gb = watts_per_gb
         self._tree = tree
+        self._last_w: float | None = None  # the last reading, watts
         self._info = MeterInfo(
             name="ram:estimate",
             component=Component.RAM,
@@ -169,4 +187,9 @@ class RamEstimateMeter(Meter):
     def read(self) -> float:
         """Power now, watts."""
         used = self._tree.rss_bytes() if self._tree is not None else machine_used_memory_bytes()
-        return self._w_per_gb * used / GB
+        self._last_w = self._w_per_gb * used / GB
+        return self._last_w
+
+    def read_at_boundary(self) -> float:
+        """The last reading's watts (memory in use moves slowly; the sampler reads it every interval)."""
+        return self.read() if self._last_w is None else self._last_w

@@ -125,9 +125,10 @@ class ProcessTree:
         """Process ids of the roots of the tree."""
         return [p.pid for p in self._roots]
 
-    def _members(self) -> list[psutil.Process]:
+    def _members(self, walk: bool = True) -> list[psutil.Process]:
+        """The tree's processes: listed again once the list is ``members_s`` old, unless ``walk`` is False."""
         now = time.monotonic()
-        if now - self._members_at < self._members_s:
+        if now - self._members_at < self._members_s or (not walk and self._members_cache):
             return self._members_cache
         known: dict[int, psutil.Process] = {p.pid: p for p in self._members_cache}
         members: dict[int, psutil.Process | None] = {}
@@ -140,14 +141,18 @@ class ProcessTree:
         self._members_at = now
         return self._members_cache
 
-    def cpu(self) -> CpuSnapshot:
-        """Cumulative CPU seconds of the tree and of the machine (monotonic)."""
+    def cpu(self, walk: bool = True) -> CpuSnapshot:
+        """Cumulative CPU seconds of the tree and of the machine (monotonic).
+
+        Args:
+            walk: Whether the tree may be listed again (a walk of ``/proc``); False keeps the last list.
+        """
         with self._lock:
             now = time.monotonic()
             if self._last is not None and now - self._last_at < self._cache_s:
                 return self._last
             total = 0.0
-            for proc in self._members():
+            for proc in self._members(walk):
                 try:
                     total += _own_and_reaped_seconds(proc)
                 except psutil.Error:
@@ -243,9 +248,9 @@ class CpuShare:
         self._tree = tree
         self._prev = tree.cpu()
 
-    def next_share(self) -> float:
-        """Share in [0, 1] of the machine's busy CPU time used by the tree since the last call."""
-        cur = self._tree.cpu()
+    def next_share(self, walk: bool = True) -> float:
+        """Share in [0, 1] of the machine's busy CPU time used by the tree since the last call (``walk``: ``cpu``'s)."""
+        cur = self._tree.cpu(walk)
         d_tree = cur.tree_s - self._prev.tree_s
         d_machine = cur.machine_busy_s - self._prev.machine_busy_s
         self._prev = cur
