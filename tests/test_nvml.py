@@ -179,6 +179,11 @@ def test_no_driver(nvml: MakeFake, code: int, text: str) -> None:
         pass
     assert tracker.result is not None and tracker.result.total_joules == 0.0
 
+    again = gpu_tracker()  # a later tracker of the process
+    assert gpu_choice(again).reason == choice.reason
+    # no library is not looked for again (it does not appear later); a driver that was not loaded may be
+    assert fake.init_calls == (1 if code == NVML_ERROR_LIBRARY_NOT_FOUND else 2)
+
 
 def test_no_driver_with_explicit_gpus_is_a_config_error(nvml: MakeFake) -> None:
     nvml(*make_gpus(1), init_error=NVML_ERROR_DRIVER_NOT_LOADED)

@@ -151,8 +151,10 @@ def test_fast_reads_of_this_process_and_the_machine_match_psutil(
         assert abs(rss - me.memory_info().rss) <= 1 << 20  # pages may come and go between the two reads
     if proc_readable:  # the fast way was taken
         assert {"/proc/stat", f"/proc/{me.pid}/statm"} <= set(process._kept_fds)
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
+    sleeper = "import time; print('ready', flush=True); time.sleep(5)"
+    child = subprocess.Popen([sys.executable, "-c", sleeper], stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"  # its memory is set up by now
         other = psutil.Process(child.pid)
         assert process._rss_bytes(other) == pytest.approx(other.memory_info().rss, rel=0.05)
     finally:

@@ -175,3 +175,41 @@ def test_a_line_with_nan_or_infinity_is_written_with_null() -> None:
     }
     finite = {"type": "window", "co2_kg": 0.25, "meta": {"epoch": 3, "ranks": (0, 1)}, "what": Path("/x")}
     assert encode_line(finite) == b'{"type":"window","co2_kg":0.25,"meta":{"epoch":3,"ranks":[0,1]},"what":"/x"}\n'
+
+
+def test_one_fsync_thread_serves_every_run_folder_within_its_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs share the process's fsync thread (no thread start per run); each written line is fsynced within
+    SYNC_WITHIN_S (plus the round), off the writing thread; a closed run leaves the round."""
+    import threading
+
+    from co2cb.records import writer
+
+    synced: dict[int, list[tuple[float, str]]] = {}
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.setdefault(os.fstat(fd).st_ino, []).append((time.monotonic(), threading.current_thread().name))
+        real_fsync(fd)
+
+    monkeypatch.setattr(writer.os, "fsync", fsync)
+    recorders = [writer.RunRecorder(tmp_path) for _ in range(3)]
+    sync_threads = [t for t in threading.enumerate() if t.name == "co2cb-record-sync"]
+    assert len(sync_threads) == 1 and sync_threads[0].is_alive()
+    written = time.monotonic()
+    for r in recorders:
+        r.write({"type": "event", "n": 1})
+    deadline = time.monotonic() + 10 * writer.SYNC_WITHIN_S
+    inodes = [os.stat(r.path).st_ino for r in recorders]
+    while time.monotonic() < deadline and not all(synced.get(i) for i in inodes):
+        time.sleep(0.05)
+    for i in inodes:
+        (at, thread), *_ = synced[i]
+        assert thread == "co2cb-record-sync" and at - written < 10 * writer.SYNC_WITHIN_S
+    recorders[0].close()  # its last fsync on the closing thread; the round no longer visits it
+    assert synced[inodes[0]][-1][1] == threading.current_thread().name
+    assert recorders[0] not in set(writer.SYNCER._recorders)
+    for r in recorders[1:]:
+        r.close()
+    assert [json.loads(line)["n"] for line in recorders[1].path.read_text().splitlines()] == [1]

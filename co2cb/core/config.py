@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,9 @@ class TrackerConfig:
         if self.interval_s is not None:
             return self
         power_only = any(m.info.provenance is Provenance.SAMPLED_POWER for m in meters)
-        return replace(self, interval_s=POWER_ONLY_INTERVAL_S if power_only else DEFAULT_INTERVAL_S)
+        chosen = copy.copy(self)  # checked already: not checked again (that would probe the output folder again)
+        object.__setattr__(chosen, "interval_s", POWER_ONLY_INTERVAL_S if power_only else DEFAULT_INTERVAL_S)
+        return chosen
 
     def as_record(self) -> dict[str, Any]:
         """JSON-ready form for the run header."""

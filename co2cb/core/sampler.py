@@ -8,12 +8,12 @@ reading, so that windows that meet never overlap: its own, or with nothing but e
 since the window opened and less than :data:`ESTIMATES_FRESH_S` ago. Where every live meter is one of
 co2cb's estimates (``Meter.caller_reads``), the closing thread takes that reading itself
 (``Meter.read_at_boundary``: CPU times, no tree walk, no memory read; the read lock keeps it from
-overlapping the sampler's), as a wake-up of the sampler's thread costs 100 to 300 us on a small VM. A boundary waits on a meter
-call at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow to answer (a hung NVML call)
-never holds the training thread longer, and such a boundary is read off the curve instead, as
-without ``sync_boundaries``. It waits longer only for the thread to get a CPU on a busy machine, up
-to :data:`WAIT_CAP_S`. The lock guards the :class:`~co2cb.core.timeline.Timeline` only, never a
-meter read.
+overlapping the sampler's), as a wake-up of the sampler's thread costs 100 to 300 us on a small VM.
+A boundary waits on a meter call at most ``deadline_s`` (:data:`BOUNDARY_DEADLINE_S`): a meter slow
+to answer (a hung NVML call) never holds the training thread longer, and such a boundary is read off
+the curve instead, as without ``sync_boundaries``. It waits longer only for the thread to get a CPU on
+a busy machine, up to :data:`WAIT_CAP_S`. The lock guards the :class:`~co2cb.core.timeline.Timeline`
+only, never a meter read.
 
 Faults: a meter that raises :class:`~co2cb.meters.base.MeterError` is dropped to "unavailable" with
 one warning (its energy so far is kept); a :class:`~co2cb.meters.base.TransientMeterError` costs that

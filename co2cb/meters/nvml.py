@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -256,6 +257,11 @@ def init_problem(pynvml: ModuleType, error: BaseException) -> str:
     )
 
 
+# The pynvml modules whose nvmlInit found no NVML library, with the reason: the library does not appear
+# later in a process, and looking for it again costs about 0.1 ms at every tracker's start.
+_no_library: weakref.WeakKeyDictionary[ModuleType, str] = weakref.WeakKeyDictionary()
+
+
 def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[NvmlGpuMeter], str, str]:
     """Meters for the GPUs this process may use, why these (or none), and a problem to say at run time ("" if none).
 
@@ -268,12 +274,17 @@ def discover_gpus(requested: Sequence[int | str] | None = None) -> tuple[list[Nv
         pynvml = _load_pynvml()
     except ImportError:
         return [], "nvidia-ml-py is not installed (pip install nvidia-ml-py)", ""
+    if pynvml in _no_library and not requested:
+        return [], _no_library[pynvml], ""
     try:
         pynvml.nvmlInit()
     except Exception as e:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
         if requested:
             raise NvmlUnavailable(f"gpus={list(requested)!r} was given but NVML could not start: {e}") from e
-        return [], f"NVML could not start ({e}): no NVIDIA driver or GPU", init_problem(pynvml, e)
+        reason, problem = f"NVML could not start ({e}): no NVIDIA driver or GPU", init_problem(pynvml, e)
+        if not problem:  # no library at all (a driver that is not loaded may be loaded later: asked again)
+            _no_library[pynvml] = reason
+        return [], reason, problem
     visible_env = os.environ.get("CUDA_VISIBLE_DEVICES")
     meters: list[NvmlGpuMeter] = []
     skipped: list[str] = []

@@ -4,9 +4,10 @@ Layout: ``<output_dir>/<run-id>/run.jsonl`` with a ``header`` line, one ``window
 window at epoch level and above, ``event`` lines, and a ``summary`` line on a normal end.
 
 Durability: :meth:`RunRecorder.write` hands each line to the kernel whole with ``write()`` on the
-caller's thread, so a process killed at any moment (SIGKILL) keeps every line written before; a
-background thread comes by every :data:`SYNC_WITHIN_S` and fsyncs what was written since (group
-commit: lines written meanwhile share one fsync; a write never wakes it), and
+caller's thread, so a process killed at any moment (SIGKILL) keeps every line written before; the
+process's one fsync thread (:class:`Syncer`, started with the first run folder of the process) comes by
+every :data:`SYNC_WITHIN_S` and fsyncs what each open run wrote since (group commit: lines written
+meanwhile share one fsync; a write never wakes it), and
 :meth:`RunRecorder.close` fsyncs the rest, so a power loss costs at most the last second. The file
 always parses: a short write is retried for its remainder, and a line that cannot be written (disk
 full, I/O error) is cut back to the last whole line and kept in memory, to be written, in order, by
@@ -28,6 +29,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -146,12 +148,10 @@ class RunRecorder:
         self._dropped = 0
         self._lock = threading.Lock()
         self._dirty = False  # lines written since the last fsync
-        self._wake = threading.Event()  # set by close(): the fsync thread's last round
-        self._closing = False
         self.lost: str | None = None
-        self._sync_fd = os.dup(self._fd)  # the fsync thread's own handle: close() never pulls it away
-        self._syncer = threading.Thread(target=self._sync_loop, name="co2cb-record-sync", daemon=True)
-        self._syncer.start()
+        self._sync_lock = threading.Lock()  # held by the fsync thread's round over this file, and by close()
+        self._sync_fd = os.dup(self._fd)  # the fsync thread's own handle (-1 once closed)
+        SYNCER.add(self)
 
     @property
     def pending(self) -> int:
@@ -208,22 +208,23 @@ class RunRecorder:
         except OSError as e:
             log.debug("co2cb: could not cut %s back to %d bytes (%s)", self.path, self._size, e)
 
-    def _sync_loop(self) -> None:
-        """Group commit: fsync what was written since the last fsync; notice a record file deleted under the run."""
-        fd = self._sync_fd
-        try:
-            while not self._closing:
-                self._wake.wait(SYNC_WITHIN_S)
-                if self._dirty:
-                    self._dirty = False  # before the fsync: a line written during it is synced next round
-                    with contextlib.suppress(OSError):
-                        os.fsync(fd)
-                if self._pending:
-                    self._retry_pending()
-                self._check_linked(fd)
-        finally:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+    def sync_round(self) -> None:
+        """The fsync thread's visit to this run folder.
+
+        It fsyncs what was written since the last visit, writes what the disk refused before, and notices
+        a record file deleted under the run.
+        """
+        with self._sync_lock:
+            fd = self._sync_fd
+            if fd < 0:
+                return
+            if self._dirty:
+                self._dirty = False  # before the fsync: a line written during it is synced next round
+                with contextlib.suppress(OSError):
+                    os.fsync(fd)
+            if self._pending:
+                self._retry_pending()
+            self._check_linked(fd)
 
     def _retry_pending(self) -> None:
         """Write the lines the disk refused, now that it may take them (without waiting on a writer)."""
@@ -253,10 +254,12 @@ class RunRecorder:
 
     def close(self) -> None:
         """Write what the disk refused before, if it can now, fsync and close the file. Safe to call twice."""
-        self._closing = True
-        self._wake.set()
-        if self._syncer.is_alive() and self._syncer is not threading.current_thread():
-            self._syncer.join(timeout=5.0)
+        SYNCER.remove(self)
+        with self._sync_lock:  # after the fsync thread's round over this file, if one is going on
+            sync_fd, self._sync_fd = self._sync_fd, -1
+            if sync_fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(sync_fd)
         with self._lock:
             if self._fd < 0:
                 return
@@ -281,3 +284,52 @@ class RunRecorder:
                 os.close(fd)
         if self._dropped:
             log.warning("co2cb: %d line(s) for %s were dropped while the disk refused them", self._dropped, self.path)
+
+
+class Syncer:
+    """The process's one fsync thread, shared by every open run folder (:meth:`RunRecorder.sync_round`).
+
+    Started with the first run folder of the process and kept, so a later run starts no thread of its own
+    (a thread start costs 0.2 to 0.4 ms on a small VM); in a forked child it is started again when needed.
+    Recorders are held weakly: one that is dropped without :meth:`RunRecorder.close` leaves the round.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._recorders: weakref.WeakSet[RunRecorder] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def forget_in_child(self) -> None:
+        """In a forked child: the parent's run folders are not this process's, and its thread is not running."""
+        self.__init__()  # type: ignore[misc]
+
+    def add(self, recorder: RunRecorder) -> None:
+        """Visit ``recorder`` every :data:`SYNC_WITHIN_S` from now on (starting the thread if it is not running)."""
+        with self._lock:
+            self._recorders.add(recorder)
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="co2cb-record-sync", daemon=True)
+                self._thread.start()
+
+    def remove(self, recorder: RunRecorder) -> None:
+        """Stop visiting ``recorder`` (its close does the last fsync)."""
+        with self._lock:
+            self._recorders.discard(recorder)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(SYNC_WITHIN_S)
+            with self._lock:
+                recorders = list(self._recorders)
+            for recorder in recorders:
+                try:
+                    recorder.sync_round()
+                except Exception:  # the fsync thread must outlive any bug
+                    log.exception("co2cb: record sync failed for %s", recorder.path)
+
+
+SYNCER = Syncer()
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=SYNCER.forget_in_child)
