@@ -164,7 +164,7 @@ class CO2Callback(TrainerCallback, ExportableState):
     def _start(self, args: Any, state: Any) -> None:
         if self._training:  # a restart (auto_find_batch_size)
             self.fail(RuntimeError("training restarted before it ended"))
-        self.co2 = TrainingMonitor(**self._options)
+        self.co2 = TrainingMonitor(**self._options, check=False)  # checked when the callback was built
         if self.co2.run_name is None and getattr(args, "run_name", None):
             self.co2.run_name = args.run_name
         if state.global_step > 0 and (saved := saved_state(state, type(self).__name__, STATE_ATTRIBUTE)):

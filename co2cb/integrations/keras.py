@@ -154,7 +154,7 @@ class CO2Callback(keras.callbacks.Callback):
             if self._measuring:  # the last fit raised and nothing saw it end
                 self._abort(FitAborted("fit ended without on_train_end"))
             if self.co2.tracker is not None:  # a later fit: totals, forecast and budget start over
-                self.co2 = TrainingMonitor(**self._options)
+                self.co2 = TrainingMonitor(**self._options, check=False)  # checked when the callback was built
             self._batches, self._pending, self._first_epoch, self._val_logs = 0, {}, None, {}
             gpus, uses_gpu = model_devices(self.model) if self._gpus is None else (list(self._gpus), True)
             self.co2.verbose = bool((self.params or {}).get("verbose", 1))
