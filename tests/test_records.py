@@ -157,6 +157,29 @@ def test_checking_the_output_folder_creates_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # the probe file is gone
 
 
+def test_a_folder_proved_writable_is_not_probed_again_for_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from co2cb.records import writer
+
+    probes: list[str] = []
+    real = writer.secrets.token_hex
+    monkeypatch.setattr(writer.secrets, "token_hex", lambda n: probes.append("probe") or real(n))
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    check_writable(folder)
+    check_writable(folder)  # the callback's check, then the tracker's at the run's start: one probe
+    assert probes == ["probe"]
+    later = time.monotonic() + writer.WRITABLE_FOR_S + 1
+    monkeypatch.setattr(writer.time, "monotonic", lambda: later)
+    check_writable(folder)
+    assert probes == ["probe", "probe"]
+    folder.rmdir()
+    folder.write_text("a file where the folder was")  # gone bad: no remembered probe hides it
+    with pytest.raises(NotADirectoryError):
+        check_writable(folder)
+
+
 def test_an_output_folder_under_a_file_is_refused_with_the_fix(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="file"):

@@ -68,6 +68,18 @@ def _pread(path: str, size: int = 512) -> bytes | None:
         return None
 
 
+_own: dict[int, psutil.Process] = {}  # this process's psutil handle, by pid (a forked child makes its own)
+
+
+def _own_process() -> psutil.Process:
+    """This process's psutil handle, made once (making one reads ``/proc``: about 0.1 ms at each tracker)."""
+    pid = os.getpid()
+    proc = _own.get(pid)
+    if proc is None:
+        proc = _own[pid] = psutil.Process(pid)
+    return proc
+
+
 def _machine_busy_seconds() -> float:
     line = _pread("/proc/stat")
     if line is not None and line.startswith(b"cpu "):
@@ -110,7 +122,7 @@ class ProcessTree:
             once seen: CPU times are cumulative).
         """
         roots = list(dict.fromkeys(pids)) if pids else [os.getpid()]
-        self._roots = [psutil.Process(p) for p in roots]
+        self._roots = [_own_process() if p == os.getpid() else psutil.Process(p) for p in roots]
         self._cache_s = cache_s
         self._members_s = members_s
         self._lock = threading.Lock()

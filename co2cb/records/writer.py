@@ -60,20 +60,32 @@ def default_output_dir() -> Path:
     return Path(value or DEFAULT_OUTPUT_DIR)
 
 
+WRITABLE_FOR_S = 60.0
+"""How long a folder that took a probe file counts as writable without another probe, seconds (a callback's
+options are checked when it is built and again when its run starts; the run folder's own ``mkdir`` at
+start is the last word)."""
+_proved_writable: dict[str, float] = {}  # folder -> time.monotonic() of its last successful probe
+
+
 def check_writable(parent: Path) -> None:
     """Prove that run folders can be made under ``parent``, without leaving anything behind.
 
-    An existing folder gets a probe file written and removed; a folder still to be made is checked
-    on its nearest existing ancestor, so merely checking options creates no folder.
+    An existing folder gets a probe file written and removed (not again within :data:`WRITABLE_FOR_S`);
+    a folder still to be made is checked on its nearest existing ancestor, so merely checking options
+    creates no folder.
 
     Raises:
         OSError: With the path and the system's reason.
     """
     if parent.is_dir():
+        key = os.path.abspath(parent)
+        if time.monotonic() - _proved_writable.get(key, -math.inf) < WRITABLE_FOR_S:
+            return
         probe = parent / f".co2cb-write-test-{os.getpid()}-{secrets.token_hex(4)}"
         with open(probe, "w") as f:
             f.write("ok")
         probe.unlink()
+        _proved_writable[key] = time.monotonic()
         return
     ancestor = parent.absolute()
     while not ancestor.exists():
