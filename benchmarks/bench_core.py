@@ -197,6 +197,20 @@ def tracker(**kwargs: Any) -> co2cb.Tracker:
     return co2cb.Tracker(**options)
 
 
+def started(t: co2cb.Tracker) -> co2cb.Tracker:
+    """``t`` started, once its sampler's thread runs: rows time the steady state.
+
+    ``start()`` does not wait for that thread (the process's starter thread starts it); while it starts,
+    a training thread that gives up the GIL (a write) waits for it a few times, for a few milliseconds.
+    """
+    t.start()
+    thread_started = getattr(t._sampler, "_started", None)  # (an earlier co2cb started it in start())
+    if thread_started is not None:
+        thread_started.wait(5.0)
+    time.sleep(0.02)
+    return t
+
+
 def bench_steps(sz: Sizes, table: Table) -> dict[str, Dist]:
     """Reference, timer floor, and the step window with and without the sampler running."""
     out: dict[str, Dist] = {}
@@ -223,7 +237,7 @@ def bench_steps(sz: Sizes, table: Table) -> dict[str, Dist]:
     table.add(dist_row("step window, tracker not started, one pair at a time", idle_single, STEP_TARGET_US))
     del idle, names
 
-    run = tracker().start()  # sampler at 1 s, folding concurrently
+    run = started(tracker())  # sampler at 1 s, folding concurrently
     names = {"b": run.begin, "e": run.end}
     out["step"] = batches(stmt, names, sz.batch, sz.batch_samples)
     run_single = singles(stmt, names, sz.singles)
@@ -254,7 +268,7 @@ def bench_epochs(sz: Sizes, table: Table) -> dict[tuple[bool, bool], Dist]:
         for save in (False, True):
             n = sz.epoch_sync if sync else (sz.epoch_save if save else sz.epoch_fast)
             with tempfile.TemporaryDirectory(prefix="co2cb-bench-") as folder:
-                t = tracker(sync_boundaries=sync, save=save, output_dir=folder).start()
+                t = started(tracker(sync_boundaries=sync, save=save, output_dir=folder))
                 d = singles(stmt, {"b": t.begin, "e": t.end}, n)
                 t.stop()
             out[sync, save] = d
@@ -262,7 +276,7 @@ def bench_epochs(sz: Sizes, table: Table) -> dict[tuple[bool, bool], Dist]:
             label = f"epoch window, sync_boundaries={sync!s:<5}, {what}"
             table.add(dist_row(label, d, EPOCH_SAVE_TARGET_US[sync] if save else EPOCH_TARGET_US))
     with tempfile.TemporaryDirectory(prefix="co2cb-bench-") as folder:
-        t = tracker(sync_boundaries=True, save=True, output_dir=folder, meters=[MeasuringMeter()]).start()
+        t = started(tracker(sync_boundaries=True, save=True, output_dir=folder, meters=[MeasuringMeter()]))
         d = singles(stmt, {"b": t.begin, "e": t.end}, sz.epoch_sync)
         t.stop()
     table.add(dist_row("  same, sync + save, a meter that measures (both edges read, on the sampler's thread)", d))
@@ -610,7 +624,7 @@ def bench_export(sz: Sizes, table: Table) -> None:
         for sync in (None, False, True):  # None: step windows
             for label, options in configs:
                 w0 = time.perf_counter()
-                t = tracker(interval_s=0.05, sync_boundaries=bool(sync), **options).start()
+                t = started(tracker(interval_s=0.05, sync_boundaries=bool(sync), **options))
                 scraper = Detached(_SCRAPER, t.prometheus_url) if t.prometheus_url else None
                 time.sleep(0.5)  # the scraper is up (and the same pause without one)
                 names = {"b": t.begin, "e": t.end}
