@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from co2cb import Tracker
+from co2cb import Tracker, read_records
 from co2cb.core import sampler as sampler_module
 from co2cb.core.starter import STARTER
 from tests.fakes.meters import ConstantPower
@@ -63,3 +65,26 @@ def test_a_tracker_whose_sampler_thread_cannot_start_reads_at_boundaries_and_sto
     assert "the sampler's thread could not start (can't start new thread)" in caplog.text
     assert window.result is not None and window.result.joules["cpu"] == pytest.approx(10.0, rel=0.3)
     assert tracker.result is not None and tracker.result.joules["cpu"] > window.result.joules["cpu"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_trackers_of_its_own(tmp_path: Path) -> None:
+    """The parent's starter and fsync threads do not run in a child: the child starts its own and writes its run."""
+    parent = Tracker(output_dir=tmp_path, intensity=100, meters=[ConstantPower()], interval_s=0.05).start()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's result is its exit status
+        code = 1
+        try:
+            child = Tracker(output_dir=tmp_path, intensity=100, meters=[ConstantPower()], interval_s=0.05).start()
+            with child.window("epoch"):
+                time.sleep(0.05)
+            child.stop()
+            names = {t.name for t in threading.enumerate()}
+            code = 0 if child.result is not None and {"co2cb-starter", "co2cb-record-sync"} <= names else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    parent.stop()
+    assert os.waitstatus_to_exitcode(status) == 0
+    summaries = [read_records(folder)[-1]["type"] for folder in tmp_path.iterdir()]
+    assert summaries == ["summary", "summary"]  # the child's run and the parent's, each in its own folder
