@@ -323,7 +323,7 @@ def test_step_clock_keeps_each_threads_steps_apart_and_follows_a_new_tracker(tmp
     worker = threading.Thread(target=other_thread)
     worker.start()
     worker.join()
-    clock.next()  # back on this thread: opens a step (it is this thread's again), closed below
+    clock.marker()()  # back on this thread: opens a step (it is this thread's again), closed below
     clock.close()
     clock.tracker = second.tracker  # a new tracker: its stamps, not the old one's
     steps(first, 2)
@@ -337,14 +337,15 @@ def test_step_next_pairs_steps_from_batch_start_to_batch_start(tmp_path: Path) -
     m = monitor(tmp_path)
     start(m)
     m.train_epoch_begin(0)
+    mark = m.steps.marker()
     for _ in range(5):
-        m.steps.next()
+        mark()
     m.train_epoch_end(1.0)  # closes the last step
     m.finish()
     assert record(m)[-1]["steps"]["step"]["count"] == 5
 
 
-def test_step_marker_marks_as_next_does_and_is_a_no_op_without_a_tracker(tmp_path: Path) -> None:
+def test_step_markers_share_the_open_step_and_are_a_no_op_without_a_tracker(tmp_path: Path) -> None:
     idle = monitor(tmp_path)
     assert idle.steps.marker() is no_step  # before start: nothing to mark on
     m = monitor(tmp_path)
@@ -353,7 +354,7 @@ def test_step_marker_marks_as_next_does_and_is_a_no_op_without_a_tracker(tmp_pat
     mark = m.steps.marker()
     for _ in range(3):
         mark()
-    m.steps.next()  # the two ways share the open step: 4 boundaries, 4 steps once the epoch closes
+    m.steps.marker()()  # a second marker shares the open step: 4 boundaries, 4 steps once the epoch closes
     m.val_begin()  # closes the open step
     m.val_end()
     mark()

@@ -149,7 +149,7 @@ class Sampler:
                 return last
         if self._thread is None:  # not started, or stopped: nothing else reads the meters now
             return self._read() if self._stuck is None else asked
-        if self._caller and not self._boundary:  # co2cb's estimates only: read here, no thread to wait for
+        if self._caller:  # co2cb's estimates only: read here, no thread to wait for
             with self._read_lock:
                 return self._read(at_boundary=True)
         if not self._slow_call(asked):  # a call already overdue: waiting for the next read would be longer still

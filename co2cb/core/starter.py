@@ -26,7 +26,6 @@ class Starter:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[threading.Thread, threading.Event, Failed]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
 
     def start(self, thread: threading.Thread, on_failure: Failed) -> threading.Event:
         """Have ``thread`` started soon; the event is set once it has been (after ``on_failure(error)`` if it failed).
@@ -36,8 +35,7 @@ class Starter:
         """
         started = threading.Event()
         with self._lock:
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()
+            if self._thread is None or not self._thread.is_alive():  # (a forked child: see forget_in_child)
                 self._thread = threading.Thread(target=self._run, name="co2cb-starter", daemon=True)
                 self._thread.start()
             self._queue.put((thread, started, on_failure))

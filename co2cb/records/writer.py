@@ -310,7 +310,6 @@ class Syncer:
         self._lock = threading.Lock()
         self._recorders: weakref.WeakSet[RunRecorder] = weakref.WeakSet()
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
 
     def forget_in_child(self) -> None:
         """In a forked child: the parent's run folders are not this process's, and its thread is not running."""
@@ -320,8 +319,7 @@ class Syncer:
         """Visit ``recorder`` every :data:`SYNC_WITHIN_S` from now on (starting the thread if it is not running)."""
         with self._lock:
             self._recorders.add(recorder)
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()
+            if self._thread is None or not self._thread.is_alive():  # (a forked child: see forget_in_child)
                 self._thread = threading.Thread(target=self._run, name="co2cb-record-sync", daemon=True)
                 self._thread.start()
 

@@ -109,7 +109,7 @@ class TrainingMonitor:
         self.resume = Resume()
         self.total = RunTotal(self.resume)  # what loggers get as the run's total
         self._last_log_mark = 0
-        self.steps = StepClock()  # the hot path: adapters call steps.begin/end (or next) around each batch
+        self.steps = StepClock()  # the hot path: adapters call steps.begin/end (or a marker) around each batch
         self._epoch: int | None = None  # index of the open training epoch
         self._epoch_pending = False  # the open training epoch closes when its validation ends
         self._progress: float | None = None  # the pending epoch's progress, for the forecast
