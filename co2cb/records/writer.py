@@ -303,11 +303,14 @@ class Syncer:
 
     Started with the first run folder of the process and kept, so a later run starts no thread of its own
     (a thread start costs 0.2 to 0.4 ms on a small VM); in a forked child it is started again when needed.
-    Recorders are held weakly: one that is dropped without :meth:`RunRecorder.close` leaves the round.
+    While no run folder is open it sleeps until one is (it never wakes for nothing: a wake-up would take the
+    GIL from whatever runs then, e.g. a boundary's meter read). Recorders are held weakly: one that is dropped
+    without :meth:`RunRecorder.close` leaves the round.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._some_open = threading.Condition(self._lock)  # notified when a run folder is added
         self._recorders: weakref.WeakSet[RunRecorder] = weakref.WeakSet()
         self._thread: threading.Thread | None = None
 
@@ -319,6 +322,7 @@ class Syncer:
         """Visit ``recorder`` every :data:`SYNC_WITHIN_S` from now on (starting the thread if it is not running)."""
         with self._lock:
             self._recorders.add(recorder)
+            self._some_open.notify()
             if self._thread is None or not self._thread.is_alive():  # (a forked child: see forget_in_child)
                 self._thread = threading.Thread(target=self._run, name="co2cb-record-sync", daemon=True)
                 self._thread.start()
@@ -330,6 +334,9 @@ class Syncer:
 
     def _run(self) -> None:
         while True:
+            with self._lock:
+                while not self._recorders:
+                    self._some_open.wait()
             time.sleep(SYNC_WITHIN_S)
             with self._lock:
                 recorders = list(self._recorders)
