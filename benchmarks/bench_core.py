@@ -198,15 +198,8 @@ def tracker(**kwargs: Any) -> co2cb.Tracker:
 
 
 def started(t: co2cb.Tracker) -> co2cb.Tracker:
-    """``t`` started, once its sampler's thread runs: rows time the steady state.
-
-    ``start()`` does not wait for that thread (the process's starter thread starts it); while it starts,
-    a training thread that gives up the GIL (a write) waits for it a few times, for a few milliseconds.
-    """
+    """``t`` started and settled for 20 ms: rows time the steady state."""
     t.start()
-    thread_started = getattr(t._sampler, "_started", None)  # (an earlier co2cb started it in start())
-    if thread_started is not None:
-        thread_started.wait(5.0)
     time.sleep(0.02)
     return t
 

@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from co2cb.core.starter import STARTER
 from co2cb.core.timeline import COUNTER_SPAN_S, Timeline
 from co2cb.meters.base import Meter, TransientMeterError
 
@@ -117,8 +116,6 @@ class Sampler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._started = threading.Event()  # set once the thread is started (or could not be)
-        self._started.set()
         self._stuck: threading.Thread | None = None  # a thread still inside a meter call after stop
         self.cpu_seconds = 0.0  # thread CPU time spent sampling, for the benchmark
 
@@ -153,9 +150,6 @@ class Sampler:
             with self._read_lock:
                 return self._read(at_boundary=True)
         if not self._slow_call(asked):  # a call already overdue: waiting for the next read would be longer still
-            # Just after start: the thread is still being started; its starter, waking meanwhile, would stretch
-            # the read across GIL hand-offs (a reading's time is the middle of its calls: 0.3 % off in 0.1 s)
-            self._started.wait(WAIT_CAP_S)
             give_up = asked + WAIT_CAP_S * 1e9
             with self.lock:
                 self._wake.set()
@@ -277,22 +271,11 @@ class Sampler:
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
-        """Take the first reading (on this thread) and have the background thread started, without waiting for it.
-
-        Until the thread runs (well under a millisecond), a boundary that needs it waits for it as for a
-        busy thread; the process's starter thread starts it (:mod:`co2cb.core.starter`).
-        """
+        """Take the first reading (on this thread) and start the background thread."""
         self._read()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="co2cb-sampler", daemon=True)
-        self._started = STARTER.start(self._thread, self._not_started)
-
-    def _not_started(self, error: BaseException) -> None:
-        """The thread could not start (the system's thread limit): boundaries read on their own thread."""
-        self._thread = None
-        log.warning(
-            "co2cb: the sampler's thread could not start (%s); the meters are read at window boundaries only", error
-        )
+        self._thread.start()
 
     def stop(self) -> None:
         """Stop the thread, then take a last reading on this thread. Safe to call twice.
@@ -300,7 +283,6 @@ class Sampler:
         A meter stuck in a call past the wait (``max(5, 2 x interval)`` seconds) leaves the curve at its
         last reading; the stuck call is left to finish on its own.
         """
-        self._started.wait(5.0)  # the starter has started the thread, or could not
         thread = self._thread
         if thread is None:
             if self._stuck is None or not self._stuck.is_alive():
@@ -322,8 +304,6 @@ class Sampler:
     def forget_in_child(self) -> None:
         """In a forked child: no sampler thread runs here, and a lock the parent's thread held is replaced."""
         self._thread = None
-        self._started = threading.Event()
-        self._started.set()
         self.lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._point = threading.Condition(self.lock)

@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 
 from co2cb import Tracker, read_records
-from co2cb.core import sampler as sampler_module
-from co2cb.core.starter import STARTER
 from co2cb.records.writer import RECORD_FILE
 from tests.fakes.meters import ConstantPower
 
@@ -201,7 +199,7 @@ def test_row12_a_keras_fit_whose_exception_the_caller_catches_records_that_excep
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_row9_a_forked_child_starts_trackers_of_its_own(tmp_path: Path) -> None:
-    """The parent's starter and fsync threads do not run in a child: the child starts its own and writes its run."""
+    """The parent's fsync thread does not run in a child: the child starts its own and writes its run."""
     parent = Tracker(output_dir=tmp_path, intensity=100, meters=[ConstantPower()], interval_s=0.05).start()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child's result is its exit status
@@ -212,7 +210,7 @@ def test_row9_a_forked_child_starts_trackers_of_its_own(tmp_path: Path) -> None:
                 time.sleep(0.05)
             child.stop()
             names = {t.name for t in threading.enumerate()}
-            code = 0 if child.result is not None and {"co2cb-starter", "co2cb-record-sync"} <= names else 2
+            code = 0 if child.result is not None and "co2cb-record-sync" in names else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
@@ -220,23 +218,3 @@ def test_row9_a_forked_child_starts_trackers_of_its_own(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     summaries = [read_records(folder)[-1]["type"] for folder in tmp_path.iterdir()]
     assert summaries == ["summary", "summary"]  # the child's run and the parent's, each in its own folder
-
-
-def test_guard_a_sampler_thread_that_cannot_start_leaves_reads_at_boundaries(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    class Refused(threading.Thread):
-        def start(self) -> None:
-            raise RuntimeError("can't start new thread")  # what the system's thread limit makes Thread.start say
-
-    assert STARTER.start(threading.Thread(target=lambda: None), print).wait(10)  # the starter runs already
-    monkeypatch.setattr(sampler_module.threading, "Thread", Refused)  # (threading's: no thread starts now)
-    tracker = Tracker(meters=[ConstantPower(100.0)], save=False, intensity=100, interval_s=0.05)
-    with tracker:
-        time.sleep(0.05)
-        with tracker.window("epoch") as window:
-            time.sleep(0.1)
-    assert "the sampler's thread could not start (can't start new thread)" in caplog.text
-    assert window.result is not None  # its edges are readings taken on this thread: 100 W over its time
-    assert window.result.joules["cpu"] == pytest.approx(100.0 * window.result.seconds, rel=1e-6)
-    assert tracker.result is not None and tracker.result.joules["cpu"] > window.result.joules["cpu"]
