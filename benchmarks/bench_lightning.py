@@ -55,6 +55,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 with contextlib.redirect_stderr(io.StringIO()):  # Lightning's import-time tips
     import lightning.pytorch as pl
+    from lightning.pytorch.loops.fit_loop import _FitLoop as FitLoop
 
 import hook_clock as hc
 
@@ -230,6 +231,7 @@ class HookTimes:
     sampler_share: float  # co2cb: CPU seconds of its sampler thread / seconds of the run (median over fits)
     logger_s: float  # co2cb: seconds inside the CSV logger's log_metrics during its hooks, all fits
     hparams_s: list[float]  # co2cb: seconds inside the CSV logger's log_hyperparams in each fit's on_fit_start
+    data_s: list[float]  # co2cb: seconds inside Lightning's FitLoop.setup_data in each fit's on_fit_start
 
     def durations(self, label: str) -> dict[str, list[float]]:
         """Every call of each hook of ``label`` over the fits."""
@@ -250,6 +252,7 @@ def hook_costs(work: Workload, cc_cls: Any, rounds: int) -> HookTimes:
     shares: list[float] = []
     logger_s: list[float] = []  # inside the CSV logger's log_metrics, called from co2cb's hooks
     hparams_s: list[float] = []  # inside its log_hyperparams (the provenance, once a fit)
+    data_s: list[float] = []  # inside Lightning's data set-up, which estimated_stepping_batches does early
     for r in range(rounds):
         with tempfile.TemporaryDirectory(prefix="co2cb-bench-") as tmp:
             ours = CO2Callback(output_dir=tmp, region="FR")
@@ -258,16 +261,19 @@ def hook_costs(work: Workload, cc_cls: Any, rounds: int) -> HookTimes:
                 timed["codecarbon tasks"] = codecarbon_task_callback(cc_cls)
             clocks = {label: hc.HookClock(cb, HOOKS, pl.Callback) for label, cb in timed.items()}
             order = list(timed.values()) if r % 2 == 0 else list(reversed(timed.values()))
+            data: list[float] = []
             with (
                 hc.time_inside(pl.loggers.CSVLogger, "log_metrics", clocks["co2cb"], logger_s),
                 hc.time_inside(pl.loggers.CSVLogger, "log_hyperparams", clocks["co2cb"], hparams_s),
+                hc.time_inside(FitLoop, "setup_data", clocks["co2cb"], data),
             ):
                 fit = fit_once("co2cb", work, cc_cls, extra=order)
+            data_s.append(sum(data))
             fits.append(hc.Fit(fit.fit_s, work.steps, clocks))
             (record,) = Path(tmp).glob("*/run.jsonl")
             summary = json.loads(record.read_text().splitlines()[-1])
             shares.append(summary["sampler_cpu_s"] / summary["seconds"])
-    return HookTimes(fits, statistics.median(shares), sum(logger_s), hparams_s)
+    return HookTimes(fits, statistics.median(shares), sum(logger_s), hparams_s, data_s)
 
 
 # --------------------------------------------------------------------------- per-step A/B inside one fit
@@ -440,11 +446,13 @@ def report_hooks(hooks: HookTimes, work: Workload) -> None:
     start = hooks.durations("co2cb").get("on_fit_start", [])
     if start:
         print(f"co2cb on_fit_start: median {_us(statistics.median(start))} over {len(start)} fits (not the first)")
-        if len(hooks.hparams_s) == len(start):
-            own = [s - h for s, h in zip(start, hooks.hparams_s)]
+        if len(hooks.hparams_s) == len(start) == len(hooks.data_s):
+            own = [s - h - d for s, h, d in zip(start, hooks.hparams_s, hooks.data_s)]
             print(
                 f"  of which the CSVLogger's log_hyperparams (writing the provenance to hparams.yaml): median "
-                f"{_us(statistics.median(hooks.hparams_s))}; co2cb's own part: median {_us(statistics.median(own))}"
+                f"{_us(statistics.median(hooks.hparams_s))}; Lightning's FitLoop.setup_data (its dataloaders, "
+                f"loaded here by estimated_stepping_batches instead of right after the hook: not extra work): median "
+                f"{_us(statistics.median(hooks.data_s))}; co2cb's own part: median {_us(statistics.median(own))}"
             )
     print(f"co2cb's sampler thread: {100 * hooks.sampler_share:.3f} % of one core (CPU s / run s in the run record)")
 

@@ -696,11 +696,62 @@ def test_a_logger_that_raises_gives_one_warning_and_training_goes_on(tmp_path: P
     if budget_kg is None:
         assert run.trainer.current_epoch == EPOCHS and run.summary["status"] == "completed"
         assert run.warnings == failed
-        assert failing.co2_calls == EPOCHS * 2 + 1  # co2cb kept logging every epoch, and the final total
+        assert failing.co2_calls == EPOCHS + 1  # co2cb kept logging every epoch (validation in its row), and the total
         assert run.summary["co2_kg"] == approx(run.co2(EPOCHS * E_EPOCH), 1e-9)  # and kept measuring
     else:  # the budget still stops training though the logger fails
         assert run.trainer.should_stop and run.trainer.global_step == LOG_EVERY
         assert run.summary["status"] == "stopped by the carbon budget"
+
+
+class RowLogger(L.loggers.Logger):
+    """A real Lightning logger that keeps every ``log_metrics`` call as ``(step, metrics)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int | None, dict[str, float]]] = []
+
+    @property
+    def name(self) -> str:
+        return "rows"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.calls.append((step, dict(metrics)))
+
+    def co2cb_rows(self) -> list[tuple[int | None, dict[str, float]]]:
+        return [(step, m) for step, m in self.calls if any("co2cb/" in k for k in m)]
+
+
+def test_a_validation_is_logged_in_its_training_epochs_row(tmp_path: Path) -> None:
+    """One ``log_metrics`` call per epoch: the validation's values join the epoch's, at the same step."""
+    rows = RowLogger()
+    run = fit(tmp_path, loggers=[rows])
+    mine = rows.co2cb_rows()
+    assert len(mine) == EPOCHS + 1  # one row per epoch, and the final total
+    vals, trains = run.windows("val_epoch"), run.windows("train_epoch")
+    for epoch, (step, metrics) in enumerate(mine[:-1]):
+        assert step == (epoch + 1) * TRAIN_BATCHES - 1 and metrics["epoch"] == epoch
+        assert metrics["val_co2cb/epoch_co2_kg"] == approx(vals[epoch]["co2_kg"], 1e-12)
+        assert metrics["co2cb/epoch_co2_kg"] == approx(trains[epoch]["co2_kg"], 1e-12)
+
+
+def test_validations_inside_an_epoch_are_logged_at_their_own_steps(tmp_path: Path) -> None:
+    """``val_check_interval=0.5``: the first validation of an epoch is logged at its step (by the time the next
+    opens), the second in the epoch's row; each at the step of Lightning's own ``val_acc``, in step order."""
+    rows = RowLogger()
+    run = fit(tmp_path, loggers=[rows], trainer_options={"val_check_interval": 0.5})
+    val_steps = [step for step, m in rows.co2cb_rows() if "val_co2cb/epoch_co2_kg" in m]
+    assert val_steps == [step for step, m in rows.calls if "val_acc" in m]
+    assert len(val_steps) == 2 * EPOCHS and val_steps == sorted(val_steps)
+    logged = [m["val_co2cb/epoch_co2_kg"] for _, m in rows.co2cb_rows() if "val_co2cb/epoch_co2_kg" in m]
+    assert logged == approx([w["co2_kg"] for w in run.windows("val_epoch")], 1e-12)
+    assert run.warnings == []
 
 
 def test_a_logger_that_raises_does_not_hide_the_metrics_from_the_others(tmp_path: Path) -> None:

@@ -205,7 +205,8 @@ class Sampler:
         with self.lock:
             went_back = self.timeline.append(t, raw)
             self._served = t0
-            self._point.notify_all()
+            if not at_boundary:  # a close's own read: nobody waits for it
+                self._point.notify_all()
         for i in went_back:
             self._event(
                 i,

@@ -7,7 +7,6 @@ import logging
 import os
 import threading
 import time
-from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -319,7 +318,7 @@ class Tracker:
         t = self._sampler.read_now(after=opened[-1].t_ns) if sync else time.perf_counter_ns()
         return self._close(name, t, dict(meta or {}), write=write)
 
-    def step_stamps(self, name: str) -> array[int]:
+    def step_stamps(self, name: str) -> list[int]:
         """This thread's stamps of step ``name``: append perf_counter_ns() as a step opens, its negative as it ends."""
         try:
             return self._local.stamps[name]

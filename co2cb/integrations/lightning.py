@@ -11,11 +11,10 @@ at that count, and a training epoch's at that count minus one (the loop has coun
 batch by then), with ``epoch`` beside them; co2cb logs at the same steps, ``epoch`` included. Its
 epoch values also go into ``trainer.callback_metrics`` (which no logger reads), so ``EarlyStopping``
 and ``ModelCheckpoint`` can monitor them: Lightning calls those after the other callbacks' epoch-end
-hooks.
-
-A step runs from one training batch's start to the next's (one clock read per batch, as in Keras); the
-batch-end hook is bound only for step logs or the progress bar, so by default Lightning calls its own
-empty one.
+hooks. A validation's values go there at once, and to the loggers in its training epoch's row
+(:class:`~co2cb.training.rows.PendingRows`). A step runs from one training batch's start to the next's
+(one clock read per batch, as in Keras); the batch-end hook is bound only for step logs or the progress
+bar, so by default Lightning calls its own empty one.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from co2cb.training import names
 from co2cb.training.collective import RankInfo
 from co2cb.training.guard import guarded
 from co2cb.training.monitor import EpochReport, TrainingMonitor
+from co2cb.training.rows import PendingRows
 from co2cb.training.steps import no_step
 
 VAL_PREFIX = "val_"  # Lightning's convention for validation metrics (``val_loss``)
@@ -111,11 +111,9 @@ class CO2CallbackMixin:
         self.progress_bar = progress_bar
         self._logged_step = -1  # the last step a step log was made at (one per step under gradient accumulation)
         self._next_step = no_step  # marks a step boundary while a fit is measured (the hot path)
+        self._unlogged = PendingRows()  # a validation's values, logged in its training epoch's row
 
-    @property
-    def state_key(self) -> str:
-        """The key of this callback's state in checkpoints."""
-        return "co2cb.CO2Callback"
+    state_key = "co2cb.CO2Callback"  # the key of this callback's state in checkpoints
 
     # ------------------------------------------------------------ life cycle
     @guarded
@@ -140,6 +138,7 @@ class CO2CallbackMixin:
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Record the final metrics and stop measuring."""
         self._next_step = no_step
+        self._log_unlogged(trainer)
         self.co2.record_metrics(trainer.callback_metrics)
         if self.co2.finish() is None:
             return
@@ -154,6 +153,7 @@ class CO2CallbackMixin:
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Stop measuring if the fit did not end (interrupted)."""
         self._next_step = no_step
+        self._log_unlogged(trainer)
         self.co2.abandon()
 
     @guarded
@@ -186,7 +186,7 @@ class CO2CallbackMixin:
     def _bind_batch_end(self) -> None:
         """A batch-end hook only where a step log or the progress bar needs one (else Lightning's empty hook)."""
         if getattr(self, "_log_steps", False) or getattr(self, "_progress_bar", False):
-            self.on_train_batch_end = self._batch_end
+            self.on_train_batch_end = self._log_step
         else:
             vars(self).pop("on_train_batch_end", None)
 
@@ -194,12 +194,9 @@ class CO2CallbackMixin:
         """A step ends and the next starts: a clock read (a step runs from one batch's start to the next's)."""
         self._next_step()
 
-    def _batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """``on_train_batch_end`` with ``log_steps`` or ``progress_bar``: a step log where Lightning logs its own."""
-        self._log_step(trainer, pl_module)
-
     @guarded
-    def _log_step(self, trainer: Any, pl_module: Any) -> None:
+    def _log_step(self, trainer: Any, pl_module: Any, *_batch: Any) -> None:
+        """``on_train_batch_end`` with ``log_steps`` or ``progress_bar``: a step log where Lightning logs its own."""
         every, step = trainer.log_every_n_steps, _log_step(trainer)
         if not every or (step + 1) % every or step == self._logged_step or not self.co2.measuring:
             return
@@ -224,13 +221,14 @@ class CO2CallbackMixin:
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         """Open a validation window (not for the sanity check, nor during a later ``trainer.validate()``)."""
         if self.co2.measuring and not trainer.sanity_checking:
+            self._log_unlogged(trainer)  # an earlier validation of this epoch (``val_check_interval`` < 1)
             self.co2.val_begin()
 
     @guarded
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Close the validation window and log it."""
         if self.co2.measuring and not trainer.sanity_checking:
-            self._emit(trainer, self.co2.val_end(), _log_step(trainer))
+            self._emit(trainer, self.co2.val_end(), _log_step(trainer), hold=True)
 
     @guarded
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
@@ -242,18 +240,25 @@ class CO2CallbackMixin:
         self._emit(trainer, self.co2.train_epoch_end(progress), max(0, _log_step(trainer) - 1))
 
     # ------------------------------------------------------------ output
-    def _emit(self, trainer: Any, reports: list[EpochReport], step: int | None = None) -> None:
-        """Log closed epochs at ``step`` (default: Lightning's step now) and offer them to ``callback_metrics``."""
+    def _emit(self, trainer: Any, reports: list[EpochReport], step: int | None = None, hold: bool = False) -> None:
+        """Offer closed epochs to ``callback_metrics``; log them at ``step`` (default: now), or with the next (hold)."""
         if self.co2.monitor and reports:  # reading callback_metrics makes Lightning compute its metrics
             self.co2.record_metrics(trainer.callback_metrics)
+        at = _log_step(trainer) if step is None else step
         for report in reports:
             metrics = names.for_framework(report.metrics, report.kind, VAL_PREFIX)
-            self._log(trainer, metrics, _log_step(trainer) if step is None else step)
+            self._unlogged.add(at, trainer.current_epoch, metrics)
             self._offer(trainer, {**metrics, **report.totals})
+        if not hold:
+            self._log_unlogged(trainer)
         self._apply_budget(trainer)
 
-    def _log(self, trainer: Any, metrics: dict[str, float], step: int) -> None:
-        values = {**metrics, "epoch": trainer.current_epoch}  # as Lightning's own rows have it
+    def _log_unlogged(self, trainer: Any) -> None:
+        for step, epoch, metrics in self._unlogged.take():
+            self._log(trainer, metrics, step, epoch)
+
+    def _log(self, trainer: Any, metrics: dict[str, float], step: int, epoch: int | None = None) -> None:
+        values = {**metrics, "epoch": trainer.current_epoch if epoch is None else epoch}  # as Lightning's rows have it
         for logger in trainer.loggers:  # Lightning's loggers write on global rank 0 only
             self._log_to(logger, values, step)
 
@@ -272,8 +277,8 @@ class CO2CallbackMixin:
         metrics = getattr(connector, "_callback_metrics", None)
         if not isinstance(metrics, dict):
             metrics = trainer.callback_metrics
-        tensors = torch.tensor(list(values.values()), dtype=torch.float64).unbind()  # one tensor made, not one each
-        metrics.update(zip(values, tensors))
+        for name, value in values.items():  # scalar_tensor: half the time of torch.tensor after a training step
+            metrics[name] = torch.scalar_tensor(value, dtype=torch.float64)
 
     def _apply_budget(self, trainer: Any) -> None:
         if self.co2.stop_reason and not trainer.should_stop:

@@ -112,6 +112,10 @@ def _clean(value: Any) -> Any:
     return value
 
 
+_encode_strict = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False).encode  # made once, not per line
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def encode_line(line: dict[str, Any]) -> bytes:
     """One record line as UTF-8 JSON ending in a newline (NaN and infinities become null).
 
@@ -119,9 +123,9 @@ def encode_line(line: dict[str, Any]) -> bytes:
     take is walked and cleaned (the walk costs more than the encoding).
     """
     try:
-        text = json.dumps(line, separators=(",", ":"), default=str, allow_nan=False)
+        text = _encode_strict(line)
     except (TypeError, ValueError):
-        text = json.dumps(_clean(line), separators=(",", ":"), default=str)
+        text = _encode(_clean(line))
     return (text + "\n").encode()
 
 

@@ -65,17 +65,29 @@ def _pid_space() -> str:
         return ""
 
 
+_kernel_ids: dict[tuple[int, Path, Path], tuple[str, str]] = {}  # (pid, files) -> (boot id, PID namespace)
+
+
+def _boot_and_pid_space() -> tuple[str, str]:
+    """The boot id and the PID namespace, read once per process (neither changes while it runs)."""
+    key = (os.getpid(), BOOT_ID, PID_NAMESPACE)
+    ids = _kernel_ids.get(key)
+    if ids is None:
+        ids = _kernel_ids[key] = (_read(BOOT_ID), _pid_space())
+    return ids
+
+
 def this_host(environ: Mapping[str, str] | None = None) -> Host:
     """This process's :class:`Host` (``CO2CB_HOST_ID``, else the boot id, else the host name)."""
     environ = os.environ if environ is None else environ
     name = socket.gethostname()
+    boot, pid_space = _boot_and_pid_space()
     given = environ.get(HOST_ID_VARIABLE, "").strip()
     if given:
-        return Host(given, name, HOST_ID_VARIABLE, _pid_space())
-    boot = _read(BOOT_ID)
+        return Host(given, name, HOST_ID_VARIABLE, pid_space)
     if boot:
-        return Host(f"boot:{boot}", name, "boot_id", _pid_space())
-    return Host(f"name:{name}", name, "hostname", _pid_space())
+        return Host(f"boot:{boot}", name, "boot_id", pid_space)
+    return Host(f"name:{name}", name, "hostname", pid_space)
 
 
 def labels(hosts: Sequence[Host]) -> list[str]:

@@ -1,6 +1,6 @@
 """The per-step hot path: a clock read and an append per step boundary, nothing else.
 
-The stamps array of the thread that marks steps is looked up once (:meth:`co2cb.Tracker.step_stamps`)
+The stamps list of the thread that marks steps is looked up once (:meth:`co2cb.Tracker.step_stamps`)
 and its ``append`` kept: a boundary then checks the thread, reads the clock and appends. After a
 training step the caches are cold, so every object a boundary touches costs: it touches four.
 """
