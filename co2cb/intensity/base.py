@@ -9,7 +9,7 @@ Intensities are in gCO2e/kWh, between 0 and :data:`MAX_G_PER_KWH`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 MAX_G_PER_KWH = 1500.0
@@ -68,8 +68,8 @@ class IntensityInfo:
     caveat: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form (every field is a plain value)."""
+        return dict(vars(self))
 
 
 class IntensitySource(ABC):

@@ -13,7 +13,7 @@ intensity. The PUE used is, in order:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 MIN_PUE = 1.0
@@ -39,8 +39,8 @@ class PueInfo:
     url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form (every field is a plain value)."""
+        return dict(vars(self))
 
 
 @dataclass(frozen=True)
