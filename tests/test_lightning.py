@@ -810,6 +810,27 @@ def test_an_exception_in_training_step_stops_the_measurement(tmp_path: Path) -> 
     assert warnings == []
 
 
+class FailAfterValidation(L.Callback):
+    """Raises in ``on_validation_end`` of the second epoch: after co2cb's validation close, before its epoch's."""
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == 1:
+            raise RuntimeError("boom after validation")
+
+
+def test_a_validation_waiting_for_its_epochs_row_is_logged_when_the_fit_fails(tmp_path: Path) -> None:
+    rows = RowLogger()
+    trainer, callback, module, _ = make(tmp_path, loggers=[rows], extra_callbacks=[FailAfterValidation()])
+    with co2cb_warnings() as warnings, pytest.raises(RuntimeError, match="boom after validation"):
+        trainer.fit(module, *loaders())
+    run = Run(trainer, callback, None, warnings=warnings)
+    logged = [(step, m["val_co2cb/epoch_co2_kg"]) for step, m in rows.co2cb_rows() if "val_co2cb/epoch_co2_kg" in m]
+    vals = run.windows("val_epoch")
+    assert [step for step, _ in logged] == [TRAIN_BATCHES - 1, 2 * TRAIN_BATCHES - 1]  # the second in no epoch row
+    assert [v for _, v in logged] == approx([w["co2_kg"] for w in vals], 1e-12)
+    assert run.summary["status"] == "failed: RuntimeError: boom after validation" and warnings == []
+
+
 # ---------------------------------------------------------------------------- resume
 def _fit_with_checkpoints(root: Path, max_epochs: int, ckpt: Path | None = None, **ckpt_options: Any) -> Run:
     checkpoints = L.callbacks.ModelCheckpoint(dirpath=root / "ckpt", save_last=True, **ckpt_options)

@@ -17,6 +17,7 @@ import pytest
 from co2cb import read_records
 from co2cb.training import RankInfo, SingleProcess, TrainingMonitor, names
 from co2cb.training.monitor import BUDGET_STOPPED, COMPLETED
+from co2cb.training.rows import PendingRows
 from co2cb.training.steps import no_step
 from co2cb.units import JOULES_PER_KWH
 from tests.fakes.meters import ConstantPower
@@ -530,3 +531,18 @@ def test_provenance_says_region_intensity_pue_and_each_components_meters(tmp_pat
     assert facts["co2cb/meter_cpu"] == "test:constant (estimate)"
     assert facts["co2cb/meter_gpu"] == facts["co2cb/meter_ram"] == "not measured"
     assert all(isinstance(v, (str, float)) for v in facts.values())  # what MLflow, W&B and TensorBoard take
+
+
+def test_pending_rows_merge_values_at_one_step_and_epoch_and_keep_their_order() -> None:
+    rows = PendingRows()
+    assert rows.take() == []
+    rows.add(7, 0, {"val_co2cb/epoch_co2_kg": 1.0})  # a validation inside epoch 0
+    rows.add(15, 0, {"val_co2cb/epoch_co2_kg": 2.0})  # the one that ends it...
+    rows.add(15, 0, {"co2cb/epoch_co2_kg": 3.0})  # ...shares the epoch's row
+    rows.add(15, 1, {"co2cb/total_co2_kg": 4.0})  # another epoch at that step: a row of its own
+    assert rows.take() == [
+        (7, 0, {"val_co2cb/epoch_co2_kg": 1.0}),
+        (15, 0, {"val_co2cb/epoch_co2_kg": 2.0, "co2cb/epoch_co2_kg": 3.0}),
+        (15, 1, {"co2cb/total_co2_kg": 4.0}),
+    ]
+    assert rows.take() == []  # taken: none left

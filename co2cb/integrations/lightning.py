@@ -153,13 +153,13 @@ class CO2CallbackMixin:
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Stop measuring if the fit did not end (interrupted)."""
         self._next_step = no_step
-        self._log_unlogged(trainer)
         self.co2.abandon()
 
     @guarded
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        """Record the failure."""
+        """Record the failure (the loggers get what waits: Lightning finalizes them next)."""
         self._next_step = no_step
+        self._log_unlogged(trainer)
         self.co2.fail(exception)
 
     # ------------------------------------------------------------ steps (hot path)

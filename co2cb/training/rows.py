@@ -14,9 +14,6 @@ class PendingRows:
     def __init__(self) -> None:
         self._rows: dict[tuple[int, int], dict[str, float]] = {}
 
-    def __bool__(self) -> bool:
-        return bool(self._rows)
-
     def add(self, step: int, epoch: int, values: dict[str, float]) -> None:
         """Add values to the row at ``step`` and ``epoch`` (made if new)."""
         self._rows.setdefault((step, epoch), {}).update(values)
