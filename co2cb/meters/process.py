@@ -47,7 +47,7 @@ class CpuSnapshot:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _BUSY_FIELDS = (1, 2, 3, 6, 7)  # /proc/stat's "cpu" line: user nice system idle iowait irq softirq ...
-_kept_fds: dict[str, int] = {}  # path -> descriptor kept open for pread (paths name a pid: fork-safe)
+_kept_fds: dict[str, int] = {}  # path -> descriptor kept for pread (fork-safe: a pid's path, or machine-wide)
 _kept_lock = threading.Lock()
 
 

@@ -125,7 +125,7 @@ class TensorBoardOutput:
 
     Opened at the fit's start with the provenance, written at epochs and step logs, closed at its
     end. A folder that cannot be made or a full disk gives one warning per method (``open``,
-    ``write``), and training goes on without it.
+    ``write``, ``close``), and training goes on without it.
     """
 
     def __init__(self) -> None:
@@ -155,6 +155,7 @@ class TensorBoardOutput:
         if self._last_epoch is not None:
             self.write(values, self._last_epoch, epoch=True)
 
+    @guarded
     def close(self) -> None:
         """Close the event files; the next :meth:`open` starts a new fit."""
         writer, self._writer, self._last_epoch = self._writer, None, None
