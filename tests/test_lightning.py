@@ -659,50 +659,6 @@ def test_a_meter_that_raises_gives_one_warning_and_training_goes_on(tmp_path: Pa
     assert len(series["co2cb/epoch_co2_kg"]) == EPOCHS
 
 
-class FailingLogger(L.loggers.Logger):
-    """A real Lightning logger whose ``log_metrics`` raises on co2cb's metrics (and takes the others)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.co2_calls = 0
-        self.other: list[dict[str, float]] = []
-
-    @property
-    def name(self) -> str:
-        return "failing"
-
-    @property
-    def version(self) -> int:
-        return 0
-
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        if any("co2cb/" in k for k in metrics):
-            self.co2_calls += 1
-            raise OSError("simulated: disk full")
-        self.other.append(dict(metrics))
-
-
-@pytest.mark.parametrize("budget_kg", [None, 1e-12])
-def test_a_logger_that_raises_gives_one_warning_and_training_goes_on(tmp_path: Path, budget_kg: float | None) -> None:
-    failing = FailingLogger()
-    meters = [StepJoules()] if budget_kg is None else [ConstantPower(50.0)]  # see the tiny budget test
-    run = fit(tmp_path, meters=meters, loggers=[failing], budget_kg=budget_kg, log_steps=budget_kg is not None)
-    failed = [w for w in run.warnings if "disk full" in w]
-    assert len(failed) == 1 and "training goes on" in failed[0]
-    assert failing.other  # Lightning's own metrics still reach it
-    if budget_kg is None:
-        assert run.trainer.current_epoch == EPOCHS and run.summary["status"] == "completed"
-        assert run.warnings == failed
-        assert failing.co2_calls == EPOCHS + 1  # co2cb kept logging every epoch (validation in its row), and the total
-        assert run.summary["co2_kg"] == approx(run.co2(EPOCHS * E_EPOCH), 1e-9)  # and kept measuring
-    else:  # the budget still stops training though the logger fails
-        assert run.trainer.should_stop and run.trainer.global_step == LOG_EVERY
-        assert run.summary["status"] == "stopped by the carbon budget"
-
-
 class RowLogger(L.loggers.Logger):
     """A real Lightning logger that keeps every ``log_metrics`` call as ``(step, metrics)``."""
 
@@ -726,6 +682,47 @@ class RowLogger(L.loggers.Logger):
 
     def co2cb_rows(self) -> list[tuple[int | None, dict[str, float]]]:
         return [(step, m) for step, m in self.calls if any("co2cb/" in k for k in m)]
+
+
+class FailingLogger(RowLogger):
+    """A real Lightning logger whose ``log_metrics`` raises on co2cb's metrics (and takes the others)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.co2_calls = 0
+
+    @property
+    def name(self) -> str:
+        return "failing"
+
+    @property
+    def other(self) -> list[dict[str, float]]:
+        """The metrics it took (Lightning's own)."""
+        return [metrics for _, metrics in self.calls]
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if any("co2cb/" in k for k in metrics):
+            self.co2_calls += 1
+            raise OSError("simulated: disk full")
+        super().log_metrics(metrics, step)
+
+
+@pytest.mark.parametrize("budget_kg", [None, 1e-12])
+def test_a_logger_that_raises_gives_one_warning_and_training_goes_on(tmp_path: Path, budget_kg: float | None) -> None:
+    failing = FailingLogger()
+    meters = [StepJoules()] if budget_kg is None else [ConstantPower(50.0)]  # see the tiny budget test
+    run = fit(tmp_path, meters=meters, loggers=[failing], budget_kg=budget_kg, log_steps=budget_kg is not None)
+    failed = [w for w in run.warnings if "disk full" in w]
+    assert len(failed) == 1 and "training goes on" in failed[0]
+    assert failing.other  # Lightning's own metrics still reach it
+    if budget_kg is None:
+        assert run.trainer.current_epoch == EPOCHS and run.summary["status"] == "completed"
+        assert run.warnings == failed
+        assert failing.co2_calls == EPOCHS + 1  # co2cb kept logging every epoch (validation in its row), and the total
+        assert run.summary["co2_kg"] == approx(run.co2(EPOCHS * E_EPOCH), 1e-9)  # and kept measuring
+    else:  # the budget still stops training though the logger fails
+        assert run.trainer.should_stop and run.trainer.global_step == LOG_EVERY
+        assert run.summary["status"] == "stopped by the carbon budget"
 
 
 def test_a_validation_is_logged_in_its_training_epochs_row(tmp_path: Path) -> None:

@@ -334,7 +334,7 @@ def test_step_clock_keeps_each_threads_steps_apart_and_follows_a_new_tracker(tmp
     assert record(second)[-1]["steps"]["step"]["count"] == 2
 
 
-def test_step_next_pairs_steps_from_batch_start_to_batch_start(tmp_path: Path) -> None:
+def test_a_step_marker_pairs_steps_from_batch_start_to_batch_start(tmp_path: Path) -> None:
     m = monitor(tmp_path)
     start(m)
     m.train_epoch_begin(0)
