@@ -738,6 +738,32 @@ def test_a_validation_is_logged_in_its_training_epochs_row(tmp_path: Path) -> No
         assert metrics["co2cb/epoch_co2_kg"] == approx(trains[epoch]["co2_kg"], 1e-12)
 
 
+class SeenAtValidationEnd(L.Callback):
+    """What ``trainer.callback_metrics`` holds of a co2cb value when a validation ends (where EarlyStopping looks
+    with ``check_on_train_epoch_end=False``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.seen = name, []
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self.seen.append(float(trainer.callback_metrics.get(self.name, float("nan"))))
+
+
+def test_a_co2cb_value_monitored_at_validation_end_is_there_at_validation_end(tmp_path: Path) -> None:
+    """By default a validation after an epoch's last batch is reported with its epoch; a callback whose
+    ``monitor`` names a co2cb value gets it at the validation's end (else EarlyStopping would raise there)."""
+    name = "val_co2cb/epoch_co2_kg"
+    stop = L.callbacks.EarlyStopping(monitor=name, check_on_train_epoch_end=False, patience=100)
+    seen = SeenAtValidationEnd(name)
+    run = fit(tmp_path, extra_callbacks=[stop, seen])
+    assert run.summary["status"] == "completed"
+    assert seen.seen == approx([w["co2_kg"] for w in run.windows("val_epoch")], 1e-12)
+    plain = SeenAtValidationEnd(name)  # no callback monitors it: at validation end, the last epoch's value
+    fit(tmp_path / "plain", extra_callbacks=[plain])
+    assert plain.seen[0] != plain.seen[0] and len(plain.seen) == EPOCHS  # NaN: not there yet in the first epoch
+
+
 def test_validations_inside_an_epoch_are_logged_at_their_own_steps(tmp_path: Path) -> None:
     """``val_check_interval=0.5``: the first validation of an epoch is logged at its step (by the time the next
     opens), the second in the epoch's row; each at the step of Lightning's own ``val_acc``, in step order."""

@@ -59,6 +59,39 @@ def test_a_step_that_raised_is_dropped_not_paired_wrong() -> None:
     assert stats.count == 2 and stats.seconds == pytest.approx(2.0)
 
 
+def test_a_chain_makes_a_step_from_each_boundary_to_the_next() -> None:
+    tl = _linear_timeline(1.0, 10)
+    series = StepSeries("step", channels=1, keep=True)
+    chain: list[int] = []
+    series.chains.append(chain)
+    # steps 1-2, 2-3 and 3-4 (closed), none from 4 to 5 (a close opens none), two closes in a row, 6-7, 7 open
+    chain.extend([1 * S, 2 * S, 3 * S, -4 * S, -5 * S, 6 * S, 7 * S])
+    series.fold(tl)
+    stats = series.stats(["c"])
+    assert [(a // S, b // S) for a, b, _ in stats.steps] == [(1, 2), (2, 3), (3, 4), (6, 7)]
+    assert stats.joules["c"] == pytest.approx(4.0) and stats.pending == 1  # the step open at 7 s stays
+    chain.extend([9 * S, -12 * S])
+    series.fold(tl)  # 7-9 ends by the curve's last point (10 s); 9-12 does not yet
+    assert series.stats(["c"]).count == 5 and chain == [9 * S, -12 * S]
+    tl.append(12 * S, [12.0])
+    series.fold(tl)
+    stats = series.stats(["c"])
+    assert stats.count == 6 and stats.pending == 0  # the close that ended the last step is dropped with it
+    assert stats.seconds == pytest.approx(9.0)
+
+
+def test_a_chain_folds_in_chunks() -> None:
+    tl = _linear_timeline(1.0, 10)
+    series = StepSeries("step", channels=1)
+    chain = [S + i * 1000 for i in range(101)]  # 100 steps of 1 us, the last one still open
+    series.chains.append(chain)
+    assert series.fold(tl, max_steps=40) == 40 and series.fold(tl, max_steps=40) == 40
+    series.fold(tl, max_steps=40)
+    stats = series.stats(["c"])
+    assert stats.count == 100 and stats.pending == 1
+    assert stats.seconds == pytest.approx(100e-6)
+
+
 def test_histogram_percentiles_within_a_few_percent() -> None:
     h = LogHistogram()
     values = [0.001 * (i + 1) for i in range(1000)]

@@ -149,6 +149,38 @@ def test_an_epoch_whose_validation_follows_it_closes_after_that_validation(tmp_p
     m.finish()
 
 
+def test_a_validation_ending_its_epoch_closes_with_it_as_of_its_own_end(tmp_path: Path) -> None:
+    m = monitor(tmp_path)
+    start(m)
+    m.train_epoch_begin(0)
+    steps(m)
+    m.val_begin()
+    sum(range(20_000))
+    assert m.val_end(with_epoch=True) == []  # read now, reported with the epoch
+    assert not m.in_validation and m.in_train_epoch
+    time.sleep(0.05)  # after the validation, before the epoch's end (Lightning's on_validation_end hooks)
+    val, train = m.train_epoch_end(1.0)
+    assert (val.kind, train.kind) == ("val", "train")
+    lines = record(m)
+    (t,), (v,) = windows(lines, "train_epoch"), windows(lines, "val_epoch")
+    assert v["end_unix_s"] <= t["end_unix_s"] - 0.05  # the validation ended at its own end, not the epoch's
+    for w in (t, v):  # each its constant power over its own time: the epoch's leaves the validation out
+        assert joules(w) == pytest.approx(WATTS * w["seconds"], rel=1e-6)
+    assert t["seconds"] >= 0.05  # the time after the validation is the epoch's
+    assert t["meta"]["validation_excluded"]["co2_kg"] == pytest.approx(v["co2_kg"], rel=REL)
+    assert train.metrics[names.EPOCH_ENERGY] == pytest.approx(t["energy_kwh"]["total"], rel=REL)
+    # a validation still waiting for its epoch when the fit fails is closed by the failure, as of its end
+    m2 = monitor(tmp_path)
+    start(m2)
+    m2.train_epoch_begin(0)
+    m2.val_begin()
+    m2.val_end(with_epoch=True)
+    time.sleep(0.05)
+    (failed_val,) = m2.fail(RuntimeError("a callback raised"))
+    (v2,) = windows(record(m2), "val_epoch")
+    assert failed_val.kind == "val" and v2["seconds"] < 0.05
+
+
 def test_default_set_is_eight_tags_and_detail_adds_measured_components_only(tmp_path: Path) -> None:
     m = monitor(tmp_path)
     start(m)

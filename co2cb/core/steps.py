@@ -10,6 +10,10 @@ in one pass, and they are folded into running statistics: count, seconds, joules
 log-scale histograms of duration and energy that give percentiles to within about 2%. An open
 without a close (a step that raised) is dropped when the next one opens.
 
+A chained buffer (:meth:`StepBook.new_chain`) holds one stamp per boundary instead: ``+t`` ends the
+step open in it, if any, and opens the next; ``-t`` ends the open step. It serves a framework whose
+step runs from one batch's start to the next's: one append a step instead of two.
+
 Each thread that marks steps of a name gets its own buffer (:meth:`StepBook.stamps_here`), so
 steps marked from two threads never pair across threads; their statistics are folded together.
 Appends come from the marking threads and folding from another; this is safe under the GIL because
@@ -132,12 +136,25 @@ class StepStats:
 class StepSeries:
     """Stamps and running statistics of one named step window."""
 
-    __slots__ = ("_count", "_dur_hist", "_energy_hist", "_joules", "_keep", "_kept", "_ns", "name", "others", "stamps")
+    __slots__ = (
+        "_count",
+        "_dur_hist",
+        "_energy_hist",
+        "_joules",
+        "_keep",
+        "_kept",
+        "_ns",
+        "chains",
+        "name",
+        "others",
+        "stamps",
+    )
 
     def __init__(self, name: str, channels: int, keep: bool = False) -> None:
         self.name = name
         self.stamps: list[int] = []  # the first marking thread's buffer
         self.others: list[list[int]] = []  # one buffer per further thread marking this name
+        self.chains: list[list[int]] = []  # chained buffers (see the module notes)
         self._count = 0
         self._ns = 0
         self._joules = [0.0] * channels
@@ -149,7 +166,7 @@ class StepSeries:
     @property
     def pending(self) -> int:
         """Stamps not folded yet, every thread's."""
-        return len(self.stamps) + sum(map(len, self.others))
+        return len(self.stamps) + sum(map(len, self.others)) + sum(map(len, self.chains))
 
     def fold(self, timeline: Timeline, max_steps: int = 1 << 62) -> int:
         """Fold complete steps that end at or before the curve's last point, at most ``max_steps`` per buffer.
@@ -157,7 +174,24 @@ class StepSeries:
         Returns:
             How many steps were folded (the most from any one thread's buffer).
         """
-        return max(self._fold(buffer, timeline, max_steps) for buffer in [self.stamps, *self.others])
+        paired = [self._fold(buffer, timeline, max_steps) for buffer in [self.stamps, *self.others]]
+        return max(paired + [self._fold_chain(chain, timeline, max_steps) for chain in self.chains])
+
+    def _fold_chain(self, stamps: list[int], timeline: Timeline, max_steps: int) -> int:
+        """Fold the steps of a chained buffer that end by the curve's last point; returns the stamps used."""
+        last = timeline.last_time
+        if last is None:
+            return 0
+        raw = stamps[: max_steps + 1]
+        ends = list(map(abs, raw[1:]))
+        n = bisect_right(ends, last)  # stamps only grow in size: the steps ending by ``last`` come first
+        opens = [i for i in range(n) if raw[i] > 0]  # a step from each +t to the next stamp
+        del stamps[:n]  # the next step starts at the stamp left first (if it is a +t)
+        if stamps and stamps[0] < 0:
+            del stamps[0]  # it ended a step folded now: it opens none
+        if opens:
+            self._add([raw[i] for i in opens], [ends[i] for i in opens], timeline)
+        return n
 
     def _fold(self, stamps: list[int], timeline: Timeline, max_steps: int) -> int:
         last = timeline.last_time
@@ -291,6 +325,14 @@ class StepBook:
                 series = StepSeries(name, self._channels, keep=self._keep)
                 self.series = {**self.series, name: series}
             return series
+
+    def new_chain(self, name: str) -> list[int]:
+        """A new chained buffer for step name ``name`` (see the module notes), for one thread to append to."""
+        series = self.new(name)
+        chain: list[int] = []
+        with self._new_lock:
+            series.chains.append(chain)
+        return chain
 
     def stamps_here(self, name: str, local: threading.local) -> list[int]:
         """This thread's buffer for step name ``name``, made on its first use and kept in ``local.stamps``."""

@@ -291,7 +291,9 @@ class Tracker:
         t = self._sampler.read_now(closing=False) if self.config.sync_boundaries else time.perf_counter_ns()
         self._open.push(OpenWindow(name, t, self._sampler.opening_joules(t)))
 
-    def end(self, name: str, meta: Mapping[str, Any] | None = None, write: bool = True) -> WindowResult | None:
+    def end(
+        self, name: str, meta: Mapping[str, Any] | None = None, write: bool = True, at_ns: int | None = None
+    ) -> WindowResult | None:
         """Close the most recent open window of this name.
 
         Args:
@@ -299,6 +301,9 @@ class Tracker:
             meta: Extra fields recorded with a recorded window (epoch index, ...).
             write: Write the window's line now; False when the caller writes a combined one
                 with :meth:`write_result` (a distributed adapter summing ranks).
+            at_ns: Close it as of this earlier moment (``perf_counter_ns``, not before it opened) rather than
+                now, from the curve: exact at a time :meth:`end_mark` gave; else between the readings on
+                either side (one is taken now if none is newer).
 
         Returns:
             The window's result for a recorded window; None for a step window.
@@ -315,8 +320,34 @@ class Tracker:
             self._sink.warn_once(f"end-{name}", f"co2cb: window {name!r} closed but it is not open; ignored")
             return None
         sync = self.config.sync_boundaries and self.running
+        if at_ns is not None:
+            if sync and (self._sampler.timeline.last_time or -1) < at_ns:
+                self._sampler.read_now(after=at_ns)
+            return self._close(name, max(at_ns, opened[-1].t_ns), dict(meta or {}), write=write)
         t = self._sampler.read_now(after=opened[-1].t_ns) if sync else time.perf_counter_ns()
         return self._close(name, t, dict(meta or {}), write=write)
+
+    def end_mark(self, name: str) -> int:
+        """When :meth:`end` would close window ``name`` now, its meters read as :meth:`end` reads them.
+
+        Pass it to ``end(name, at_ns=...)`` later: the window closes as of now, exactly, while making its
+        figures and its line waits (a validation's, until its training epoch closes with the same reading).
+
+        Returns:
+            A time (``perf_counter_ns``) the curve has a point at, or a clock read where :meth:`end` would not read.
+        """
+        opened = self._open.of(name)
+        if not opened or not (self.config.sync_boundaries and self.running):
+            return time.perf_counter_ns()
+        return self._sampler.read_now(after=opened[-1].t_ns)
+
+    def step_chain(self, name: str) -> list[int]:
+        """A new buffer of step ``name`` for one thread whose steps follow one another.
+
+        Append ``perf_counter_ns()`` at each boundary (it ends the open step and opens the next), and its
+        negative to end the open step without opening one.
+        """
+        return self._steps.new_chain(name)
 
     def step_stamps(self, name: str) -> list[int]:
         """This thread's stamps of step ``name``: append perf_counter_ns() as a step opens, its negative as it ends."""

@@ -88,16 +88,18 @@ class JobTracker(Tracker):
             self._recorded_names[name] = None
         super().begin(name, record)
 
-    def end(self, name: str, meta: Mapping[str, Any] | None = None, write: bool = True) -> WindowResult | None:
-        """Close a window; a recorded one is summed over ranks (a collective) and written by rank 0.
+    def end(
+        self, name: str, meta: Mapping[str, Any] | None = None, write: bool = True, at_ns: int | None = None
+    ) -> WindowResult | None:
+        """Close a window (as of ``at_ns``); a recorded one is summed over ranks (a collective) and written by rank 0.
 
         Returns:
             The job's figures for the window, on every rank (None for a step window, or a window not
             open on this rank).
         """
         if not self._together or not self.running or name in self._step_names:
-            return super().end(name, meta, write)
-        local = super().end(name, meta, write=False) if self.open_windows(name) else None
+            return super().end(name, meta, write, at_ns)
+        local = super().end(name, meta, write=False, at_ns=at_ns) if self.open_windows(name) else None
         shares = self.job.shares(local)
         if local is None:
             return None

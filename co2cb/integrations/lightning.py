@@ -12,7 +12,10 @@ batch by then), with ``epoch`` beside them; co2cb logs at the same steps, ``epoc
 epoch values also go into ``trainer.callback_metrics`` (which no logger reads), so ``EarlyStopping``
 and ``ModelCheckpoint`` can monitor them: Lightning calls those after the other callbacks' epoch-end
 hooks. A validation's values go there at once, and to the loggers in its training epoch's row
-(:class:`~co2cb.training.rows.PendingRows`). A step runs from one training batch's start to the next's
+(:class:`~co2cb.training.rows.PendingRows`). A validation after an epoch's last batch ends the epoch:
+its meters are read at its end, and its window closes with the epoch's, as of that reading, its values
+coming with the epoch's, unless a callback's ``monitor`` names a co2cb value (it may look at the
+validation's end). A step runs from one training batch's start to the next's
 (one clock read per batch, as in Keras); the batch-end hook is bound only for step logs or the progress
 bar, so by default Lightning calls its own empty one.
 """
@@ -23,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from co2cb.integrations.launchers import where_to_write
+from co2cb.integrations.lightning_loop import at_last_batch, log_step, total_steps
 from co2cb.integrations.torch_collective import collective_for, cuda_devices
 from co2cb.integrations.trackers import hand_to_each, lightning_attach, lightning_provenance
 from co2cb.records.writer import RECORD_FILE
@@ -34,20 +38,6 @@ from co2cb.training.rows import PendingRows
 from co2cb.training.steps import no_step
 
 VAL_PREFIX = "val_"  # Lightning's convention for validation metrics (``val_loss``)
-
-
-def _total_steps(trainer: Any) -> int | None:
-    try:
-        total = trainer.estimated_stepping_batches
-    except Exception:  # noqa: BLE001 - no dataloader yet, or an iterable of unknown length
-        return None
-    return int(total) if total and total != float("inf") else None
-
-
-def _log_step(trainer: Any) -> int:
-    """The step Lightning logs its own metrics at now (batches that stepped the optimizer; else ``global_step``)."""
-    step = getattr(getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None), "_batches_that_stepped", None)
-    return int(step) if isinstance(step, int) else int(trainer.global_step)
 
 
 class CO2CallbackMixin:
@@ -112,6 +102,7 @@ class CO2CallbackMixin:
         self._logged_step = -1  # the last step a step log was made at (one per step under gradient accumulation)
         self._next_step = no_step  # marks a step boundary while a fit is measured (the hot path)
         self._unlogged = PendingRows()  # a validation's values, logged in its training epoch's row
+        self._val_waits = True  # a validation at an epoch's end may close with the epoch (no callback monitors co2cb)
 
     state_key = "co2cb.CO2Callback"  # the key of this callback's state in checkpoints
 
@@ -125,12 +116,13 @@ class CO2CallbackMixin:
         plan = {  # estimated_stepping_batches may be a collective: every rank runs it, before anything can fail
             "max_epochs": trainer.max_epochs,
             "max_steps": trainer.max_steps,
-            "total_steps": _total_steps(trainer),
+            "total_steps": total_steps(trainer),
             "framework": self.framework,
         }
         self.co2.tracker_options = where_to_write(self.co2.tracker_options)  # Ray Train workers change directory
         self.co2.start(collective, rank, plan, gpus, uses_gpu)
         self._next_step = self.co2.steps.marker()  # on the fit's thread, where Lightning calls every hook
+        self._val_waits = not any(names.PREFIX in str(getattr(cb, "monitor", "") or "") for cb in trainer.callbacks)
         if self.co2.writer and trainer.loggers:
             hand_to_each(lightning_provenance, trainer.loggers, self.co2.provenance())
 
@@ -143,7 +135,7 @@ class CO2CallbackMixin:
         if self.co2.finish() is None:
             return
         totals = self.co2.total_metrics()  # the record's final figure
-        self._log(trainer, totals, max(0, _log_step(trainer) - 1))
+        self._log(trainer, totals, max(0, log_step(trainer) - 1))
         self._offer(trainer, totals)
         folder = self.co2.tracker.run_folder if self.co2.writer and self.co2.tracker is not None else None
         if folder is not None and (folder / RECORD_FILE).is_file():
@@ -159,8 +151,7 @@ class CO2CallbackMixin:
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         """Record the failure (the loggers get what waits: Lightning finalizes them next)."""
         self._next_step = no_step
-        self._log_unlogged(trainer)
-        self.co2.fail(exception)
+        self._emit(trainer, self.co2.fail(exception))
 
     # ------------------------------------------------------------ steps (hot path)
     @property
@@ -197,7 +188,7 @@ class CO2CallbackMixin:
     @guarded
     def _log_step(self, trainer: Any, pl_module: Any, *_batch: Any) -> None:
         """``on_train_batch_end`` with ``log_steps`` or ``progress_bar``: a step log where Lightning logs its own."""
-        every, step = trainer.log_every_n_steps, _log_step(trainer)
+        every, step = trainer.log_every_n_steps, log_step(trainer)
         if not every or (step + 1) % every or step == self._logged_step or not self.co2.measuring:
             return
         self._logged_step = step
@@ -226,25 +217,26 @@ class CO2CallbackMixin:
 
     @guarded
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        """Close the validation window and log it."""
+        """End the validation; close its window now, or with its epoch's after the epoch's last batch."""
         if self.co2.measuring and not trainer.sanity_checking:
-            self._emit(trainer, self.co2.val_end(), _log_step(trainer), hold=True)
+            with_epoch = self._val_waits and at_last_batch(trainer)
+            self._emit(trainer, self.co2.val_end(with_epoch), log_step(trainer), hold=True)
 
     @guarded
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Close the training epoch and log it; the forecast and the budget are checked."""
         if not self.co2.measuring:
             return
-        total = _total_steps(trainer)
+        total = total_steps(trainer)
         progress = trainer.global_step / total if total else None
-        self._emit(trainer, self.co2.train_epoch_end(progress), max(0, _log_step(trainer) - 1))
+        self._emit(trainer, self.co2.train_epoch_end(progress), max(0, log_step(trainer) - 1))
 
     # ------------------------------------------------------------ output
     def _emit(self, trainer: Any, reports: list[EpochReport], step: int | None = None, hold: bool = False) -> None:
         """Offer closed epochs to ``callback_metrics``; log them at ``step`` (default: now), or with the next (hold)."""
         if self.co2.monitor and reports:  # reading callback_metrics makes Lightning compute its metrics
             self.co2.record_metrics(trainer.callback_metrics)
-        at = _log_step(trainer) if step is None else step
+        at = log_step(trainer) if step is None else step
         for report in reports:
             metrics = names.for_framework(report.metrics, report.kind, VAL_PREFIX)
             self._unlogged.add(at, trainer.current_epoch, metrics)

@@ -114,6 +114,7 @@ class TrainingMonitor:
         self._epoch_pending = False  # the open training epoch closes when its validation ends
         self._progress: float | None = None  # the pending epoch's progress, for the forecast
         self._val_open = False
+        self._val_ended: int | None = None  # when a validation ended whose window closes with its epoch's
         self._val_in_epoch = Energy()
         self._val_per_rank = [Energy()] * self.collective.world_size
 
@@ -195,7 +196,7 @@ class TrainingMonitor:
 
     def close_pending(self) -> list[EpochReport]:
         """Close an open validation and a training epoch still waiting for it (before :meth:`finish`)."""
-        reports = self.val_end() if self._val_open else []
+        reports = self.val_end() if self._val_open else self._close_ended_val()
         if self._epoch is not None and self._epoch_pending:
             reports += self._close_train_epoch(None)
         return reports
@@ -222,14 +223,23 @@ class TrainingMonitor:
             tracker.write_result(self.job.result(run, job, {"kind": "run", **split}, shares.lost))
         return self._stop(status, job, shares)
 
-    def fail(self, error: BaseException) -> None:
-        """Stop measuring after an exception (this rank only; no collective)."""
-        if self.measuring:
-            self._stop(f"failed: {type(error).__name__}: {error}", None)
+    def fail(self, error: BaseException) -> list[EpochReport]:
+        """Stop measuring after an exception (this rank only; no collective).
+
+        Returns:
+            A validation that ended waiting for its epoch's close, closed now (with one process; with
+            several, its window closes unsummed, as every open window does when the run stops).
+        """
+        if not self.measuring:
+            return []
+        reports = self._close_ended_val(alone=True)
+        self._stop(f"failed: {type(error).__name__}: {error}", None)
+        return reports
 
     def abandon(self) -> None:
         """Stop measuring when the framework tears down without ending the fit (this rank only)."""
         if self.measuring:
+            self._close_ended_val(alone=True)
             self._stop(NOT_ENDED, None)
 
     def say_totals(self, result: WindowResult) -> None:
@@ -315,27 +325,55 @@ class TrainingMonitor:
         self.tracker.begin("val_epoch")
         self._val_open = True
 
-    def val_end(self) -> list[EpochReport]:
-        """Close the validation window; then the training epoch that waited for it, if any."""
+    def val_end(self, with_epoch: bool = False) -> list[EpochReport]:
+        """Close the validation window; then the training epoch that waited for it, if any.
+
+        Args:
+            with_epoch: The open training epoch ends right after this validation (Lightning validates
+                after an epoch's last batch, then ends the epoch): the meters are read now, and the
+                validation's window closes with the epoch's, as of that reading. Its report comes with the
+                epoch's.
+        """
         if not self._val_open:
             return []
         self._val_open = False
+        if with_epoch and self._epoch is not None:
+            assert self.tracker is not None
+            self._val_ended = self.tracker.end_mark("val_epoch")
+            return []
         reports = self._close("val", self._epoch if self._epoch is not None else self.epochs_done, None)
         if self._epoch is not None and self._epoch_pending:
             reports += self._close_train_epoch(self._progress)
         return reports
 
+    def _close_ended_val(self, alone: bool = False) -> list[EpochReport]:
+        """Close the window of a validation that ended with ``with_epoch`` (see :meth:`val_end`), if any.
+
+        Args:
+            alone: This rank only (after a failure): with several ranks, no report and no gather.
+        """
+        ended, self._val_ended = self._val_ended, None
+        if ended is None:
+            return []
+        epoch = self._epoch if self._epoch is not None else self.epochs_done
+        if alone and self.collective.world_size > 1:
+            assert self.tracker is not None
+            self.tracker.end("val_epoch", {"epoch": epoch, "kind": "val", "closed_by": "failure"}, at_ns=ended)
+            return []
+        return self._close("val", epoch, None, at_ns=ended)
+
     def _close_train_epoch(self, progress: float | None) -> list[EpochReport]:
+        reports = self._close_ended_val()
         epoch, self._epoch, self._epoch_pending = self._epoch, None, False
         self.steps.close()
-        return self._close("train", epoch if epoch is not None else 0, progress)
+        return reports + self._close("train", epoch if epoch is not None else 0, progress)
 
-    def _close(self, kind: str, epoch: int, progress: float | None) -> list[EpochReport]:
-        """Close a window, sum it over ranks (a collective), update totals, forecast and budget."""
+    def _close(self, kind: str, epoch: int, progress: float | None, at_ns: int | None = None) -> list[EpochReport]:
+        """Close a window (as of ``at_ns``; default now), sum it over ranks (a collective), update the rest."""
         assert self.tracker is not None
         if not self.tracker.open_windows(f"{kind}_epoch"):
             return []  # not opened here: the epoch a checkpoint resumed in
-        local = self.tracker.end(f"{kind}_epoch", write=False)
+        local = self.tracker.end(f"{kind}_epoch", write=False, at_ns=at_ns)
         if local is None:
             return []
         shares = self.total.gather(self.tracker, self.job, local)
