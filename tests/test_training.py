@@ -161,6 +161,7 @@ def test_a_validation_ending_its_epoch_closes_with_it_as_of_its_own_end(tmp_path
     time.sleep(0.05)  # after the validation, before the epoch's end (Lightning's on_validation_end hooks)
     val, train = m.train_epoch_end(1.0)
     assert (val.kind, train.kind) == ("val", "train")
+    m.finish()
     lines = record(m)
     (t,), (v,) = windows(lines, "train_epoch"), windows(lines, "val_epoch")
     assert v["end_unix_s"] <= t["end_unix_s"] - 0.05  # the validation ended at its own end, not the epoch's

@@ -376,7 +376,8 @@ class TrainingMonitor:
         local = self.tracker.end(f"{kind}_epoch", write=False, at_ns=at_ns)
         if local is None:
             return []
-        shares = self.total.gather(self.tracker, self.job, local)
+        # a window closed as of an earlier time leaves the run's total to the epoch that closes next
+        shares = self.total.gather(self.tracker, self.job, local) if at_ns is None else self.job.shares(local)
         per_rank = shares.per_rank
         job = sum_over_ranks(per_rank)
         if kind == "val":
