@@ -380,3 +380,38 @@ class StepBook:
                     folded = series.fold(self._sampler.timeline, max_steps=self.FOLD_CHUNK)
                 if folded < self.FOLD_CHUNK:
                     return
+
+
+class StepWindows:
+    """The step-window part of :class:`co2cb.Tracker`'s interface (a base class of it)."""
+
+    _steps: StepBook
+    _local: threading.local  # this thread's step buffers, by name
+    _channels: list[str]
+
+    def step_chain(self, name: str) -> list[int]:
+        """A new buffer of step ``name`` for one thread whose steps follow one another.
+
+        Append ``perf_counter_ns()`` at each boundary (it ends the open step and opens the next), and its
+        negative to end the open step without opening one.
+        """
+        return self._steps.new_chain(name)
+
+    def step_stamps(self, name: str) -> list[int]:
+        """This thread's stamps of step ``name``: append perf_counter_ns() as a step opens, its negative as it ends."""
+        try:
+            return self._local.stamps[name]
+        except (AttributeError, KeyError):
+            return self._steps.stamps_here(name, self._local)
+
+    def step_stats(self, name: str) -> StepStats:
+        """Statistics of a step window, folding in every step the curve covers.
+
+        Raises:
+            KeyError: No step window of that name was opened.
+        """
+        return self._steps.stats(name, self._channels)
+
+    def all_step_stats(self) -> dict[str, StepStats]:
+        """:meth:`step_stats` of every step window."""
+        return {name: self.step_stats(name) for name in self._steps.series}

@@ -20,7 +20,7 @@ from co2cb.core.options import TRACKER_OPTIONS, tracker_config
 from co2cb.core.results import WindowResult, iso
 from co2cb.core.sampler import Sampler
 from co2cb.core.sink import RecordSink
-from co2cb.core.steps import StepBook, StepStats
+from co2cb.core.steps import StepBook, StepWindows
 from co2cb.core.windows import OpenWindow, OpenWindows, WindowHandle, WindowMaker
 from co2cb.intensity.base import IntensitySource
 from co2cb.intensity.choice import IntensityOption, announce, choose
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 RUN_WINDOW = "run"
 
 
-class Tracker:
+class Tracker(StepWindows):
     """Measures energy and CO2 of a run and of named windows inside it.
 
     Use it as a context manager or with :meth:`start`/:meth:`stop`::
@@ -328,33 +328,15 @@ class Tracker:
         return self._close(name, t, dict(meta or {}), write=write)
 
     def end_mark(self, name: str) -> int:
-        """When :meth:`end` would close window ``name`` now, its meters read as :meth:`end` reads them.
+        """When :meth:`end` would close window ``name`` now (``perf_counter_ns``), the meters read as it reads them.
 
-        Pass it to ``end(name, at_ns=...)`` later: the window closes as of now, exactly, while making its
-        figures and its line waits (a validation's, until its training epoch closes with the same reading).
-
-        Returns:
-            A time (``perf_counter_ns``) the curve has a point at, or a clock read where :meth:`end` would not read.
+        Pass it to ``end(name, at_ns=...)`` later: the window closes as of now, exactly, while its figures and line
+        wait (a validation's, until its training epoch closes). A clock read where :meth:`end` would not read.
         """
         opened = self._open.of(name)
         if not opened or not (self.config.sync_boundaries and self.running):
             return time.perf_counter_ns()
         return self._sampler.read_now(after=opened[-1].t_ns)
-
-    def step_chain(self, name: str) -> list[int]:
-        """A new buffer of step ``name`` for one thread whose steps follow one another.
-
-        Append ``perf_counter_ns()`` at each boundary (it ends the open step and opens the next), and its
-        negative to end the open step without opening one.
-        """
-        return self._steps.new_chain(name)
-
-    def step_stamps(self, name: str) -> list[int]:
-        """This thread's stamps of step ``name``: append perf_counter_ns() as a step opens, its negative as it ends."""
-        try:
-            return self._local.stamps[name]
-        except (AttributeError, KeyError):
-            return self._steps.stamps_here(name, self._local)
 
     def open_windows(self, name: str) -> list[int]:
         """Start marks (for :meth:`between`) of the open recorded windows of this name, oldest first."""
@@ -444,18 +426,6 @@ class Tracker:
             if settled and not read:
                 end = max(run.t_ns, min(end, tl.last_time or end))
             return self._windows.make(RUN_WINDOW, run.t_ns, run.joules or tl.at(run.t_ns), end, tl.at(end), {}, tl)
-
-    def step_stats(self, name: str) -> StepStats:
-        """Statistics of a step window, folding in every step the curve covers.
-
-        Raises:
-            KeyError: No step window of that name was opened.
-        """
-        return self._steps.stats(name, self._channels)
-
-    def all_step_stats(self) -> dict[str, StepStats]:
-        """:meth:`step_stats` of every step window."""
-        return {name: self.step_stats(name) for name in self._steps.series}
 
     def _on_tick(self) -> None:
         """After each background reading: settle window starts, fold big step buffers, record meter events, export."""

@@ -36,7 +36,7 @@ from co2cb.intensity.choice import is_quiet
 from co2cb.meters.base import COMPONENTS
 from co2cb.training import names
 from co2cb.training.budget import Budget
-from co2cb.training.checkpoint import Resume
+from co2cb.training.checkpoint import CheckpointState, Resume
 from co2cb.training.collective import Collective, RankInfo, SingleProcess, measured, rank_tracker, start_together
 from co2cb.training.energy import Energy, EpochReport, Forecast, sum_over_ranks
 from co2cb.training.job import Job, Shares, meter_components
@@ -54,7 +54,7 @@ BUDGET_STOPPED = "stopped by the carbon budget"
 NOT_ENDED = "stopped without fit end"
 
 
-class TrainingMonitor:
+class TrainingMonitor(CheckpointState):
     """Measures a training job in epochs, validations and logging steps, for any framework."""
 
     def __init__(
@@ -227,19 +227,20 @@ class TrainingMonitor:
         """Stop measuring after an exception (this rank only; no collective).
 
         Returns:
-            A validation that ended waiting for its epoch's close, closed now (with one process; with
-            several, its window closes unsummed, as every open window does when the run stops).
+            A validation that ended waiting for its epoch's close, closed now with one process (with several,
+            the stop closes its window, as it does every open window).
         """
         if not self.measuring:
             return []
-        reports = self._close_ended_val(alone=True)
+        reports = self._close_ended_val() if self.collective.world_size == 1 else []
         self._stop(f"failed: {type(error).__name__}: {error}", None)
         return reports
 
     def abandon(self) -> None:
         """Stop measuring when the framework tears down without ending the fit (this rank only)."""
         if self.measuring:
-            self._close_ended_val(alone=True)
+            if self.collective.world_size == 1:
+                self._close_ended_val()
             self._stop(NOT_ENDED, None)
 
     def say_totals(self, result: WindowResult) -> None:
@@ -346,21 +347,12 @@ class TrainingMonitor:
             reports += self._close_train_epoch(self._progress)
         return reports
 
-    def _close_ended_val(self, alone: bool = False) -> list[EpochReport]:
-        """Close the window of a validation that ended with ``with_epoch`` (see :meth:`val_end`), if any.
-
-        Args:
-            alone: This rank only (after a failure): with several ranks, no report and no gather.
-        """
+    def _close_ended_val(self) -> list[EpochReport]:
+        """Close the window of a validation that ended with ``with_epoch`` (see :meth:`val_end`), if any."""
         ended, self._val_ended = self._val_ended, None
         if ended is None:
             return []
-        epoch = self._epoch if self._epoch is not None else self.epochs_done
-        if alone and self.collective.world_size > 1:
-            assert self.tracker is not None
-            self.tracker.end("val_epoch", {"epoch": epoch, "kind": "val", "closed_by": "failure"}, at_ns=ended)
-            return []
-        return self._close("val", epoch, None, at_ns=ended)
+        return self._close("val", self._epoch if self._epoch is not None else self.epochs_done, None, at_ns=ended)
 
     def _close_train_epoch(self, progress: float | None) -> list[EpochReport]:
         reports = self._close_ended_val()
@@ -412,17 +404,13 @@ class TrainingMonitor:
             if self.detail:
                 metrics[names.FORECAST_ENERGY] = self.forecast.energy_kwh
             if progress < 1 and self.saying:  # the line is only formatted where it is printed
+                epoch, f = self.epochs_done + self.resume.epochs_before, self.forecast  # counted from 1, every segment
                 self.say(
-                    f"co2cb: after epoch {self._epochs_in_run} ({progress:.0%} done) the run is forecast at "
-                    f"{format_energy(self.forecast.energy_kwh)} and {format_mass(self.forecast.co2_kg)} CO2e"
+                    f"co2cb: after epoch {epoch} ({progress:.0%} done) the run is forecast at "
+                    f"{format_energy(f.energy_kwh)} and {format_mass(f.co2_kg)} CO2e"
                 )
         self.budget.check(run.co2_kg, self.forecast, during_epoch=False)
         return metrics
-
-    @property
-    def _epochs_in_run(self) -> int:
-        """Training epochs done, counted from 1, across resumed segments."""
-        return self.epochs_done + self.resume.epochs_before
 
     # ------------------------------------------------------------------ end
     def record_metrics(self, metrics: Mapping[str, Any]) -> None:
@@ -455,26 +443,3 @@ class TrainingMonitor:
         if segment is not None:  # the record's total: what a logger gets at the end
             self.total.end(segment)
         return result
-
-    # ------------------------------------------------------------------ checkpoints
-    def take_snapshot(self) -> None:
-        """The job's energy so far, for a checkpoint about to be written (a collective: call it on every rank).
-
-        Frameworks save callback state on one process only, where :meth:`state_dict` cannot gather.
-        With one process it does nothing: the state is exact at any moment.
-        """
-        if self.measuring and self.collective.world_size > 1:
-            assert self.tracker is not None
-            self.resume.take_snapshot(self.tracker, self.collective)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Totals to save in a checkpoint (see :meth:`co2cb.training.checkpoint.Resume.state`)."""
-        return self.resume.state(
-            self.tracker, self.total.segment, self.total.gathered_at, self.collective.world_size, self._epochs_in_run
-        )
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue the totals of a checkpointed run; its run folder is linked from the new one."""
-        if self.resume.load(state) and self.measuring:
-            assert self.tracker is not None
-            self.tracker.write_event({"type": "resume", "resumed_from": self.resume.link})
