@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from co2cb.core.tracker import Tracker
 from co2cb.training.collective import Collective
 from co2cb.training.energy import Energy, sum_over_ranks
-
-if TYPE_CHECKING:
-    from co2cb.training.totals import RunTotal
 
 log = logging.getLogger("co2cb.training")
 
@@ -87,37 +84,3 @@ class Resume:
             "totals": self.totals_before.plus(so_far).vector(),
             "epochs_done": epochs,
         }
-
-
-class CheckpointState:
-    """A training monitor's checkpoint methods (a base class of :class:`co2cb.training.monitor.TrainingMonitor`)."""
-
-    resume: Resume
-    tracker: Tracker | None
-    collective: Collective
-    total: RunTotal
-    epochs_done: int
-
-    def take_snapshot(self) -> None:
-        """The job's energy so far, for a checkpoint about to be written (a collective: call it on every rank).
-
-        Frameworks save callback state on one process only, where :meth:`state_dict` cannot gather.
-        With one process it does nothing: the state is exact at any moment.
-        """
-        if self.tracker is not None and self.tracker.running and self.collective.world_size > 1:
-            self.resume.take_snapshot(self.tracker, self.collective)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Totals to save in a checkpoint (see :meth:`co2cb.training.checkpoint.Resume.state`)."""
-        return self.resume.state(
-            self.tracker,
-            self.total.segment,
-            self.total.gathered_at,
-            self.collective.world_size,
-            self.epochs_done + self.resume.epochs_before,
-        )
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue the totals of a checkpointed run; its run folder is linked from the new one."""
-        if self.resume.load(state) and self.tracker is not None and self.tracker.running:
-            self.tracker.write_event({"type": "resume", "resumed_from": self.resume.link})

@@ -36,7 +36,8 @@ from co2cb.intensity.choice import is_quiet
 from co2cb.meters.base import COMPONENTS
 from co2cb.training import names
 from co2cb.training.budget import Budget
-from co2cb.training.checkpoint import CheckpointState, Resume
+from co2cb.training.checkpoint import Resume
+from co2cb.training.checkpoint_state import CheckpointState
 from co2cb.training.collective import Collective, RankInfo, SingleProcess, measured, rank_tracker, start_together
 from co2cb.training.energy import Energy, EpochReport, Forecast, sum_over_ranks
 from co2cb.training.job import Job, Shares, meter_components
