@@ -301,9 +301,8 @@ class Tracker(StepWindows):
             meta: Extra fields recorded with a recorded window (epoch index, ...).
             write: Write the window's line now; False when the caller writes a combined one
                 with :meth:`write_result` (a distributed adapter summing ranks).
-            at_ns: Close it as of this earlier moment (``perf_counter_ns``, not before it opened) rather than
-                now, from the curve: exact at a time :meth:`end_mark` gave; else between the readings on
-                either side (one is taken now if none is newer).
+            at_ns: Close it as of this earlier moment (``perf_counter_ns``), from the curve: exactly at a time
+                :meth:`end_mark` gave, else between the readings on either side (one is taken now if none is newer).
 
         Returns:
             The window's result for a recorded window; None for a step window.
@@ -319,24 +318,26 @@ class Tracker(StepWindows):
         if not opened:
             self._sink.warn_once(f"end-{name}", f"co2cb: window {name!r} closed but it is not open; ignored")
             return None
-        sync = self.config.sync_boundaries and self.running
-        if at_ns is not None:
-            if sync and (self._sampler.timeline.last_time or -1) < at_ns:
-                self._sampler.read_now(after=at_ns)
-            return self._close(name, max(at_ns, opened[-1].t_ns), dict(meta or {}), write=write)
-        t = self._sampler.read_now(after=opened[-1].t_ns) if sync else time.perf_counter_ns()
+        if at_ns is None:
+            t = self._close_time(opened)
+        else:
+            t = max(at_ns, opened[-1].t_ns)
+            if self.config.sync_boundaries and self.running and (self._sampler.timeline.last_time or -1) < t:
+                self._sampler.read_now(after=t)  # the curve must reach t: a reading now
         return self._close(name, t, dict(meta or {}), write=write)
 
     def end_mark(self, name: str) -> int:
         """When :meth:`end` would close window ``name`` now (``perf_counter_ns``), the meters read as it reads them.
 
-        Pass it to ``end(name, at_ns=...)`` later: the window closes as of now, exactly, while its figures and line
-        wait (a validation's, until its training epoch closes). A clock read where :meth:`end` would not read.
+        ``end(name, at_ns=...)`` later closes it as of now, exactly (a validation's, when its training epoch closes).
         """
-        opened = self._open.of(name)
-        if not opened or not (self.config.sync_boundaries and self.running):
-            return time.perf_counter_ns()
-        return self._sampler.read_now(after=opened[-1].t_ns)
+        return self._close_time(self._open.of(name))
+
+    def _close_time(self, opened: list[OpenWindow]) -> int:
+        """Now, for closing the last of ``opened``: the meters read with ``sync_boundaries``, else a clock read."""
+        if opened and self.config.sync_boundaries and self.running:
+            return self._sampler.read_now(after=opened[-1].t_ns)
+        return time.perf_counter_ns()
 
     def open_windows(self, name: str) -> list[int]:
         """Start marks (for :meth:`between`) of the open recorded windows of this name, oldest first."""
