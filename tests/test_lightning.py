@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -761,7 +762,7 @@ def test_a_co2cb_value_monitored_at_validation_end_is_there_at_validation_end(tm
     assert seen.seen == approx([w["co2_kg"] for w in run.windows("val_epoch")], 1e-12)
     plain = SeenAtValidationEnd(name)  # no callback monitors it: at validation end, the last epoch's value
     fit(tmp_path / "plain", extra_callbacks=[plain])
-    assert plain.seen[0] != plain.seen[0] and len(plain.seen) == EPOCHS  # NaN: not there yet in the first epoch
+    assert math.isnan(plain.seen[0]) and len(plain.seen) == EPOCHS  # not there yet in the first epoch
 
 
 def test_validations_inside_an_epoch_are_logged_at_their_own_steps(tmp_path: Path) -> None:
