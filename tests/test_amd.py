@@ -23,7 +23,7 @@ from co2cb import Tracker
 from co2cb.meters import amd as co2cb_amd
 from co2cb.meters.base import MeterChoice
 
-from .fakes import AmdFault, Constant, FakeAmdGpu, FakeAmdSmi, Sine, perf_bounds
+from .fakes import AmdFault, Constant, FakeAmdGpu, FakeAmdSmi, Sine, edge_readings, perf_bounds
 from .fakes.fake_amdsmi import (
     AMDSMI_STATUS_BUSY,
     AMDSMI_STATUS_DRIVER_NOT_LOADED,
@@ -236,16 +236,9 @@ def test_counter_windows_are_exact_in_every_release(amd: Any, version: str) -> N
     first, last = run_begin_and_end(gpu, ENERGY, begin)
     assert run.meter_joules["amdgpu:0"] == pytest.approx((raw(last) - raw(first)) * RES * 1e-6, rel=1e-9, abs=0)
     assert run.meter_joules["amdgpu:0"] == pytest.approx(gpu.energy_between(first.t, last.t), abs=2 * RES * 1e-6)
-    # the window's edges are two readings: its energy is theirs, and the truth between the moments they were taken
     window_j = w.result.meter_joules["amdgpu:0"]
-    edges = [
-        (a, b)
-        for a, b in itertools.combinations(gpu.returned(ENERGY), 2)
-        if (raw(b) - raw(a)) * RES * 1e-6 == pytest.approx(window_j, rel=1e-9, abs=0)
-    ]
-    assert edges, "the window's energy is not the difference of two readings"
-    (a, b), *_ = edges
-    assert window_j == pytest.approx(gpu.energy_between(a.t, b.t), abs=2 * RES * 1e-6)
+    a, b = edge_readings(window_j, [(c.t, raw(c) * RES * 1e-6) for c in gpu.returned(ENERGY)])
+    assert window_j == pytest.approx(gpu.energy_between(a, b), abs=2 * RES * 1e-6)
 
 
 def test_a_32_bit_accumulator_wraps(amd: Any) -> None:

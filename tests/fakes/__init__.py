@@ -10,6 +10,7 @@ leaks its own GPUs into them.
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import sys
@@ -160,3 +161,20 @@ def perf_bounds(tracker: Any, result: Any) -> tuple[float, float]:
         perf0_s + (result.start_unix_s - tracker._wall0),
         perf0_s + (result.end_unix_s - tracker._wall0),
     )
+
+
+def edge_readings(window_j: float, readings: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The moments of the two readings a window's edges are: of ``(perf_counter seconds, cumulative joules)``
+    readings, the pair whose difference is exactly the window's energy.
+
+    A window's edges carry the middle of the read that made them, so the truth between its timestamps is off by
+    what a read took (milliseconds, for a read preempted on a busy machine). Check the truth between these
+    moments instead; a window whose figures are not two readings' difference fails here.
+    """
+    pairs = [
+        (a, b)
+        for (a, ja), (b, jb) in itertools.combinations(readings, 2)
+        if jb - ja == pytest.approx(window_j, rel=1e-6, abs=0)  # closer than one count; floats of 1e9 J differ by 1e-7
+    ]
+    assert pairs, f"the window's {window_j} J is not the difference of two readings"
+    return pairs[0]
