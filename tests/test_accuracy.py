@@ -209,38 +209,49 @@ def test_sampled_power_window_no_sync_within_half_a_percent(nvml: MakeFake, monk
 
 
 # --------------------------------------------------------------------- (b) energy counter, exact at sync boundaries
-def boundary_read(gpu: FakeGpu, at: float) -> Call:
-    """The counter read a boundary at perf_counter time ``at`` was given: the sampler's read nearest to it.
-
-    A boundary's time is the middle of the read made for it, within microseconds of each device's
-    call in that read; other reads are at least a read apart.
-    """
-    return min(gpu.returned(ENERGY, thread=SAMPLER_THREAD), key=lambda c: abs(c.t - at))
+def reads_within(gpu: FakeGpu, a: float, b: float) -> list[Call]:
+    """The sampler's counter reads of ``gpu`` made between perf_counter times ``a`` and ``b``."""
+    return [c for c in gpu.returned(ENERGY, thread=SAMPLER_THREAD) if a <= c.t <= b]
 
 
 def test_counter_window_is_exact_counter_difference(nvml: MakeFake) -> None:
+    """With sync boundaries each edge is a counter read made inside the call that opened or closed the window,
+    and the window's energy is exactly the difference of those two reads (the truth between their moments).
+
+    The check is against the moments of the reads, not the window's time stamps: a stamp is the middle of a read
+    of both GPUs, and a read preempted on a busy machine moves it by milliseconds (0.1 % of the short window).
+    """
     gpus = [smooth_gpu(counter=True), FakeGpu(power=Constant(275.5), counter_offset_mj=12_345_678_901_234)]
     nvml(*gpus)
     t = tracker(sync_boundaries=True)
     assert [m.info.provenance.value for m in t.meter_set.meters] == ["measured-counter", "measured-counter"]
-    results: dict[str, WindowResult] = {}
+    results: dict[str, tuple[WindowResult, tuple[float, float], tuple[float, float]]] = {}
     with t:
         run_begin = [g.returned(ENERGY, thread="MainThread")[-1].value for g in gpus]  # start reads here
         for name, seconds in (("short", 0.12), ("long", 0.6)):
+            a = time.perf_counter()
             t.begin(name)
+            b = time.perf_counter()
             time.sleep(seconds)
+            c = time.perf_counter()
             result = t.end(name)
+            d = time.perf_counter()
             assert result is not None
-            results[name] = result
-    for result in results.values():
+            results[name] = (result, (a, b), (c, d))
+    for result, opening, closing in results.values():
         t0, t1 = perf_bounds(t, result)
+        assert opening[0] <= t0 <= opening[1] and closing[0] <= t1 <= closing[1]
         for i, g in enumerate(gpus):
-            opened, closed = boundary_read(g, t0), boundary_read(g, t1)
-            assert abs(opened.t - t0) < 0.005 and abs(closed.t - t1) < 0.005, "each boundary had a read of its own"
-            assert result.meter_joules[f"gpu:{i}"] == pytest.approx(
-                (closed.value - opened.value) / 1000, rel=1e-9, abs=0
-            )
-            assert result.meter_joules[f"gpu:{i}"] == pytest.approx(g.energy_between(t0, t1), rel=1e-3)
+            window_j = result.meter_joules[f"gpu:{i}"]
+            edges = [
+                (opened, closed)
+                for opened in reads_within(g, *opening)
+                for closed in reads_within(g, *closing)
+                if window_j == pytest.approx((closed.value - opened.value) / 1000, rel=1e-9, abs=0)
+            ]
+            assert edges, f"gpu:{i}: {window_j} J is not the difference of a read at each boundary"
+            opened, closed = edges[0]
+            assert window_j == pytest.approx(g.energy_between(opened.t, closed.t), abs=0.002)  # whole mJ counts
         assert result.provenance == {"gpu": "measured-counter"}
     # the run window too: from the read that opened it to the last read at stop (both on this thread)
     run = t.result

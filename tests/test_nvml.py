@@ -109,7 +109,7 @@ def test_fake_units_counter_and_reference_count() -> None:
     e1 = fake.nvmlDeviceGetTotalEnergyConsumption(h)
     t1 = time.perf_counter()
     assert isinstance(e0, int) and e0 >= 5_000
-    assert (e1 - e0) / 1000 == pytest.approx(gpu.energy_between(t0, t1), abs=0.002 * 210 + 0.002)
+    assert 0 < (e1 - e0) / 1000 <= gpu.energy_between(t0, t1) + 0.002  # the reads lie between t0 and t1
     (c0, c1) = gpu.returned(ENERGY)
     assert (e1 - e0) / 1000 == pytest.approx(gpu.energy_between(c0.t, c1.t), abs=0.002)
     mw = fake.nvmlDeviceGetPowerUsage(h)
