@@ -196,3 +196,23 @@ def test_a_close_with_a_meter_that_measures_is_read_on_the_samplers_thread() -> 
                 time.sleep(0.01)
         read_by = set(gpu.threads)
     assert read_by == {"co2cb-sampler"}
+
+
+def test_a_boundary_a_reading_begun_since_its_call_serves_wakes_no_extra_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = CountedPower()
+    sampler = Sampler([gpu], interval_s=60)  # its thread reads only when a boundary wakes it
+    sampler.start()
+    try:
+        frozen = time.perf_counter_ns()
+        monkeypatch.setattr(time, "perf_counter_ns", lambda: frozen)
+        sampler._read()  # a reading that began at the boundary's own moment (another thread's, in a real run)
+        reads = gpu.reads
+        assert sampler.read_now(closing=False) == frozen
+        assert sampler.read_now(closing=True) == frozen
+        time.sleep(0.2)  # a woken thread would have read by now
+        assert gpu.reads == reads
+        monkeypatch.undo()
+        t = sampler.read_now()  # a boundary past the last reading: the thread reads for it
+        assert t > frozen and gpu.reads == reads + 1
+    finally:
+        sampler.stop()

@@ -152,7 +152,8 @@ class Sampler:
         if not self._slow_call(asked):  # a call already overdue: waiting for the next read would be longer still
             give_up = asked + WAIT_CAP_S * 1e9
             with self.lock:
-                self._wake.set()
+                if self._served < asked:  # else a reading begun since the call serves it: no wake, no extra read
+                    self._wake.set()
                 while self._served < asked:
                     self._point.wait(self.deadline_s)
                     now = time.perf_counter_ns()
