@@ -62,20 +62,27 @@ SCHEDULE = [
     (1.40, "end", "b"),
     (1.45, "end", "outer"),
 ]
-EXPECTED_SECONDS = {"outer": 1.40, "a": 0.60, "b": 1.00, "c": 0.60, "same": [0.60, 1.10]}
 
 
 def run_schedule(t: Tracker) -> list[WindowResult]:
+    """Open and close the windows of :data:`SCHEDULE`; checks that each window spans its calls."""
     results: list[WindowResult] = []
+    calls: dict[str, list[tuple[float, float]]] = {}  # perf_counter seconds around each open call, by name
     base = time.perf_counter()
     for at, action, name in SCHEDULE:
         sleep_until(base + at)
+        before = time.perf_counter()
         if action == "begin":
             t.begin(name)
-        else:
-            result = t.end(name)
-            assert result is not None
-            results.append(result)
+            calls.setdefault(name, []).append((before, time.perf_counter()))
+            continue
+        result = t.end(name)
+        after = time.perf_counter()
+        assert result is not None
+        opened_from, opened_to = calls[name].pop()
+        # a boundary is within its call, wherever the sampler's thread got to the reading (it may wait for a CPU)
+        assert before - opened_to <= result.seconds <= after - opened_from
+        results.append(result)
     return results
 
 
@@ -92,10 +99,15 @@ def window_errors(t: Tracker, gpu: FakeGpu, results: list[WindowResult]) -> dict
 
 
 def check_durations(results: list[WindowResult]) -> None:
-    assert [r.seconds for r in results if r.name == "same"] == pytest.approx(EXPECTED_SECONDS["same"], abs=0.04)
-    for r in results:
-        if r.name in EXPECTED_SECONDS and r.name != "same":
-            assert r.seconds == pytest.approx(EXPECTED_SECONDS[r.name], abs=0.04)
+    """Every window of the schedule closed once, and of the two named "same" the inner one first.
+
+    How long each lasted is checked against its calls in :func:`run_schedule` (the schedule's sleeps may
+    overrun on a busy machine); the windows of one name close last opened, first closed: the inner one is
+    the shorter whatever the load.
+    """
+    assert sorted(r.name for r in results[:-1]) == sorted(name for _, action, name in SCHEDULE if action == "end")
+    same = [r.seconds for r in results if r.name == "same"]
+    assert same[0] < same[1], same
 
 
 def test_sampled_power_windows_within_half_a_percent_sync(nvml: MakeFake) -> None:
@@ -305,7 +317,9 @@ def test_between_marks(nvml: MakeFake, counter: bool) -> None:
         a = t.mark()
         time.sleep(0.63)
         b = t.mark()
-        time.sleep(3 * INTERVAL_S)  # let the curve pass mark b: read off samples, not extrapolated
+        deadline = time.perf_counter() + 10
+        while (t._sampler.timeline.last_time or 0) <= b and time.perf_counter() < deadline:
+            time.sleep(INTERVAL_S)  # let the curve pass mark b: read off samples, not extrapolated
         live = t.between(a, b)
     after = t.between(a, b, name="after")
     truth = gpu.energy_between(a * 1e-9, b * 1e-9)
@@ -319,22 +333,43 @@ def test_between_marks(nvml: MakeFake, counter: bool) -> None:
 PERIODS_S = (0.5, 1.0, 1.7, 2.0, 8.0, 30.0)  # power that swings with training steps, data loading, epochs
 
 
-def test_sampled_power_at_the_default_interval_within_half_a_percent(nvml: MakeFake) -> None:
+def test_sampled_power_at_the_default_interval_within_half_a_percent(
+    nvml: MakeFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """GPUs that only give power (pre-Volta NVML), each swinging +-40 % with one of :data:`PERIODS_S`, at the
     default interval: co2cb samples them every 0.1 s (at 1 s, periods of 0.5 to 2 s alias: +0.7 % to +40 %),
-    and every window of 10 or more intervals is within 0.5 % of the true integral."""
+    and every window of 10 or more intervals is within 0.5 % of the true integral.
+
+    The clock is virtual and the test makes the sampler's reads itself, every 0.1 s, so the samples are where
+    the interval puts them whatever the machine's load (a sample 50 ms late on a busy machine would add the
+    error of a longer interval: up to 0.6 % here). The boundaries read the meters on the sampler's thread.
+    """
     start = time.perf_counter()
     gpus = [FakeGpu(power=Sine(150.0, 60.0, period, t0=start), has_energy_counter=False) for period in PERIODS_S]
     nvml(*gpus)
-    t = Tracker(save=False, components=("gpu",), intensity=400)  # interval_s left to co2cb
-    assert {m.info.provenance.value for m in t.meter_set.meters} == {"sampled-power"}
-    assert t.config.interval_s == POWER_ONLY_INTERVAL_S == 0.1
+    chosen = Tracker(save=False, components=("gpu",), intensity=400)  # interval_s left to co2cb
+    assert {m.info.provenance.value for m in chosen.meter_set.meters} == {"sampled-power"}
+    assert chosen.config.interval_s == POWER_ONLY_INTERVAL_S == 0.1
+    chosen.meter_set.close()
+    clock = VirtualClock(start)
+    monkeypatch.setattr(time, "perf_counter", clock.perf_counter)
+    monkeypatch.setattr(time, "perf_counter_ns", clock.perf_counter_ns)
+    t = Tracker(save=False, components=("gpu",), intensity=400, interval_s=60)  # its own thread reads at boundaries
+    sampled = [0]  # samples made so far, one every POWER_ONLY_INTERVAL_S from the start
+
+    def run_until(at: float) -> None:  # the sampler's reads up to ``at``, then the clock at ``at``
+        while start + (sampled[0] + 1) * POWER_ONLY_INTERVAL_S <= at:
+            sampled[0] += 1
+            clock.t = start + sampled[0] * POWER_ONLY_INTERVAL_S
+            t._sampler._read()
+        clock.t = at
+
     results: list[WindowResult] = []
     with t:
         for offset, length in ((0.13, 1.21), (1.4, 1.57), (3.05, 1.03)):  # windows of 10 to 16 intervals
-            sleep_until(start + offset)
+            run_until(start + offset)
             t.begin("w")
-            sleep_until(start + offset + length)
+            run_until(start + offset + length)
             result = t.end("w")
             assert result is not None
             results.append(result)

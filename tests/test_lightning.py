@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -50,7 +49,7 @@ from co2cb.core import config as config_defaults  # noqa: E402
 from co2cb.integrations import lightning as lightning_adapter  # noqa: E402
 from co2cb.lightning import CO2Callback  # noqa: E402
 from co2cb.training import names  # noqa: E402
-from tests.fakes import perf_bounds  # noqa: E402
+from tests.fakes import edge_readings  # noqa: E402
 from tests.fakes.meters import ConstantPower, RaisingMeter  # noqa: E402
 from tests.fakes.powercap import FakePowercap, TickingCounter  # noqa: E402
 from tests.known_truth import (  # noqa: E402
@@ -1048,12 +1047,14 @@ def test_known_truth_the_fake_gpu_at_a_varying_power(
     check_sine_gpu(logs, gpu)
     series = csv_series(run.logger_of(L.loggers.CSVLogger).log_dir)
     assert values(series, "co2cb/step_energy_kwh") == approx([log.values[names.STEP_ENERGY] for log in logs], 1e-12)
-    tracker = run.callback.co2.tracker
-    # read at their edges: the counter's figure, to within the few ms a busy machine puts between a read and its
-    # time stamp (0.3 % of a validation window at this varying power was seen next to two busy loops)
+    # read at their edges: each window (a training epoch with its validations) is the difference of two of the
+    # counter's reads, the truth between their moments (not between the windows' time stamps, the middle of a read,
+    # which a read preempted on a busy machine moves by milliseconds)
+    readings = [(c.t, c.value / 1000) for c in gpu.returned("nvmlDeviceGetTotalEnergyConsumption")]
     for w in run.windows("train_epoch") + run.windows("val_epoch"):
-        span = perf_bounds(tracker, SimpleNamespace(**w))
         excluded = w["meta"].get("validation_excluded", {"energy_kwh": {"total": 0.0}})["energy_kwh"]["total"]
-        assert (w["energy_kwh"]["gpu"] + excluded) * KWH == approx(gpu.energy_between(*span), 1e-2), w["name"]
+        window_j = (w["energy_kwh"]["gpu"] + excluded) * KWH
+        a, b = edge_readings(window_j, readings)
+        assert window_j == pytest.approx(gpu.energy_between(a, b), abs=0.002), w["name"]  # whole mJ counts
     assert values(series, "co2cb/total_co2_kg")[-1] == approx(run.summary["co2_kg"], CSV_REL)
     assert values(series, "co2cb/total_energy_kwh")[-1] == approx(run.summary["energy_kwh"]["total"], CSV_REL)
