@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -160,3 +161,30 @@ def test_fast_reads_of_this_process_and_the_machine_match_psutil(
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_tdp_estimate_in_process_scope_reads_no_machine_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TDP x the tracked processes' CPU seconds needs only their times: no ``/proc/stat`` at a reading."""
+    from co2cb.meters import process
+    from co2cb.meters.estimates import TdpCpuMeter
+
+    machine_reads: list[float] = []
+
+    def counted() -> float:
+        machine_reads.append(time.perf_counter())
+        return 0.0
+
+    monkeypatch.setattr(process, "_machine_busy_seconds", counted)
+    meter = TdpCpuMeter(64.0, ProcessTree(cache_s=0.0), {})
+    before = os.times()
+    spin = time.process_time() + 0.05
+    while time.process_time() < spin:
+        pass
+    at_boundary = meter.read_at_boundary()
+    joules = meter.read()
+    after = os.times()
+    assert machine_reads == []
+    used_s = (after.user + after.system) - (before.user + before.system)  # clock ticks: 10 ms each
+    assert 0 < at_boundary <= joules <= 64.0 * (used_s + 0.02) / process.logical_cpu_count()
+    TdpCpuMeter(64.0, None, {}).read()  # machine scope: the machine's busy time
+    assert machine_reads

@@ -68,8 +68,8 @@ class TdpCpuMeter(Meter):
         return self._info
 
     def _busy(self, walk: bool) -> float:
-        snap = self._tree.cpu(walk)
-        return snap.tree_s if self._per_process else snap.machine_busy_s
+        """Busy CPU seconds so far: the tracked processes' (their own times only), or the machine's."""
+        return self._tree.tree_seconds(walk) if self._per_process else self._tree.cpu(walk).machine_busy_s
 
     def read(self) -> float:
         """Energy so far, joules."""

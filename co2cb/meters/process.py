@@ -16,7 +16,8 @@ A reading of this process and of the machine, the usual case, takes about 12 us 
 through psutil: this process's CPU times come from ``os.times()`` (the fields psutil reads from
 ``/proc/<pid>/stat``), the machine's busy time and this process's resident memory from ``/proc/stat``
 and ``/proc/<pid>/statm`` read with ``pread`` on descriptors kept open (one file read, no open or close).
-Other processes of the tree, and any file that cannot be read, go through psutil.
+Other processes of the tree, and any file that cannot be read, go through psutil. What needs only the tree's CPU
+time (the TDP estimate in process scope) reads no ``/proc/stat`` (:meth:`ProcessTree.tree_seconds`).
 """
 
 from __future__ import annotations
@@ -163,17 +164,32 @@ class ProcessTree:
             now = time.monotonic()
             if self._last is not None and now - self._last_at < self._cache_s:
                 return self._last
-            total = 0.0
-            for proc in self._members(walk):
-                try:
-                    total += _own_and_reaped_seconds(proc)
-                except psutil.Error:
-                    continue  # exited between listing and reading; its parent will count it once reaped
-            # An exited child that is not yet reaped vanishes for a moment: never go backwards.
-            self._tree_high = max(self._tree_high, total)
-            self._last = CpuSnapshot(self._tree_high, _machine_busy_seconds())
+            self._last = CpuSnapshot(self._tree_seconds(walk), _machine_busy_seconds())
             self._last_at = now
             return self._last
+
+    def tree_seconds(self, walk: bool = True) -> float:
+        """Cumulative CPU seconds of the tree (monotonic), without the machine's busy time (no ``/proc/stat`` read).
+
+        Args:
+            walk: As for :meth:`cpu`.
+        """
+        with self._lock:
+            if self._last is not None and time.monotonic() - self._last_at < self._cache_s:
+                return self._last.tree_s
+            return self._tree_seconds(walk)
+
+    def _tree_seconds(self, walk: bool) -> float:
+        """The tree's CPU seconds read now (call under the lock)."""
+        total = 0.0
+        for proc in self._members(walk):
+            try:
+                total += _own_and_reaped_seconds(proc)
+            except psutil.Error:
+                continue  # exited between listing and reading; its parent will count it once reaped
+        # An exited child that is not yet reaped vanishes for a moment: never go backwards.
+        self._tree_high = max(self._tree_high, total)
+        return self._tree_high
 
     def rss_bytes(self) -> int:
         """Resident memory of the tree in bytes (shared pages count once per process)."""
