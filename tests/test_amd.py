@@ -23,7 +23,7 @@ from co2cb import Tracker
 from co2cb.meters import amd as co2cb_amd
 from co2cb.meters.base import MeterChoice
 
-from .fakes import AmdFault, Constant, FakeAmdGpu, FakeAmdSmi, Sine, edge_readings, perf_bounds
+from .fakes import AmdFault, Constant, FakeAmdGpu, FakeAmdSmi, Sine, edge_readings, late_reads_allowance, perf_bounds
 from .fakes.fake_amdsmi import (
     AMDSMI_STATUS_BUSY,
     AMDSMI_STATUS_DRIVER_NOT_LOADED,
@@ -319,7 +319,8 @@ def test_sampled_windows_within_the_stated_bound(amd: Any, version: str, key: st
         assert result is not None and result.seconds >= 10 * 0.05
         t0, t1 = perf_bounds(tracker, result)
         truth = gpu.energy_between(t0, t1)
-        assert abs(result.meter_joules["amdgpu:0"] - truth) <= 0.005 * truth + 0.5 * result.seconds
+        late = late_reads_allowance(gpu.power, [c.t for c in gpu.returned(POWER)], t0, t1, 0.05)
+        assert abs(result.meter_joules["amdgpu:0"] - truth) <= 0.005 * truth + 0.5 * result.seconds + late
 
 
 def test_a_gpu_with_neither_energy_nor_power_is_skipped(amd: Any) -> None:
@@ -354,7 +355,9 @@ def test_gpu_lost_mid_run(amd: Any, tmp_path: Path, caplog: pytest.LogCaptureFix
     good = lost.returned(ENERGY)
     assert run.meter_joules["amdgpu:0"] == pytest.approx((raw(good[-1]) - raw(begin)) * RES * 1e-6, rel=1e-9)
     t0, t1 = perf_bounds(tracker, run)
-    assert run.meter_joules["amdgpu:1"] == pytest.approx(other.energy_between(t0, t1), rel=0.01)
+    late = late_reads_allowance(other.power, [c.t for c in other.returned(POWER)], t0, t1, 0.05)
+    truth = other.energy_between(t0, t1)
+    assert abs(run.meter_joules["amdgpu:1"] - truth) <= 0.01 * truth + late
     assert run.unavailable == ("amdgpu:0",)
     (summary,) = [r for r in co2cb.read_records(tracker.run_folder) if r["type"] == "summary"]
     assert summary["status"] == "completed"

@@ -35,6 +35,16 @@ class Sine:
     def __call__(self, t: float) -> float:
         return self.mean + self.amplitude * math.sin(2 * math.pi * (t - self.t0) / self.period)
 
+    @property
+    def max_slope(self) -> float:
+        """The largest ``|P'|``, watts per second."""
+        return self.amplitude * 2 * math.pi / self.period
+
+    @property
+    def max_curvature(self) -> float:
+        """The largest ``|P''|``, watts per second squared."""
+        return self.amplitude * (2 * math.pi / self.period) ** 2
+
     def integral(self, a: float, b: float) -> float:
         """Joules between perf_counter times ``a`` and ``b`` (closed form)."""
         w = 2 * math.pi / self.period
