@@ -162,8 +162,9 @@ class ProcessTree:
         """
         with self._lock:
             now = time.monotonic()
-            if self._last is not None and now - self._last_at < self._cache_s:
-                return self._last
+            fresh = self._fresh(now)
+            if fresh is not None:
+                return fresh
             self._last = CpuSnapshot(self._tree_seconds(walk), _machine_busy_seconds())
             self._last_at = now
             return self._last
@@ -175,9 +176,12 @@ class ProcessTree:
             walk: As for :meth:`cpu`.
         """
         with self._lock:
-            if self._last is not None and time.monotonic() - self._last_at < self._cache_s:
-                return self._last.tree_s
-            return self._tree_seconds(walk)
+            fresh = self._fresh(time.monotonic())
+            return fresh.tree_s if fresh is not None else self._tree_seconds(walk)
+
+    def _fresh(self, now: float) -> CpuSnapshot | None:
+        """The last reading while it is younger than ``cache_s`` at monotonic time ``now`` (call under the lock)."""
+        return self._last if self._last is not None and now - self._last_at < self._cache_s else None
 
     def _tree_seconds(self, walk: bool) -> float:
         """The tree's CPU seconds read now (call under the lock)."""
