@@ -121,9 +121,9 @@ def test_sampled_power_windows_within_half_a_percent_sync(nvml: MakeFake) -> Non
     results.append(t.result)
     check_durations(results)
     errors = window_errors(t, gpu, results)
+    assert isinstance(gpu.power, Sine)
+    reads = [c.t for c in gpu.returned(POWER)]
     for r, (name, (error, truth)) in zip(results, errors.items()):
-        assert isinstance(gpu.power, Sine)
-        reads = [c.t for c in gpu.returned(POWER)]
         allowed = 0.005 * truth + late_reads_allowance(gpu.power, reads, *perf_bounds(t, r), INTERVAL_S)
         assert abs(error) <= allowed, (name, error / truth, allowed / truth)
 
