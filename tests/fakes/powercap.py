@@ -36,8 +36,8 @@ class FakePowercap:
         self.zones[key] = path
 
     def set_uj(self, key: str, value: int) -> None:
-        """Set a zone's counter (microjoules; wraps like the hardware)."""
-        (self.zones[key] / "energy_uj").write_text(f"{value % self.max_range_uj}\n")
+        """Set a zone's counter (microjoules; wraps like the hardware), whole: a reader never sees it half-written."""
+        write_whole(self.zones[key] / "energy_uj", f"{value % self.max_range_uj}\n")
 
     def get_uj(self, key: str) -> int:
         """A zone's counter now, microjoules."""
@@ -46,6 +46,13 @@ class FakePowercap:
     def add_j(self, key: str, joules: float) -> None:
         """Advance a zone's counter by ``joules``."""
         self.set_uj(key, self.get_uj(key) + round(joules * 1e6))
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Replace a file's text at once, as sysfs shows a value: a reader sees the old text or the new, never a part."""
+    spare = path.with_name(path.name + ".next")
+    spare.write_text(text)
+    os.replace(spare, path)
 
 
 class TickingCounter:
@@ -109,8 +116,5 @@ class TickingCounter:
             if written >= 0:
                 self.max_lag_s = max(self.max_lag_s, now - (written + 1) * self.tick_s)
             uj = (self._base_uj + round(ticks * self.tick_s * self.watts * 1e6)) % self.powercap.max_range_uj
-            path = self.powercap.zones[self.zone] / "energy_uj"
-            spare = path.with_name("energy_uj.next")
-            spare.write_text(f"{uj}\n")
-            os.replace(spare, path)  # a reader never sees a half-written file
+            write_whole(self.powercap.zones[self.zone] / "energy_uj", f"{uj}\n")
             written = ticks
