@@ -358,7 +358,7 @@ def test_step_clock_keeps_each_threads_steps_apart_and_follows_a_new_tracker(tmp
     worker = threading.Thread(target=other_thread)
     worker.start()
     worker.join()
-    clock.marker()()  # back on this thread: opens a step (it is this thread's again), closed below
+    clock.marker()(time.perf_counter_ns())  # back on this thread: opens a step (this thread's again), closed below
     clock.close()
     clock.tracker = second.tracker  # a new tracker: its stamps, not the old one's
     steps(first, 2)
@@ -374,7 +374,7 @@ def test_a_step_marker_pairs_steps_from_batch_start_to_batch_start(tmp_path: Pat
     m.train_epoch_begin(0)
     mark = m.steps.marker()
     for _ in range(5):
-        mark()
+        mark(time.perf_counter_ns())
     m.train_epoch_end(1.0)  # closes the last step
     m.finish()
     assert record(m)[-1]["steps"]["step"]["count"] == 5
@@ -388,11 +388,11 @@ def test_step_markers_share_the_open_step_and_are_a_no_op_without_a_tracker(tmp_
     m.train_epoch_begin(0)
     mark = m.steps.marker()
     for _ in range(3):
-        mark()
-    m.steps.marker()()  # a second marker shares the open step: 4 boundaries, 4 steps once the epoch closes
+        mark(time.perf_counter_ns())
+    m.steps.marker()(time.perf_counter_ns())  # a second marker shares the open step: 4 boundaries, 4 steps
     m.val_begin()  # closes the open step
     m.val_end()
-    mark()
+    mark(time.perf_counter_ns())
     m.train_epoch_end(1.0)
     m.finish()
     assert record(m)[-1]["steps"]["step"]["count"] == 5

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from time import perf_counter_ns
 from types import FrameType
 from typing import Any
 
@@ -119,7 +120,7 @@ class CO2Callback(keras.callbacks.Callback):
         self.log_steps = log_steps
         self.tensorboard_dir = tensorboard_dir
         self._measuring = False  # set while a fit is measured
-        self._next_step = no_step  # marks a step boundary while a fit is measured (the hot path)
+        self._mark_step: Callable[[int], None] = no_step  # marks a step boundary while a fit is measured (hot path)
         self._tensorboard = TensorBoardOutput()
         self._watch: FitWatch | None = None
         self._owner: Any = None  # the CallbackList calling this callback in the current fit
@@ -186,7 +187,7 @@ class CO2Callback(keras.callbacks.Callback):
     def _set_measuring(self, on: bool) -> None:
         """Measure the fit, its step marker bound on the fit's thread (where Keras calls batch begins), or stop."""
         self._measuring = on
-        self._next_step = self.co2.steps.marker() if on else no_step
+        self._mark_step = self.co2.steps.marker() if on else no_step
 
     def _end_watch(self) -> None:
         watch, self._watch = self._watch, None
@@ -238,7 +239,7 @@ class CO2Callback(keras.callbacks.Callback):
             self._batches += 1
             if self._batches % self._log_steps == 0:
                 self._log_step(batch)
-        self._next_step()
+        self._mark_step(perf_counter_ns())
 
     def _batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """``on_train_batch_end`` with ``log_steps``: put the values computed at this batch's start into its logs."""

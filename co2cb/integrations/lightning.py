@@ -22,7 +22,8 @@ bar, so by default Lightning calls its own empty one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from time import perf_counter_ns
 from typing import Any
 
 from co2cb.integrations.launchers import where_to_write
@@ -100,7 +101,7 @@ class CO2CallbackMixin:
         self.log_steps = log_steps
         self.progress_bar = progress_bar
         self._logged_step = -1  # the last step a step log was made at (one per step under gradient accumulation)
-        self._next_step = no_step  # marks a step boundary while a fit is measured (the hot path)
+        self._mark_step: Callable[[int], None] = no_step  # marks a step boundary while a fit is measured (hot path)
         self._unlogged = PendingRows()  # a validation's values, logged in its training epoch's row
         self._val_waits = True  # a validation at an epoch's end may close with the epoch (no callback monitors co2cb)
 
@@ -121,7 +122,7 @@ class CO2CallbackMixin:
         }
         self.co2.tracker_options = where_to_write(self.co2.tracker_options)  # Ray Train workers change directory
         self.co2.start(collective, rank, plan, gpus, uses_gpu)
-        self._next_step = self.co2.steps.marker()  # on the fit's thread, where Lightning calls every hook
+        self._mark_step = self.co2.steps.marker()  # on the fit's thread, where Lightning calls every hook
         self._val_waits = not any(names.PREFIX in str(getattr(cb, "monitor", "") or "") for cb in trainer.callbacks)
         if self.co2.writer and trainer.loggers:
             hand_to_each(lightning_provenance, trainer.loggers, self.co2.provenance())
@@ -129,7 +130,7 @@ class CO2CallbackMixin:
     @guarded
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Record the final metrics and stop measuring."""
-        self._next_step = no_step
+        self._mark_step = no_step
         self._log_unlogged(trainer)
         self.co2.record_metrics(trainer.callback_metrics)
         if self.co2.finish() is None:
@@ -144,13 +145,13 @@ class CO2CallbackMixin:
     @guarded
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Stop measuring if the fit did not end (interrupted)."""
-        self._next_step = no_step
+        self._mark_step = no_step
         self.co2.abandon()
 
     @guarded
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         """Record the failure (the loggers get what waits: Lightning finalizes them next)."""
-        self._next_step = no_step
+        self._mark_step = no_step
         self._emit(trainer, self.co2.fail(exception))
 
     # ------------------------------------------------------------ steps (hot path)
@@ -183,7 +184,7 @@ class CO2CallbackMixin:
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         """A step ends and the next starts: a clock read (a step runs from one batch's start to the next's)."""
-        self._next_step()
+        self._mark_step(perf_counter_ns())
 
     @guarded
     def _log_step(self, trainer: Any, pl_module: Any, *_batch: Any) -> None:

@@ -56,26 +56,21 @@ class StepClock:
         elif self._tracker is not None:
             self._here()(-perf_counter_ns())
 
-    def marker(self) -> Callable[[], None]:
-        """A function that marks "a step ends and the next starts": one clock read and one append.
+    def marker(self) -> Callable[[int], None]:
+        """What a batch-start hook gives a clock read, ``mark(perf_counter_ns())``: a step ends, the next starts.
 
         For a framework whose step runs from one batch start to the next and which calls its batch-start
         hook on one thread (Lightning, Keras): take it once the tracker is set, call it at each batch
-        start until the fit ends, on that thread. Every marker of the tracker appends to one chained
-        buffer (:meth:`co2cb.Tracker.step_chain`). No thread check, no state and no attribute walk: after a
-        training step every object a boundary touches is cold, and this touches the fewest. Without a
-        tracker: :func:`no_step`.
+        start until the fit ends, on that thread. It is the ``append`` of the tracker's chained buffer
+        (:meth:`co2cb.Tracker.step_chain`), which every marker of the tracker shares: no thread check, no
+        state, no attribute walk and no Python frame of its own, as after a training step every object a
+        boundary touches is cold. Without a tracker: :func:`no_step`.
         """
         if self._tracker is None:
             return no_step
         if self._chain is None:
             self._chain = self._tracker.step_chain(STEP).append
-        append, clock = self._chain, perf_counter_ns
-
-        def next_step() -> None:
-            append(clock())
-
-        return next_step
+        return self._chain
 
     def close(self) -> None:
         """End the step a :meth:`marker` opened, if any (before validation, at the end of an epoch or of the run)."""
@@ -87,5 +82,5 @@ def _nowhere(stamp: int) -> None:
     """Where stamps go before a thread's stamps are known (never called: the thread check fails first)."""
 
 
-def no_step() -> None:
-    """A step marker while nothing is measured: does nothing."""
+def no_step(stamp: int) -> None:
+    """A step marker while nothing is measured: ignores the stamp."""
