@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -188,3 +189,60 @@ def test_the_tdp_estimate_in_process_scope_reads_no_machine_time(monkeypatch: py
     assert 0 < at_boundary <= joules <= 64.0 * (used_s + 0.02) / process.logical_cpu_count()
     TdpCpuMeter(64.0, None, {}).read()  # machine scope: the machine's busy time
     assert machine_reads
+
+
+class ScriptedTimes:
+    """The clock, the tracked processes' CPU seconds and the machine's busy seconds, as a test sets them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from co2cb.meters import estimates, process
+
+        self.now = self.tree_s = self.machine_s = 0.0
+        self.machine_reads = 0
+        monkeypatch.setattr(estimates, "logical_cpu_count", lambda: 4)
+        clock = SimpleNamespace(monotonic=lambda: self.now)
+        monkeypatch.setattr(estimates, "time", clock)  # the meter's and its process tree's clock only
+        monkeypatch.setattr(process, "time", clock)
+        monkeypatch.setattr(process, "_own_and_reaped_seconds", lambda proc: self.tree_s)
+        monkeypatch.setattr(process, "_machine_busy_seconds", self._machine)
+
+    def _machine(self) -> float:
+        self.machine_reads += 1
+        return self.machine_s
+
+    def step(self, seconds: float, tree_s: float, machine_s: float) -> None:
+        self.now += seconds
+        self.tree_s += tree_s
+        self.machine_s += machine_s
+
+
+def test_the_per_vcpu_estimate_counts_the_trees_cpu_seconds_and_its_share_of_the_idle_power(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """4 vCPUs at 1 W idle and 3 W at full load: ``4 x 1 W x s x idle share + 2 W x busy CPU-seconds``."""
+    from co2cb.meters.estimates import VcpuCpuMeter
+
+    times = ScriptedTimes(monkeypatch)
+    meter = VcpuCpuMeter(1.0, 3.0, ProcessTree(), {})
+    times.step(1.0, tree_s=0.5, machine_s=1.0)  # the tree: half of the machine's busy time
+    assert meter.read() == pytest.approx(4 * 1.0 * 0.5 + 2 * 0.5)
+    reads = times.machine_reads
+    times.step(0.5, tree_s=0.3, machine_s=0.5)
+    at_boundary = meter.read_at_boundary()  # a close: the tree's times only, the last interval's share
+    assert times.machine_reads == reads
+    assert at_boundary == pytest.approx(3.0 + 4 * 0.5 * 0.5 + 2 * 0.3)
+    times.step(0.5, tree_s=0.2, machine_s=0.75)  # since the last sampler reading: 0.5 of 1.25 busy seconds
+    assert meter.read() == pytest.approx(4.6 + 4 * 0.5 * 0.4 + 2 * 0.2)
+    times.step(1.0, tree_s=9.0, machine_s=9.0)  # more than 4 vCPUs can run in a second (ticks): at most 4 s
+    assert meter.read() == pytest.approx(5.8 + 4 * 1.0 * 1.0 + 2 * 4.0)
+
+
+def test_the_per_vcpu_estimate_in_machine_scope_counts_the_whole_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from co2cb.meters.estimates import VcpuCpuMeter
+
+    times = ScriptedTimes(monkeypatch)
+    meter = VcpuCpuMeter(1.0, 3.0, None, {})
+    times.step(1.0, tree_s=0.1, machine_s=2.0)
+    assert meter.read() == pytest.approx(4 * 1.0 + 2 * 2.0)
+    times.step(0.5, tree_s=0.1, machine_s=1.0)
+    assert meter.read_at_boundary() == pytest.approx(8.0 + 4 * 0.5 + 2 * 1.0)

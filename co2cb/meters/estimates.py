@@ -8,8 +8,8 @@ Every estimate is a :class:`~co2cb.meters.base.Meter` with provenance
   processes (process scope) or the whole machine (machine scope).
 * CPU, virtual machine or unknown model (per-vCPU model of Cloud Carbon
   Footprint, from SPECpower_ssj2008): per vCPU ``P = min_w + u x (max_w - min_w)``;
-  for the machine ``N x min_w x seconds + (max_w - min_w) x busy CPU-seconds``,
-  attributed in process scope by the processes' share of busy CPU time.
+  for the machine ``N x min_w x seconds + (max_w - min_w) x busy CPU-seconds``. In process scope the busy
+  CPU-seconds are the processes' own, and the idle part is theirs by their share of the machine's busy time.
 * RAM: ``P = watts_per_gb x GB in use`` (resident memory of the tracked processes,
   or memory in use on the machine), 0.375 W/GB by default.
 """
@@ -105,9 +105,10 @@ class VcpuCpuMeter(Meter):
         self._min_w, self._max_w = min_w, max_w
         self._tree = tree or ProcessTree()
         self._share = CpuShare(tree) if tree is not None else None
+        self._idle_share = 1.0  # the share of the idle power counted: the tree's at the last sampler reading, or all
         self._ncpu = logical_cpu_count()
         self._prev_t = time.monotonic()
-        self._prev_busy = self._tree.cpu().machine_busy_s
+        self._prev_busy = self._busy(walk=True)
         self._joules = 0.0
         self._info = MeterInfo(
             name="cpu:vcpu-estimate",
@@ -129,21 +130,30 @@ class VcpuCpuMeter(Meter):
         return self._info
 
     def read(self) -> float:
-        """Energy so far, joules."""
+        """Energy so far, joules (in process scope the idle power's share is measured again)."""
+        if self._share is not None:
+            self._idle_share = self._share.next_share()
         return self._read(walk=True)
 
     def read_at_boundary(self) -> float:
-        """Energy so far, joules, without listing the process tree again (the sampler's thread does that)."""
+        """Energy so far, joules, without listing the process tree again (the sampler's thread does that).
+
+        In process scope only the tracked processes' CPU times are read (no ``/proc/stat``): the idle power's
+        share since the last reading is the last sampler interval's.
+        """
         return self._read(walk=False)
 
+    def _busy(self, walk: bool) -> float:
+        """Busy CPU seconds so far: the tracked processes' (process scope), or the machine's."""
+        return self._tree.tree_seconds(walk) if self._share is not None else self._tree.cpu(walk).machine_busy_s
+
     def _read(self, walk: bool) -> float:
+        """Add the energy since the last reading: ``N x min_w x seconds x idle share + (max_w - min_w) x busy s``."""
         now = time.monotonic()
-        busy = self._tree.cpu(walk).machine_busy_s
+        busy = self._busy(walk)
         seconds = max(0.0, now - self._prev_t)
         busy_s = min(max(0.0, busy - self._prev_busy), seconds * self._ncpu)
-        machine_j = self._ncpu * self._min_w * seconds + (self._max_w - self._min_w) * busy_s
-        share = self._share.next_share(walk) if self._share is not None else 1.0
-        self._joules += machine_j * share
+        self._joules += self._ncpu * self._min_w * seconds * self._idle_share + (self._max_w - self._min_w) * busy_s
         self._prev_t, self._prev_busy = now, busy
         return self._joules
 
