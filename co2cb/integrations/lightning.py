@@ -238,10 +238,14 @@ class CO2CallbackMixin:
         if self.co2.monitor and reports:  # reading callback_metrics makes Lightning compute its metrics
             self.co2.record_metrics(trainer.callback_metrics)
         at = log_step(trainer) if step is None else step
+        offered: dict[str, float] = {}
         for report in reports:
             metrics = names.for_framework(report.metrics, report.kind, VAL_PREFIX)
             self._unlogged.add(at, trainer.current_epoch, metrics)
-            self._offer(trainer, {**metrics, **report.totals})
+            offered.update(metrics)
+            offered.update(report.totals)
+        if offered:
+            self._offer(trainer, offered)
         if not hold:
             self._log_unlogged(trainer)
         self._apply_budget(trainer)
