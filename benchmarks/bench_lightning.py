@@ -443,6 +443,11 @@ def report_hooks(hooks: HookTimes, work: Workload) -> None:
         f"of co2cb's in-loop time, inside the CSVLogger's log_metrics (the trainer's logger writing co2cb's values, "
         f"a file flush every 100 steps): {_us(hooks.logger_s / steps)} per step ({100 * hooks.logger_s / mine:.0f} %)"
     )
+    wall = sum(f.wall_s for f in hooks.fits)
+    print(
+        f"co2cb's in-loop time without the CSVLogger's: {_us((mine - hooks.logger_s) / steps)} per step, "
+        f"{100 * (mine - hooks.logger_s) / wall:.3f} % of the fits' wall time (all fits together)"
+    )
     start = hooks.durations("co2cb").get("on_fit_start", [])
     if start:
         print(f"co2cb on_fit_start: median {_us(statistics.median(start))} over {len(start)} fits (not the first)")
