@@ -97,6 +97,7 @@ def test_a_real_prometheus_scrapes_co2cb_run_and_sees_the_energy_grow(tmp_path: 
         done.touch()
         assert run.wait(timeout=60) == 0, (tmp_path / "run.log").read_text()
     finally:
+        done.touch()  # the measured command ends even when the test failed (killing co2cb run would orphan it)
         if run.poll() is None:
             run.kill()
             run.wait()
