@@ -14,6 +14,7 @@ per rank and per host that sums to it. The two jobs run side by side in about 15
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.fakes.powercap import FakePowercap
@@ -111,7 +113,11 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     finally:
         for proc, _, _ in started.values():
             if proc.poll() is None:
+                ranks = psutil.Process(proc.pid).children(recursive=True)  # each in a session of its own (torchrun)
                 os.killpg(proc.pid, signal.SIGKILL)
+                for rank in ranks:
+                    with contextlib.suppress(psutil.Error):
+                        rank.kill()
                 proc.wait()
     return found
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import gc
 import json
 import os
 import time
@@ -116,6 +117,12 @@ def main() -> None:
         )
     )
     dist.barrier()
+    if opts.accelerate:
+        # the DDP wrapper goes before its process group: CI once saw a rank hang for good in a thread join of
+        # torch's as main's objects went, after destroy_process_group
+        accelerator.free_memory()
+        del model, optimizer
+        gc.collect()
     dist.destroy_process_group()
 
 
