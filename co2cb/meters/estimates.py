@@ -33,6 +33,17 @@ RAM_WATTS_PER_GB_SOURCE = (
 GB = 1e9
 
 
+def _busy_seconds(tree: ProcessTree, per_process: bool, walk: bool) -> float:
+    """Busy CPU seconds so far: the tracked processes' own (no ``/proc/stat`` read), or the machine's.
+
+    Args:
+        tree: The tracked processes.
+        per_process: Process scope (the tree's own times); False: machine scope.
+        walk: Whether the tree may be listed again (:meth:`ProcessTree.cpu`).
+    """
+    return tree.tree_seconds(walk) if per_process else tree.cpu(walk).machine_busy_s
+
+
 class TdpCpuMeter(Meter):
     """CPU energy estimated as TDP x utilisation (cumulative joules)."""
 
@@ -52,7 +63,7 @@ class TdpCpuMeter(Meter):
         self._tree = tree or ProcessTree()
         self._per_process = tree is not None
         self._ncpu = logical_cpu_count()
-        self._prev = self._busy(walk=True)
+        self._prev = _busy_seconds(self._tree, self._per_process, walk=True)
         self._joules = 0.0
         self._info = MeterInfo(
             name="cpu:tdp-estimate",
@@ -67,10 +78,6 @@ class TdpCpuMeter(Meter):
         """Name, component and provenance of this meter."""
         return self._info
 
-    def _busy(self, walk: bool) -> float:
-        """Busy CPU seconds so far: the tracked processes' (their own times only), or the machine's."""
-        return self._tree.tree_seconds(walk) if self._per_process else self._tree.cpu(walk).machine_busy_s
-
     def read(self) -> float:
         """Energy so far, joules."""
         return self._read(walk=True)
@@ -80,7 +87,7 @@ class TdpCpuMeter(Meter):
         return self._read(walk=False)
 
     def _read(self, walk: bool) -> float:
-        busy = self._busy(walk)
+        busy = _busy_seconds(self._tree, self._per_process, walk)
         self._joules += self._tdp_w * max(0.0, busy - self._prev) / self._ncpu
         self._prev = busy
         return self._joules
@@ -108,7 +115,7 @@ class VcpuCpuMeter(Meter):
         self._idle_share = 1.0  # the share of the idle power counted: the tree's at the last sampler reading, or all
         self._ncpu = logical_cpu_count()
         self._prev_t = time.monotonic()
-        self._prev_busy = self._busy(walk=True)
+        self._prev_busy = _busy_seconds(self._tree, self._share is not None, walk=True)
         self._joules = 0.0
         self._info = MeterInfo(
             name="cpu:vcpu-estimate",
@@ -143,14 +150,10 @@ class VcpuCpuMeter(Meter):
         """
         return self._read(walk=False)
 
-    def _busy(self, walk: bool) -> float:
-        """Busy CPU seconds so far: the tracked processes' (process scope), or the machine's."""
-        return self._tree.tree_seconds(walk) if self._share is not None else self._tree.cpu(walk).machine_busy_s
-
     def _read(self, walk: bool) -> float:
         """Add the energy since the last reading: ``N x min_w x seconds x idle share + (max_w - min_w) x busy s``."""
         now = time.monotonic()
-        busy = self._busy(walk)
+        busy = _busy_seconds(self._tree, self._share is not None, walk)
         seconds = max(0.0, now - self._prev_t)
         busy_s = min(max(0.0, busy - self._prev_busy), seconds * self._ncpu)
         self._joules += self._ncpu * self._min_w * seconds * self._idle_share + (self._max_w - self._min_w) * busy_s

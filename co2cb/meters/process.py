@@ -17,7 +17,8 @@ through psutil: this process's CPU times come from ``os.times()`` (the fields ps
 ``/proc/<pid>/stat``), the machine's busy time and this process's resident memory from ``/proc/stat``
 and ``/proc/<pid>/statm`` read with ``pread`` on descriptors kept open (one file read, no open or close).
 Other processes of the tree, and any file that cannot be read, go through psutil. What needs only the tree's CPU
-time (the TDP estimate in process scope) reads no ``/proc/stat`` (:meth:`ProcessTree.tree_seconds`).
+time (the CPU estimates in process scope, but for the per-vCPU model's sampler readings) reads no ``/proc/stat``
+(:meth:`ProcessTree.tree_seconds`).
 """
 
 from __future__ import annotations
