@@ -113,7 +113,7 @@ def test_tracker_step_stats_and_bounded_memory() -> None:
             end("step")
         deadline = time.monotonic() + 10
         while tracker.step_stats("step").pending and time.monotonic() < deadline:
-            time.sleep(0.05)  # the sampler's thread folds the stamps every interval (later on a busy machine)
+            time.sleep(0.05)  # step_stats folds the steps the curve covers: the last wait for the next reading
         stats = tracker.step_stats("step")
         grown = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()
