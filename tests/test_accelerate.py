@@ -113,7 +113,10 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     finally:
         for proc, _, _ in started.values():
             if proc.poll() is None:
-                ranks = psutil.Process(proc.pid).children(recursive=True)  # each in a session of its own (torchrun)
+                try:
+                    ranks = psutil.Process(proc.pid).children(recursive=True)  # each in a session of its own
+                except psutil.Error:  # the launcher ended meanwhile
+                    ranks = []
                 os.killpg(proc.pid, signal.SIGKILL)
                 for rank in ranks:
                     with contextlib.suppress(psutil.Error):
