@@ -62,6 +62,7 @@ __all__ = [
     "edge_readings",
     "late_reads_allowance",
     "make_gpus",
+    "stamp_skews",
     "perf_bounds",
 ]
 
@@ -180,6 +181,28 @@ def edge_readings(window_j: float, readings: Sequence[tuple[float, float]]) -> t
     ]
     assert pairs, f"the window's {window_j} J is not the difference of two readings"
     return pairs[0]
+
+
+def stamp_skews(
+    times_ns: Sequence[int], cum_j: Sequence[float], readings: Sequence[tuple[float, float]]
+) -> list[float]:
+    """How far each curve point's time stamp is from the moment its counter value was read, seconds.
+
+    A reading is stamped at the middle of its read; a read preempted on a busy machine puts its stamp tens of
+    milliseconds from the moment the counter was read. The points are matched to ``readings``
+    (``(perf_counter seconds, cumulative joules)`` of the fake's answers, oldest first) by their values: the
+    curve's points are consecutive readings, counted from the first.
+
+    Args:
+        times_ns: The curve's time stamps (``perf_counter_ns``).
+        cum_j: The channel's cumulative joules at them.
+        readings: The counter's answers.
+    """
+    for k in range(len(readings) - len(cum_j) + 1):
+        base = readings[k][1] - cum_j[0]
+        if all(abs(j - base - c) < 1e-6 for (_, j), c in zip(readings[k:], cum_j)):
+            return [s * 1e-9 - t for s, (t, _) in zip(times_ns, readings[k:])]
+    raise AssertionError("the curve's points are not consecutive readings of the counter")
 
 
 def late_reads_allowance(
