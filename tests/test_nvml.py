@@ -31,6 +31,8 @@ from .fakes import (
     late_reads_allowance,
     make_gpus,
     perf_bounds,
+    power_stamp_skews,
+    skewed_power_allowance,
 )
 
 ENERGY = "nvmlDeviceGetTotalEnergyConsumption"
@@ -436,9 +438,14 @@ def test_gpu_lost_mid_run(nvml: MakeFake, tmp_path: Path, caplog: pytest.LogCapt
     assert other.returned(POWER)[-1].t > loss_at + 0.2
     t0, t1 = perf_bounds(tracker, run)
     assert isinstance(other.power, Sine)
-    late = late_reads_allowance(other.power, [c.t for c in other.returned(POWER)], t0, t1, tracker.config.interval_s)
+    powers = [(c.t, c.value / 1000) for c in other.returned(POWER)]
+    late = late_reads_allowance(other.power, [t for t, _ in powers], t0, t1, tracker.config.interval_s)
+    # a read of gpu:0 that a busy machine delays moves the stamp of gpu:1's reading in the same point
+    tl, channel = tracker._sampler.timeline, tracker._sampler.names.index("gpu:1")
+    skews = power_stamp_skews(tl.times, [row[channel] for row in tl.cum], powers)
+    late += skewed_power_allowance(other.power, tl.times, skews, t0, t1)
     truth = other.energy_between(t0, t1)
-    assert abs(run.meter_joules["gpu:1"] - truth) <= 0.005 * truth + late
+    assert abs(run.meter_joules["gpu:1"] - truth) <= 0.005 * truth + late, (run.meter_joules["gpu:1"], truth, late)
     assert run.unavailable == ("gpu:0",)
 
     records = co2cb.read_records(tracker.run_folder)

@@ -205,6 +205,45 @@ def stamp_skews(
     raise AssertionError("the curve's points are not consecutive readings of the counter")
 
 
+def power_stamp_skews(
+    times_ns: Sequence[int], cum_j: Sequence[float], readings: Sequence[tuple[float, float]]
+) -> list[float]:
+    """As :func:`stamp_skews`, for a sampled-power channel: ``readings`` are ``(perf_counter seconds, watts)``.
+
+    The curve holds the trapezoid's integral, so the points are matched to consecutive readings by what each
+    step of the curve adds: the mean of two readings' watts times the time between the points.
+    """
+
+    def step_matches(k: int, i: int) -> bool:
+        added = cum_j[i] - cum_j[i - 1]
+        return bool(
+            added == pytest.approx((readings[k + i - 1][1] + readings[k + i][1]) / 2 * dt[i], rel=1e-9, abs=1e-9)
+        )
+
+    dt = [0.0] + [(b - a) * 1e-9 for a, b in itertools.pairwise(times_ns)]
+    for k in range(len(readings) - len(cum_j) + 1):
+        if all(step_matches(k, i) for i in range(1, len(cum_j))):
+            return [s * 1e-9 - t for s, (t, _) in zip(times_ns, readings[k:])]
+    raise AssertionError("the curve's points are not consecutive readings of the power")
+
+
+def skewed_power_allowance(trace: Sine, times_ns: Sequence[int], skews: Sequence[float], t0: float, t1: float) -> float:
+    """Joules of error that sampled power stamped away from its read allows a window from ``t0`` to ``t1``.
+
+    A point's watts were read ``skew`` seconds from its stamp (:func:`power_stamp_skews`), so they are off by up
+    to ``max|P'| x |skew|``, over the half gaps on either side of the point; every point whose gaps reach into
+    the window counts (perf_counter seconds).
+    """
+    t = [x * 1e-9 for x in times_ns]
+    total = 0.0
+    for i, skew in enumerate(skews):
+        before = t[i - 1] if i > 0 else t[i]
+        after = t[i + 1] if i + 1 < len(t) else t[i]
+        if after >= t0 and before <= t1:
+            total += trace.max_slope * abs(skew) * (after - before) / 2
+    return total
+
+
 def late_reads_allowance(
     trace: Sine, read_times: Sequence[float], t0: float, t1: float, interval_s: float, counter: bool = False
 ) -> float:
