@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/bench_lightning.py --rounds 5 --steps 300
     python benchmarks/bench_lightning.py --steps 800 --steps-per-epoch 400   # longer epochs
     python benchmarks/bench_lightning.py --no-codecarbon        # co2cb against nothing only
+    python benchmarks/bench_lightning.py --logger tensorboard   # the default logger of co2cb[lightning]
 
 Every round fits the same tiny MLP (about 2.5-3.5 ms a step here) once per variant, in a shuffled
 order (interleaved, so that drifts of the machine hit every variant alike):
@@ -18,7 +19,9 @@ order (interleaved, so that drifts of the machine hit every variant alike):
 * ``codecarbon tasks``: a small callback that makes the same tracker at fit start and calls
   ``start_task``/``stop_task`` at each training epoch's start and end.
 
-All variants use the same trainer: CPU, ``CSVLogger`` in a fresh temporary folder,
+All variants use the same trainer: CPU, ``CSVLogger`` in a fresh temporary folder (``--logger
+tensorboard``: ``TensorBoardLogger``, Lightning's default where tensorboard is installed, as
+``co2cb[lightning]`` does),
 ``enable_progress_bar=False``, ``enable_checkpointing=False``, ``enable_model_summary=False``, a
 small validation set every epoch. The paired medians of whole fits are then backed by two
 measurements that the load of a shared machine moves less: the time inside every hook of each
@@ -65,6 +68,7 @@ from co2cb.lightning import CO2Callback
 TARGET_PCT = 1.0  # loop overhead of the paired fits and the A/B estimate
 HOOKS_TARGET_PCT = 0.5  # time inside co2cb's in-loop hooks, share of the fit's wall time
 VARIANTS = ("off", "co2cb", "codecarbon fit", "codecarbon tasks")
+LOGGERS: dict[str, type[Any]] = {"csv": pl.loggers.CSVLogger, "tensorboard": pl.loggers.TensorBoardLogger}
 
 
 # --------------------------------------------------------------------------- the workload
@@ -102,6 +106,7 @@ class Workload:
     batch: int
     width: int
     warmup: int
+    logger: str = "csv"  # a key of LOGGERS: the trainer's logger, which co2cb writes its values to
 
     @property
     def epochs(self) -> int:
@@ -181,7 +186,7 @@ def fit_once(variant: str, work: Workload, cc_cls: Any, extra: list[pl.Callback]
             devices=1,
             max_epochs=work.epochs,
             callbacks=callbacks,
-            logger=pl.loggers.CSVLogger(tmp, name="csv"),
+            logger=LOGGERS[work.logger](tmp, name=work.logger),
             enable_progress_bar=False,
             enable_checkpointing=False,
             enable_model_summary=False,
@@ -229,8 +234,8 @@ class NoOp(pl.Callback):
 class HookTimes:
     fits: list[hc.Fit]
     sampler_share: float  # co2cb: CPU seconds of its sampler thread / seconds of the run (median over fits)
-    logger_s: float  # co2cb: seconds inside the CSV logger's log_metrics during its hooks, all fits
-    hparams_s: list[float]  # co2cb: seconds inside the CSV logger's log_hyperparams in each fit's on_fit_start
+    logger_s: float  # co2cb: seconds inside the logger's log_metrics during its hooks, all fits
+    hparams_s: list[float]  # co2cb: seconds inside the logger's log_hyperparams in each fit's on_fit_start
     data_s: list[float]  # co2cb: seconds inside Lightning's FitLoop.setup_data in each fit's on_fit_start
 
     def durations(self, label: str) -> dict[str, list[float]]:
@@ -250,7 +255,7 @@ def hook_costs(work: Workload, cc_cls: Any, rounds: int) -> HookTimes:
     """
     fits: list[hc.Fit] = []
     shares: list[float] = []
-    logger_s: list[float] = []  # inside the CSV logger's log_metrics, called from co2cb's hooks
+    logger_s: list[float] = []  # inside the logger's log_metrics, called from co2cb's hooks
     hparams_s: list[float] = []  # inside its log_hyperparams (the provenance, once a fit)
     data_s: list[float] = []  # inside Lightning's data set-up, which estimated_stepping_batches does early
     for r in range(rounds):
@@ -263,8 +268,8 @@ def hook_costs(work: Workload, cc_cls: Any, rounds: int) -> HookTimes:
             order = list(timed.values()) if r % 2 == 0 else list(reversed(timed.values()))
             data: list[float] = []
             with (
-                hc.time_inside(pl.loggers.CSVLogger, "log_metrics", clocks["co2cb"], logger_s),
-                hc.time_inside(pl.loggers.CSVLogger, "log_hyperparams", clocks["co2cb"], hparams_s),
+                hc.time_inside(LOGGERS[work.logger], "log_metrics", clocks["co2cb"], logger_s),
+                hc.time_inside(LOGGERS[work.logger], "log_hyperparams", clocks["co2cb"], hparams_s),
                 hc.time_inside(FitLoop, "setup_data", clocks["co2cb"], data),
             ):
                 fit = fit_once("co2cb", work, cc_cls, extra=order)
@@ -370,7 +375,7 @@ def print_header(work: Workload, args: argparse.Namespace) -> None:
     print(
         f"  workload: MLP 128-{work.width}-{work.width}-{work.width}-10, batch {work.batch}, {work.steps} steps "
         f"per fit = {work.epochs} epochs of {work.steps_per_epoch} steps (+5 validation batches each), "
-        f"loop timed from step {work.warmup}; "
+        f"loop timed from step {work.warmup}, {LOGGERS[work.logger].__name__}; "
         + ("the timed hooks only" if args.hooks_only else f"{args.rounds} rounds, variants shuffled in each")
     )
     print(f"  load average at start: {hc.load_average()}")
@@ -439,13 +444,15 @@ def report_hooks(hooks: HookTimes, work: Workload) -> None:
     )
     mine = sum(f.clocks["co2cb"].seconds(FIT_HOOKS) for f in hooks.fits)
     steps = work.steps * len(hooks.fits)
+    logger = LOGGERS[work.logger].__name__
+    how = "a file write at a step before a multiple of 100" if work.logger == "csv" else "an event queued per value"
     print(
-        f"of co2cb's in-loop time, inside the CSVLogger's log_metrics (the trainer's logger writing co2cb's values, "
-        f"a file flush every 100 steps): {_us(hooks.logger_s / steps)} per step ({100 * hooks.logger_s / mine:.0f} %)"
+        f"of co2cb's in-loop time, inside the {logger}'s log_metrics (the trainer's logger writing co2cb's values, "
+        f"{how}): {_us(hooks.logger_s / steps)} per step ({100 * hooks.logger_s / mine:.0f} %)"
     )
     wall = sum(f.wall_s for f in hooks.fits)
     print(
-        f"co2cb's in-loop time without the CSVLogger's: {_us((mine - hooks.logger_s) / steps)} per step, "
+        f"co2cb's in-loop time without the {logger}'s: {_us((mine - hooks.logger_s) / steps)} per step, "
         f"{100 * (mine - hooks.logger_s) / wall:.3f} % of the fits' wall time (all fits together)"
     )
     start = hooks.durations("co2cb").get("on_fit_start", [])
@@ -454,7 +461,7 @@ def report_hooks(hooks: HookTimes, work: Workload) -> None:
         if len(hooks.hparams_s) == len(start) == len(hooks.data_s):
             own = [s - h - d for s, h, d in zip(start, hooks.hparams_s, hooks.data_s)]
             print(
-                f"  of which the CSVLogger's log_hyperparams (writing the provenance to hparams.yaml): median "
+                f"  of which the {logger}'s log_hyperparams (writing the provenance to hparams.yaml): median "
                 f"{_us(statistics.median(hooks.hparams_s))}; Lightning's FitLoop.setup_data (its dataloaders, "
                 f"loaded here by estimated_stepping_batches instead of right after the hook: not extra work): median "
                 f"{_us(statistics.median(hooks.data_s))}; co2cb's own part: median {_us(statistics.median(own))}"
@@ -504,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hook-fits", type=int, default=5, help="fits with every callback's hooks timed")
     p.add_argument("--hooks-only", action="store_true", help="only the timed hooks (no paired fits, no A/B)")
     p.add_argument("--no-codecarbon", action="store_true")
+    p.add_argument("--logger", choices=sorted(LOGGERS), default="csv", help="the trainer's logger")
     args = p.parse_args(argv)
     if args.rounds < 5 and not args.hooks_only:
         p.error("--rounds must be at least 5")
@@ -514,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
     torch.set_num_threads(args.threads)
-    work = Workload(args.steps, args.steps_per_epoch, args.batch, args.width, args.warmup)
+    work = Workload(args.steps, args.steps_per_epoch, args.batch, args.width, args.warmup, args.logger)
     cc_cls = None if args.no_codecarbon else hc.codecarbon_class()
     variants = [v for v in VARIANTS if cc_cls is not None or not v.startswith("codecarbon")]
 
