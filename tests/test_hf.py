@@ -384,7 +384,7 @@ def test_nothing_the_callback_does_stops_training(
     if case == "raising meter":
         callback = co2(tmp_path, meters=[ConstantPower(WATTS), RaisingMeter(good_reads=2)])
     elif case == "raising monitor":
-        monkeypatch.setattr(TrainingMonitor, "_close", _broken_epoch_end)
+        monkeypatch.setattr(TrainingMonitor, "_report", _broken_epoch_end)
         callback = co2(tmp_path)
     else:
         callback = co2(tmp_path)  # checked writable here; made unwritable before training starts

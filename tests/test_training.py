@@ -455,6 +455,60 @@ def test_two_ranks_sum_their_energy_and_rank_0_alone_writes(tmp_path: Path) -> N
     assert summary["co2_kg"] == pytest.approx(sum(s["co2_kg"] for s in summary["job"]["per_rank"]), rel=REL)
 
 
+class CountingCollective(RankCollective):
+    """A rank's collective that counts its gathers."""
+
+    def __init__(self, shared: ThreadCollective, rank: int) -> None:
+        super().__init__(shared, rank)
+        self.gathers = 0
+
+    def gather(self, value: Any) -> list[Any]:
+        self.gathers += 1
+        return super().gather(value)
+
+
+@pytest.mark.parametrize("path", ["with_epoch", "validation_follows"])
+def test_an_epoch_and_the_validation_that_ends_it_take_one_gather(tmp_path: Path, path: str) -> None:
+    shared = ThreadCollective(2)
+
+    def rank(r: int) -> tuple[TrainingMonitor, list[Any], int]:
+        m = monitor(tmp_path / f"rank{r}")
+        collective = CountingCollective(shared, r)
+        m.start(collective, RankInfo(rank=r, world_size=2, hosts=("node-a", "node-b")), {"total_steps": 4})
+        m.train_epoch_begin(0)
+        steps(m)
+        before = collective.gathers
+        if path == "with_epoch":  # Lightning: the validation after the epoch's last batch, then the epoch's end
+            m.val_begin()
+            steps(m)
+            reports = m.val_end(with_epoch=True)
+            time.sleep(0.02)  # the framework's work between the two: the epoch's
+            reports += m.train_epoch_end(0.5)
+        else:  # HF's eval_strategy="epoch": the epoch ends, then the validation that follows it
+            assert m.train_epoch_end(0.5, validation_follows=True) == []
+            steps(m)
+            reports = m.val_end()
+        gathers = collective.gathers - before
+        m.finish()
+        return m, reports, gathers
+
+    (m0, reports0, gathers0), (_, reports1, gathers1) = run_ranks(2, rank)
+    assert (gathers0, gathers1) == (1, 1)  # not one for each window
+    assert [r.kind for r in reports0] == ["val", "train"]
+    for a, b in zip(reports0, reports1, strict=True):  # every rank logs the job's values
+        assert a.metrics == pytest.approx(b.metrics, rel=1e-9)
+    lines = record(m0)
+    (t,), (v,) = windows(lines, "train_epoch"), windows(lines, "val_epoch")
+    for w in (t, v):  # each rank's share its constant power over its own time; the job's their sum
+        per_rank = w["meta"]["per_rank"]
+        assert len(per_rank) == 2
+        for share in per_rank:
+            assert share["energy_kwh"]["total"] * JOULES_PER_KWH == pytest.approx(WATTS * share["seconds"], rel=1e-6)
+        assert w["energy_kwh"]["total"] == pytest.approx(sum(s["energy_kwh"]["total"] for s in per_rank), rel=REL)
+    assert t["meta"]["validation_excluded"]["co2_kg"] == pytest.approx(v["co2_kg"], rel=REL)
+    assert reports0[1].metrics[names.TOTAL_CO2] >= (t["co2_kg"] + v["co2_kg"]) * (1 - REL)
+
+
 def test_a_rank_that_cannot_start_stops_every_rank_without_a_hang(tmp_path: Path) -> None:
     shared = ThreadCollective(2)
 

@@ -5,7 +5,8 @@
 * :mod:`~co2cb.training.energy`: :class:`Energy` (summable across ranks) and :class:`Forecast`;
 * :mod:`~co2cb.training.collective`: how ranks exchange numbers (:class:`RankInfo`, :class:`SingleProcess`);
 * :mod:`~co2cb.training.hosts`: which ranks share a host (``CO2CB_HOST_ID``, the boot id, the host name);
-* :mod:`~co2cb.training.job`: a job's figures from its ranks' (one gather per window, split per rank and host);
+* :mod:`~co2cb.training.job`: a job's figures from its ranks' (one gather per close, split per rank and host);
+* :mod:`~co2cb.training.lines`: what a monitor prints (the forecast line, the run's use at its end);
 * :mod:`~co2cb.training.guard`: :func:`guarded`, hooks that cannot raise;
 * :mod:`~co2cb.training.tensorboard`: TensorBoard event files without TensorFlow.
 """

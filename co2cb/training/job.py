@@ -32,12 +32,15 @@ class Shares:
         losses: Each rank's meter losses as its summary would list them (``meter``, ``at``, ``error``);
             gathered at the run's end only.
         also: Each rank's other energy sent in the same gather (its run so far), if any.
+        earlier: Every rank's share of a window closed with this one as of an earlier moment (a validation
+            that ended its training epoch), from the same gather; None if none was sent.
     """
 
     per_rank: list[Energy]
     lost: list[list[tuple[str, str]]]
     losses: list[list[dict[str, Any]]] = field(default_factory=list)
     also: list[Energy] = field(default_factory=list)
+    earlier: Shares | None = None
 
     @property
     def total(self) -> Energy:
@@ -56,6 +59,7 @@ def gather_shares(
     components: Mapping[str, str],
     losses: Sequence[Mapping[str, Any]] | None = None,
     also: Energy | None = None,
+    earlier: WindowResult | None = None,
 ) -> Shares:
     """Every rank's share of a window (a collective: every rank calls it, in the same order).
 
@@ -65,19 +69,35 @@ def gather_shares(
         components: Meter name -> component, for this rank's lost meters.
         losses: This rank's meter losses in full (at the run's end), or None.
         also: Another energy of this rank's to send in the same gather (its run so far), or None.
+        earlier: Another window of this rank's, closed with ``local`` as of an earlier moment (a validation
+            that ended its training epoch), sent in the same gather: its shares are ``Shares.earlier``.
     """
     energy = Energy.of(local) if local is not None else Energy()
-    lost = [(m, components.get(m, "")) for m in (local.unavailable if local is not None else ())]
+    lost = _lost(local, components)
     if collective.world_size == 1:  # nothing to exchange: this process's share as it is
-        return Shares([energy], [lost], [[dict(x) for x in losses or ()]], [also] if also is not None else [])
+        before = Shares([Energy.of(earlier)], [_lost(earlier, components)]) if earlier is not None else None
+        return Shares([energy], [lost], [[dict(x) for x in losses or ()]], [also] if also is not None else [], before)
     extra = also.vector() if also is not None else []
-    everyone = collective.gather((energy.vector(), lost, list(losses or []), extra))
+    first = (Energy.of(earlier).vector(), _lost(earlier, components)) if earlier is not None else ([], [])
+    everyone = collective.gather((energy.vector(), lost, list(losses or []), extra, *first))
+    before = None
+    if earlier is not None:  # a rank that had no such window sends none: it counts as zero
+        before = Shares(
+            [Energy.from_vector(x[4]) if x[4] else Energy() for x in everyone],
+            [[(m, c) for m, c in x[5]] for x in everyone],
+        )
     return Shares(
-        [Energy.from_vector(v) for v, _, _, _ in everyone],
-        [[(m, c) for m, c in x] for _, x, _, _ in everyone],
-        [list(x) for _, _, x, _ in everyone],
-        [Energy.from_vector(x) for _, _, _, x in everyone if x],
+        [Energy.from_vector(x[0]) for x in everyone],
+        [[(m, c) for m, c in x[1]] for x in everyone],
+        [list(x[2]) for x in everyone],
+        [Energy.from_vector(x[3]) for x in everyone if x[3]],
+        before,
     )
+
+
+def _lost(window: WindowResult | None, components: Mapping[str, str]) -> list[tuple[str, str]]:
+    """A window's lost meters as ``(meter, component)``."""
+    return [(m, components.get(m, "")) for m in (window.unavailable if window is not None else ())]
 
 
 def split(hosts: Sequence[str], per_rank: Sequence[Energy], lost: Sequence[Sequence[tuple[str, str]]] = ()) -> dict:
@@ -152,9 +172,10 @@ class Job:
         local: WindowResult | None,
         losses: Sequence[Mapping[str, Any]] | None = None,
         also: Energy | None = None,
+        earlier: WindowResult | None = None,
     ) -> Shares:
         """Every rank's share of a window (a collective; see :func:`gather_shares`)."""
-        return gather_shares(self.collective, local, self.components, losses, also)
+        return gather_shares(self.collective, local, self.components, losses, also, earlier)
 
     def split(self, per_rank: Sequence[Energy], lost: Sequence[Sequence[tuple[str, str]]]) -> dict[str, Any]:
         """:func:`split` for this job's hosts; nothing for a job of one process."""

@@ -13,12 +13,13 @@ and nowhere else:
   and the time between epochs included, earlier segments of a resumed run too; logged at each training
   epoch's end (and step log) up to the last reading, so never above the final figure, and once more at
   the end (:meth:`total_metrics` after :meth:`finish`), where it equals the record's total.
-* The forecast line: printed by the process that writes the record after each training epoch, once
-  ``forecast_after_epochs`` are measured and while the run is not done, unless ``CO2CB_QUIET`` is
-  set or the adapter is not verbose; epochs are counted from 1 across resumed segments.
+* The forecast line (:mod:`co2cb.training.lines`): printed by the process that writes the record after
+  each training epoch, once ``forecast_after_epochs`` are measured and while the run is not done, unless
+  ``CO2CB_QUIET`` is set or the adapter is not verbose; epochs are counted from 1 across resumed segments.
 * The finish status: :data:`COMPLETED`, :data:`BUDGET_STOPPED`, :data:`NOT_ENDED` or ``failed: ...``.
 * Distributed jobs: each rank measures its own devices, host-level meters run on one rank per host;
-  epoch values are gathered and summed over ranks, and global rank 0 alone writes the record.
+  epoch values are gathered and summed over ranks (one gather per training epoch, with the validation that
+  ends it), and global rank 0 alone writes the record.
 
 Nothing here may stop training except the carbon budget: adapters wrap their hooks with
 :func:`co2cb.training.guard.guarded`.
@@ -32,7 +33,6 @@ from typing import Any
 
 from co2cb.core.results import WindowResult
 from co2cb.core.tracker import Tracker
-from co2cb.intensity.choice import is_quiet
 from co2cb.meters.base import COMPONENTS
 from co2cb.training import names
 from co2cb.training.budget import Budget
@@ -41,11 +41,11 @@ from co2cb.training.checkpoint_state import CheckpointState
 from co2cb.training.collective import Collective, RankInfo, SingleProcess, measured, rank_tracker, start_together
 from co2cb.training.energy import Energy, EpochReport, Forecast, sum_over_ranks
 from co2cb.training.job import Job, Shares, meter_components
+from co2cb.training.lines import RunLines
 from co2cb.training.options import check_monitor_options, monitored
 from co2cb.training.provenance import provenance
 from co2cb.training.steps import StepClock
 from co2cb.training.totals import RunTotal
-from co2cb.units import format_energy, format_mass
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ BUDGET_STOPPED = "stopped by the carbon budget"
 NOT_ENDED = "stopped without fit end"
 
 
-class TrainingMonitor(CheckpointState):
+class TrainingMonitor(CheckpointState, RunLines):
     """Measures a training job in epochs, validations and logging steps, for any framework."""
 
     def __init__(
@@ -244,22 +244,6 @@ class TrainingMonitor(CheckpointState):
                 self._close_ended_val()
             self._stop(NOT_ENDED, None)
 
-    def say_totals(self, result: WindowResult) -> None:
-        """Print what the run used and where its record is (as :meth:`say` does)."""
-        folder = self.tracker.run_folder if self.tracker is not None else None
-        where = f" (run folder {folder})" if folder else ""
-        self.say(f"co2cb: training used {format_energy(result.kwh)} and {format_mass(result.co2_kg)} CO2e{where}")
-
-    @property
-    def saying(self) -> bool:
-        """Whether :meth:`say` prints: on the process that writes the record, verbose, without ``CO2CB_QUIET``."""
-        return self.writer and self.verbose and not is_quiet()
-
-    def say(self, line: str) -> None:
-        """Print ``line`` on the process that writes the record, unless ``CO2CB_QUIET`` or not verbose."""
-        if self.saying:
-            print(line)
-
     # ------------------------------------------------------------------ logging steps
     def log_step(self) -> dict[str, float]:
         """Energy, CO2 and power since the last log, read off the curve (this rank's), and the run's total.
@@ -335,18 +319,18 @@ class TrainingMonitor(CheckpointState):
                 after an epoch's last batch, then ends the epoch): the meters are read now, and the
                 validation's window closes with the epoch's, as of that reading. Its report comes with the
                 epoch's.
+
+        A training epoch that waited for this validation (``validation_follows``) closes now, with it: both in
+        one gather across ranks, as with ``with_epoch``.
         """
         if not self._val_open:
             return []
         self._val_open = False
-        if with_epoch and self._epoch is not None:
+        if self._epoch is not None and (with_epoch or self._epoch_pending):
             assert self.tracker is not None
             self._val_ended = self.tracker.end_mark("val_epoch")
-            return []
-        reports = self._close("val", self._epoch if self._epoch is not None else self.epochs_done, None)
-        if self._epoch is not None and self._epoch_pending:
-            reports += self._close_train_epoch(self._progress)
-        return reports
+            return self._close_train_epoch(self._progress) if self._epoch_pending else []
+        return self._close("val", self._epoch if self._epoch is not None else self.epochs_done, None)
 
     def _close_ended_val(self) -> list[EpochReport]:
         """Close the window of a validation that ended with ``with_epoch`` (see :meth:`val_end`), if any."""
@@ -356,21 +340,42 @@ class TrainingMonitor(CheckpointState):
         return self._close("val", self._epoch if self._epoch is not None else self.epochs_done, None, at_ns=ended)
 
     def _close_train_epoch(self, progress: float | None) -> list[EpochReport]:
-        reports = self._close_ended_val()
-        epoch, self._epoch, self._epoch_pending = self._epoch, None, False
+        """Close the training epoch now, and a validation that ended it (:meth:`val_end`) as of its end: one gather."""
+        ended, self._val_ended = self._val_ended, None
+        index = self._epoch if self._epoch is not None else 0
         self.steps.close()
-        return reports + self._close("train", epoch if epoch is not None else 0, progress)
+        val = self._end("val", ended) if ended is not None else None
+        train = self._end("train")
+        if train is not None and self.tracker is not None:
+            shares = self.total.gather(self.tracker, self.job, train, earlier=val)
+            val_shares = shares.earlier
+        else:  # not opened here: the epoch a checkpoint resumed in
+            val_shares = self.job.shares(val) if val is not None else None
+        reports = self._report("val", index, None, val, val_shares) if val is not None and val_shares else []
+        self._epoch, self._epoch_pending = None, False  # after the validation's report, which counts in the epoch
+        return reports + (self._report("train", index, progress, train, shares) if train is not None else [])
 
     def _close(self, kind: str, epoch: int, progress: float | None, at_ns: int | None = None) -> list[EpochReport]:
         """Close a window (as of ``at_ns``; default now), sum it over ranks (a collective), update the rest."""
-        assert self.tracker is not None
-        if not self.tracker.open_windows(f"{kind}_epoch"):
-            return []  # not opened here: the epoch a checkpoint resumed in
-        local = self.tracker.end(f"{kind}_epoch", write=False, at_ns=at_ns)
-        if local is None:
+        local = self._end(kind, at_ns)
+        if local is None or self.tracker is None:
             return []
         # a window closed as of an earlier time leaves the run's total to the epoch that closes next
         shares = self.total.gather(self.tracker, self.job, local) if at_ns is None else self.job.shares(local)
+        return self._report(kind, epoch, progress, local, shares)
+
+    def _end(self, kind: str, at_ns: int | None = None) -> WindowResult | None:
+        """This rank's ``{kind}_epoch`` window, closed as of ``at_ns`` (default now); None if it is not open here."""
+        assert self.tracker is not None
+        if not self.tracker.open_windows(f"{kind}_epoch"):
+            return None  # not opened here: the epoch a checkpoint resumed in
+        return self.tracker.end(f"{kind}_epoch", write=False, at_ns=at_ns)
+
+    def _report(
+        self, kind: str, epoch: int, progress: float | None, local: WindowResult, shares: Shares
+    ) -> list[EpochReport]:
+        """What a closed window's shares give: its values, the run's total and forecast, the record's line."""
+        assert self.tracker is not None
         per_rank = shares.per_rank
         job = sum_over_ranks(per_rank)
         if kind == "val":
@@ -404,12 +409,7 @@ class TrainingMonitor(CheckpointState):
             metrics[names.FORECAST_CO2] = self.forecast.co2_kg
             if self.detail:
                 metrics[names.FORECAST_ENERGY] = self.forecast.energy_kwh
-            if progress < 1 and self.saying:  # the line is only formatted where it is printed
-                epoch, f = self.epochs_done + self.resume.epochs_before, self.forecast  # counted from 1, every segment
-                self.say(
-                    f"co2cb: after epoch {epoch} ({progress:.0%} done) the run is forecast at "
-                    f"{format_energy(f.energy_kwh)} and {format_mass(f.co2_kg)} CO2e"
-                )
+            self.say_forecast(self.forecast, self.epochs_done + self.resume.epochs_before)  # from 1, every segment
         self.budget.check(run.co2_kg, self.forecast, during_epoch=False)
         return metrics
 

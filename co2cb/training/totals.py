@@ -49,11 +49,19 @@ class RunTotal:
         run = Energy.of(tracker.totals(settled=True)) if tracker is not None and tracker.running else Energy()
         return self.before.plus(run)
 
-    def gather(self, tracker: Tracker, job: Job, window: WindowResult) -> Shares:
-        """Every rank's share of a window just closed (a collective); the job's run so far is updated with it."""
+    def gather(self, tracker: Tracker, job: Job, window: WindowResult, earlier: WindowResult | None = None) -> Shares:
+        """Every rank's share of a window just closed (a collective); the job's run so far is updated with it.
+
+        Args:
+            tracker: This rank's tracker.
+            job: The job's ranks.
+            window: The window just closed.
+            earlier: A window closed with it as of an earlier moment (a validation that ended its epoch),
+                gathered in the same collective (``Shares.earlier``).
+        """
         run = Energy.of(tracker.totals(settled=True))
         self.gathered_at = tracker.mark()
-        shares = job.shares(window, also=run)  # one gather: the window and the run so far, per rank
+        shares = job.shares(window, also=run, earlier=earlier)  # one gather: the windows and the run so far
         self.segment = sum_over_ranks(shares.also)
         return shares
 
