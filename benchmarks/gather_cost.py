@@ -1,15 +1,15 @@
-"""What co2cb's cross-rank traffic costs: the one gather per window on gloo with N CPU ranks, and the record's size.
+"""What co2cb's cross-rank traffic costs: the one gather per epoch on gloo with N CPU ranks, and the record's size.
 
     python benchmarks/gather_cost.py                  # 2, 4 and 8 ranks, 300 gathers each
     python benchmarks/gather_cost.py --ranks 2 4 --rounds 100
 
-For each N, N processes join a gloo group on 127.0.0.1 and time, on every rank, exactly what the
-training monitor sends when an epoch or a validation closes (``co2cb.training.job.Job.shares``: this
-rank's window vector, its lost meters and its run so far, through ``all_gather_object``), after a
-barrier so that every rank enters together. Printed per N: the median and 90th percentile over all
-ranks and rounds, and a straight line fitted through the medians (a ring all-gather takes N - 1
-steps), extrapolated to 1,000 ranks. Then the size of a job's window line in the record for N ranks
-(its split per rank and per host grows with N), and of the whole record of a 10,000 GPU-hour job.
+For each N, N processes join a gloo group on 127.0.0.1 and time, on every rank, exactly what the training
+monitor sends when a training epoch closes with the validation that ended it
+(``co2cb.training.job.Job.shares``: this rank's two window vectors, their lost meters and its run so far,
+through ``all_gather_object``), after a barrier so that every rank enters together. Printed per N: the median
+and 90th percentile over all ranks and rounds, and a straight line fitted through the medians (a ring
+all-gather takes N - 1 steps), extrapolated to 1,000 ranks. Then the size of a job's window line in the record
+for N ranks (its split per rank and per host grows with N), and of the whole record of a 10,000 GPU-hour job.
 
 On a machine with fewer cores than ranks the ranks share cores, so the larger N are upper bounds.
 """
@@ -68,12 +68,12 @@ def _rank(rank: int, world: int, port: int, rounds: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     job = job_for(world, rank)
     job.collective = TorchCollective(dist)
-    local, run = window(), Energy.of(window(3600.0))
+    local, val, run = window(), window(60.0), Energy.of(window(3600.0))
     times = []
     for i in range(WARMUP + rounds):
         dist.barrier()
         t0 = time.perf_counter_ns()
-        shares = job.shares(local, also=run)
+        shares = job.shares(local, also=run, earlier=val)
         dt = time.perf_counter_ns() - t0
         if i >= WARMUP:
             times.append(dt / 1e3)
