@@ -78,8 +78,8 @@ def gather_shares(
         before = Shares([Energy.of(earlier)], [_lost(earlier, components)]) if earlier is not None else None
         return Shares([energy], [lost], [[dict(x) for x in losses or ()]], [also] if also is not None else [], before)
     extra = also.vector() if also is not None else []
-    first = (Energy.of(earlier).vector(), _lost(earlier, components)) if earlier is not None else ([], [])
-    everyone = collective.gather((energy.vector(), lost, list(losses or []), extra, *first))
+    sent_earlier = (Energy.of(earlier).vector(), _lost(earlier, components)) if earlier is not None else ([], [])
+    everyone = collective.gather((energy.vector(), lost, list(losses or []), extra, *sent_earlier))
     before = None
     if earlier is not None:  # a rank that had no such window sends none: it counts as zero
         before = Shares(

@@ -15,33 +15,33 @@ from co2cb.units import format_energy, format_mass
 
 
 class RunLines:
-    """The printing methods of :class:`co2cb.training.monitor.TrainingMonitor` (a base class of it)."""
+    """Which process prints, and what, for :class:`co2cb.training.monitor.TrainingMonitor` (a base class of it)."""
 
     rank: RankInfo
     tracker: Tracker | None
     verbose: bool
 
     @property
-    def saying(self) -> bool:
-        """Whether :meth:`say` prints: on the process that writes the record, verbose, without ``CO2CB_QUIET``."""
-        return self.rank.rank == 0 and self.verbose and not is_quiet()
+    def writer(self) -> bool:
+        """Whether this process writes the run record (global rank 0), and prints."""
+        return self.rank.rank == 0
 
-    def say(self, line: str) -> None:
-        """Print ``line`` on the process that writes the record, unless ``CO2CB_QUIET`` or not verbose."""
-        if self.saying:
-            print(line)
+    @property
+    def saying(self) -> bool:
+        """Whether this process prints: it writes the record, is verbose, and ``CO2CB_QUIET`` is not set."""
+        return self.writer and self.verbose and not is_quiet()
 
     def say_forecast(self, forecast: Forecast, epoch: int) -> None:
         """Print the forecast made after ``epoch`` (counted from 1), unless the run is done."""
         if forecast.progress < 1 and self.saying:
-            self.say(
+            print(
                 f"co2cb: after epoch {epoch} ({forecast.progress:.0%} done) the run is forecast at "
                 f"{format_energy(forecast.energy_kwh)} and {format_mass(forecast.co2_kg)} CO2e"
             )
 
     def say_totals(self, result: WindowResult) -> None:
-        """Print what the run used and where its record is (as :meth:`say` does)."""
+        """Print what the run used and where its record is."""
         if self.saying:
             folder = self.tracker.run_folder if self.tracker is not None else None
             where = f" (run folder {folder})" if folder else ""
-            self.say(f"co2cb: training used {format_energy(result.kwh)} and {format_mass(result.co2_kg)} CO2e{where}")
+            print(f"co2cb: training used {format_energy(result.kwh)} and {format_mass(result.co2_kg)} CO2e{where}")

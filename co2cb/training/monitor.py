@@ -121,11 +121,6 @@ class TrainingMonitor(CheckpointState, RunLines):
 
     # ------------------------------------------------------------------ state
     @property
-    def writer(self) -> bool:
-        """Whether this process writes the run record (global rank 0)."""
-        return self.rank.rank == 0
-
-    @property
     def measuring(self) -> bool:
         """Between :meth:`start` and the end of the run."""
         return self.tracker is not None and self.tracker.running

@@ -62,8 +62,10 @@ __all__ = [
     "edge_readings",
     "late_reads_allowance",
     "make_gpus",
-    "stamp_skews",
     "perf_bounds",
+    "power_stamp_skews",
+    "skewed_power_allowance",
+    "stamp_skews",
 ]
 
 
@@ -198,11 +200,12 @@ def stamp_skews(
         cum_j: The channel's cumulative joules at them.
         readings: The counter's answers.
     """
-    for k in range(len(readings) - len(cum_j) + 1):
+
+    def from_k(k: int) -> bool:
         base = readings[k][1] - cum_j[0]
-        if all(abs(j - base - c) < 1e-6 for (_, j), c in zip(readings[k:], cum_j)):
-            return [s * 1e-9 - t for s, (t, _) in zip(times_ns, readings[k:])]
-    raise AssertionError("the curve's points are not consecutive readings of the counter")
+        return all(abs(j - base - c) < 1e-6 for (_, j), c in zip(readings[k:], cum_j))
+
+    return _skews_of_match(times_ns, readings, from_k, "counter")
 
 
 def power_stamp_skews(
@@ -221,10 +224,17 @@ def power_stamp_skews(
         )
 
     dt = [0.0] + [(b - a) * 1e-9 for a, b in itertools.pairwise(times_ns)]
-    for k in range(len(readings) - len(cum_j) + 1):
-        if all(step_matches(k, i) for i in range(1, len(cum_j))):
+    return _skews_of_match(times_ns, readings, lambda k: all(step_matches(k, i) for i in range(1, len(cum_j))), "power")
+
+
+def _skews_of_match(
+    times_ns: Sequence[int], readings: Sequence[tuple[float, float]], from_k: Callable[[int], bool], what: str
+) -> list[float]:
+    """Each point's stamp minus the moment of its reading, for the first ``k`` whose readings ``from_k`` matches."""
+    for k in range(len(readings) - len(times_ns) + 1):
+        if from_k(k):
             return [s * 1e-9 - t for s, (t, _) in zip(times_ns, readings[k:])]
-    raise AssertionError("the curve's points are not consecutive readings of the power")
+    raise AssertionError(f"the curve's points are not consecutive readings of the {what}")
 
 
 def skewed_power_allowance(trace: Sine, times_ns: Sequence[int], skews: Sequence[float], t0: float, t1: float) -> float:
