@@ -9,12 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+import co2cb.records.writer as writer
 from co2cb import ConfigError, Tracker, read_records
-from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION, check_writable, encode_line
+from co2cb.core.results import iso
+from co2cb.records.writer import RECORD_FILE, SCHEMA_VERSION, RunRecorder, check_writable, encode_line
 
 WRITER = """
 import sys, time
@@ -236,3 +243,79 @@ def test_one_fsync_thread_serves_every_run_folder_within_its_period(
     for r in recorders[1:]:
         r.close()
     assert [json.loads(line)["n"] for line in recorders[1].path.read_text().splitlines()] == [1]
+
+
+@dataclass
+class _Point:
+    x: float
+
+
+ODD_LINE = {
+    "type": "window",
+    "co2_kg": float("nan"),
+    "energy_kwh": {"cpu": float("inf"), "ram": 1.6325717333332487e-14, "total": 5.068e-06},
+    "start_unix_s": 1796684840.674094,
+    "meta": {
+        "epoch": np.int64(3),
+        "loss": np.float64(0.25),
+        "ranks": (0, 1),
+        "at": datetime(2026, 12, 7),
+        "p": _Point(1),
+    },
+    "what": Path("/x"),
+    "name": "é",
+}
+
+
+@pytest.mark.parametrize("encoder", ["orjson", "standard library"])
+def test_both_encoders_write_the_same_values(encoder: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert writer._fast_encode is not None, "orjson is a dependency: record lines take its encoder"
+    if encoder == "standard library":
+        monkeypatch.setattr(writer, "_fast_encode", None)
+    data = encode_line(ODD_LINE)
+    assert data.endswith(b"\n") and data.count(b"\n") == 1
+    assert json.loads(data) == {
+        "type": "window",
+        "co2_kg": None,
+        "energy_kwh": {"cpu": None, "ram": 1.6325717333332487e-14, "total": 5.068e-06},
+        "start_unix_s": 1796684840.674094,
+        "meta": {"epoch": "3", "loss": 0.25, "ranks": [0, 1], "at": "2026-12-07 00:00:00", "p": "_Point(x=1)"},
+        "what": "/x",
+        "name": "é",
+    }
+    assert json.loads(encode_line({"keys": {1: "a", None: "b"}, "big": 2**70})) == {  # what orjson refuses
+        "keys": {"1": "a", "null": "b"},
+        "big": 2**70,
+    }
+
+
+@given(st.floats(min_value=0, max_value=4e9) | st.integers(0, 4_000_000_000).map(lambda s: s - 5e-7))
+def test_iso_stamps_are_what_datetime_writes(unix_s: float) -> None:
+    assert iso(unix_s) == datetime.fromtimestamp(unix_s, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def test_lines_written_together_take_one_write_and_a_refusing_disk_keeps_them_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = RunRecorder(tmp_path)
+    real_write = os.write
+    calls: list[bytes] = []
+    refuse = [True]
+
+    def disk(fd: int, data: bytes) -> int:
+        calls.append(bytes(data))
+        if refuse[0]:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", disk)
+    with pytest.raises(OSError):
+        recorder.write({"n": 1}, {"n": 2})
+    assert len(calls) == 1 and recorder.pending == 2
+    assert recorder.path.read_bytes() == b""
+    refuse[0] = False
+    recorder.write({"n": 3})
+    monkeypatch.undo()
+    recorder.close()
+    assert [json.loads(x)["n"] for x in recorder.path.read_text().splitlines()] == [1, 2, 3]
+    assert recorder.pending == 0

@@ -41,12 +41,12 @@ class RecordSink:
                 "in memory only (tracker.result); give a writable folder as output_dir= (co2cb run: --output-dir)",
             )
 
-    def write(self, line: dict[str, Any]) -> None:
-        """Write one line; a failure is said once (the recorder keeps the line and writes it when it can)."""
+    def write(self, *lines: dict[str, Any]) -> None:
+        """Write lines, with one ``write()``; a failure is said once (the recorder keeps them, to write them later)."""
         if self.recorder is None:
             return
         try:
-            self.recorder.write(line)
+            self.recorder.write(*lines)
         except Exception as e:  # noqa: BLE001 - a full disk must not stop training
             self.warn_once(
                 "write",

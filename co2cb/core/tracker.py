@@ -343,10 +343,10 @@ class Tracker(StepWindows):
         """Start marks (for :meth:`between`) of the open recorded windows of this name, oldest first."""
         return [w.t_ns for w in self._open.of(name)]
 
-    def write_result(self, result: WindowResult) -> None:
-        """Write a window line for a result the caller made (e.g. summed over ranks)."""
-        if self._sink.recorder is not None:
-            self._sink.write(result.as_record())
+    def write_result(self, *results: WindowResult) -> None:
+        """Write window lines for results the caller made (e.g. summed over ranks), in one ``write()``."""
+        if self._sink.recorder is not None and results:
+            self._sink.write(*(r.as_record() for r in results))
 
     def write_event(self, line: Mapping[str, Any]) -> None:
         """Write one extra line (it must have a ``type``), e.g. a resume from a checkpoint."""
