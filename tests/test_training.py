@@ -6,6 +6,8 @@ Two ranks run in two threads over a collective made of a barrier, as two process
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -95,6 +97,41 @@ def steps(m: TrainingMonitor, n: int = 3) -> None:
 
 
 # --------------------------------------------------------------------------------- one process
+@pytest.mark.parametrize("path", ["with_epoch", "validation_follows"])
+def test_an_epoch_and_the_validation_that_ends_it_are_written_with_one_write(
+    tmp_path: Path, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = monitor(tmp_path)
+    m.start(SingleProcess(), RankInfo(), {"total_steps": 4})
+    m.train_epoch_begin(0)
+    steps(m)
+    writes: list[bytes] = []
+    real_write = os.write
+
+    def spy(fd: int, data: Any) -> int:
+        writes.append(bytes(data))
+        return real_write(fd, data)
+
+    if path == "with_epoch":
+        m.val_begin()
+        steps(m)
+        monkeypatch.setattr(os, "write", spy)
+        m.val_end(with_epoch=True)
+        m.train_epoch_end(0.5)
+    else:
+        m.train_epoch_end(0.5, validation_follows=True)
+        steps(m)
+        monkeypatch.setattr(os, "write", spy)
+        m.val_end()
+    monkeypatch.undo()
+    m.finish()
+    (both,) = writes  # one write() for the two lines: a SIGKILL keeps both or neither
+    names_written = [json.loads(x)["name"] for x in both.splitlines()]
+    assert names_written == ["val_epoch", "train_epoch"]
+    lines = record(m)
+    assert [x["name"] for x in lines if x.get("type") == "window"] == ["val_epoch", "train_epoch", "run"]
+
+
 def test_validation_inside_an_epoch_is_reported_apart_and_counted_once(tmp_path: Path) -> None:
     m = monitor(tmp_path)
     start(m)

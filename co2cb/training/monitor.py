@@ -346,9 +346,11 @@ class TrainingMonitor(CheckpointState, RunLines):
             val_shares = shares.earlier
         else:  # not opened here: the epoch a checkpoint resumed in
             val_shares = self.job.shares(val) if val is not None else None
-        reports = self._report("val", index, None, val, val_shares) if val is not None and val_shares else []
+        closed = [self._report("val", index, None, val, val_shares)] if val is not None and val_shares else []
         self._epoch, self._epoch_pending = None, False  # after the validation's report, which counts in the epoch
-        return reports + (self._report("train", index, progress, train, shares) if train is not None else [])
+        if train is not None:
+            closed.append(self._report("train", index, progress, train, shares))
+        return self._publish(closed)
 
     def _close(self, kind: str, epoch: int, progress: float | None, at_ns: int | None = None) -> list[EpochReport]:
         """Close a window (as of ``at_ns``; default now), sum it over ranks (a collective), update the rest."""
@@ -357,7 +359,7 @@ class TrainingMonitor(CheckpointState, RunLines):
             return []
         # a window closed as of an earlier time leaves the run's total to the epoch that closes next
         shares = self.total.gather(self.tracker, self.job, local) if at_ns is None else self.job.shares(local)
-        return self._report(kind, epoch, progress, local, shares)
+        return self._publish([self._report(kind, epoch, progress, local, shares)])
 
     def _end(self, kind: str, at_ns: int | None = None) -> WindowResult | None:
         """This rank's ``{kind}_epoch`` window, closed as of ``at_ns`` (default now); None if it is not open here."""
@@ -368,8 +370,8 @@ class TrainingMonitor(CheckpointState, RunLines):
 
     def _report(
         self, kind: str, epoch: int, progress: float | None, local: WindowResult, shares: Shares
-    ) -> list[EpochReport]:
-        """What a closed window's shares give: its values, the run's total and forecast, the record's line."""
+    ) -> tuple[EpochReport, WindowResult | None]:
+        """A closed window's shares: its values, the run's total and forecast; its line where this rank writes."""
         assert self.tracker is not None
         per_rank = shares.per_rank
         job = sum_over_ranks(per_rank)
@@ -387,14 +389,21 @@ class TrainingMonitor(CheckpointState, RunLines):
         if kind == "train":
             metrics.update(totals)
             metrics.update(self._forecast(progress))
+        line = None
         if self.writer:
             meta: dict[str, Any] = {"epoch": epoch, "kind": kind, **self.job.split(per_rank, shares.lost)}
             if kind == "train":
                 meta["validation_excluded"] = self._val_in_epoch.as_record()
                 if self.forecast is not None:
                     meta["forecast"] = vars(self.forecast)
-            self.tracker.write_result(self.job.result(local, reported, meta, shares.lost))
-        return [EpochReport(kind, epoch, metrics, reported, totals)]
+            line = self.job.result(local, reported, meta, shares.lost)
+        return EpochReport(kind, epoch, metrics, reported, totals), line
+
+    def _publish(self, closed: list[tuple[EpochReport, WindowResult | None]]) -> list[EpochReport]:
+        """Write the closed windows' record lines, together (one ``write()``); their reports."""
+        assert self.tracker is not None
+        self.tracker.write_result(*(line for _, line in closed if line is not None))
+        return [report for report, _ in closed]
 
     def _forecast(self, progress: float | None) -> dict[str, float]:
         run = self.total.value
