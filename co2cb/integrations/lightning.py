@@ -104,6 +104,7 @@ class CO2CallbackMixin:
         self._mark_step: Callable[[int], None] = no_step  # marks a step boundary while a fit is measured (hot path)
         self._unlogged = PendingRows()  # a validation's values, logged in its training epoch's row
         self._val_waits = True  # a validation at an epoch's end may close with the epoch (no callback monitors co2cb)
+        self._total_steps: int | None = None  # the fit's planned optimizer steps, as at its start
 
     state_key = "co2cb.CO2Callback"  # the key of this callback's state in checkpoints
 
@@ -120,6 +121,7 @@ class CO2CallbackMixin:
             "total_steps": total_steps(trainer),
             "framework": self.framework,
         }
+        self._total_steps = plan["total_steps"]
         self.co2.tracker_options = where_to_write(self.co2.tracker_options)  # Ray Train workers change directory
         self.co2.start(collective, rank, plan, gpus, uses_gpu)
         self._mark_step = self.co2.steps.marker()  # on the fit's thread, where Lightning calls every hook
@@ -228,7 +230,8 @@ class CO2CallbackMixin:
         """Close the training epoch and log it; the forecast and the budget are checked."""
         if not self.co2.measuring:
             return
-        total = total_steps(trainer)
+        # the plan changes only where the dataloaders are loaded again (their length may change)
+        total = total_steps(trainer) if trainer.reload_dataloaders_every_n_epochs else self._total_steps
         progress = trainer.global_step / total if total else None
         self._emit(trainer, self.co2.train_epoch_end(progress), max(0, log_step(trainer) - 1))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from co2cb.core.results import EnergySums, WindowResult
@@ -102,17 +102,21 @@ def job_result(
         unavailable: Every rank's lost meters, host first (default: this rank's).
         provenance: How the job's ranks measure each component (default: this rank's).
     """
-    return replace(
-        local,
+    return WindowResult(
+        name=local.name,
+        start_unix_s=local.start_unix_s,
+        end_unix_s=local.end_unix_s,
         seconds=job.seconds,
         joules={c: job.joules[c] for c in COMPONENTS if c in local.joules or job.joules[c]},
         meter_joules={},
         co2_kg=job.co2_kg,
-        co2_kg_marginal=None,
-        g_per_kwh_marginal=None,
-        meta=meta,
-        unavailable=local.unavailable if unavailable is None else tuple(unavailable),
+        g_per_kwh=local.g_per_kwh,
+        pue=local.pue,
         provenance=dict(local.provenance if provenance is None else provenance),
+        unavailable=local.unavailable if unavailable is None else tuple(unavailable),
+        meta=meta,
+        intensity_kind=local.intensity_kind,
+        intensity_notes=local.intensity_notes,
     )
 
 
