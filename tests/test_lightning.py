@@ -399,6 +399,25 @@ def test_epoch_energy_is_exactly_what_the_steps_drew(main_run: Run) -> None:
     assert run.warnings == []
 
 
+def test_the_forecast_follows_a_plan_that_changes_where_dataloaders_reload(tmp_path: Path) -> None:
+    class Growing(L.LightningDataModule):
+        """4 training batches in the first epoch, 8 after: Lightning's estimate of the fit's steps grows."""
+
+        def train_dataloader(self) -> Any:
+            return loaders(4 if self.trainer.current_epoch == 0 else 8)[0]
+
+        def val_dataloader(self) -> Any:
+            return loaders()[1]
+
+    trainer, callback, module, _ = make(tmp_path, trainer_options={"reload_dataloaders_every_n_epochs": 1})
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer.fit(module, datamodule=Growing())
+    run = Run(trainer, callback, None)
+    assert run.header["job"]["framework_plan"]["total_steps"] == 4 * EPOCHS  # as estimated at the fit's start
+    progress = [t["meta"]["forecast"]["progress"] for t in run.windows("train_epoch")]
+    assert progress == approx([4 / 12, 12 / 24, 20 / 24], 1e-12)  # each epoch's steps over that epoch's estimate
+
+
 def test_forecast_is_printed_after_every_epoch_but_the_last(main_run: Run) -> None:
     lines = [line for line in main_run.stdout.splitlines() if "forecast" in line]
     assert len(lines) == EPOCHS - 1  # at 100 % the run is done: nothing left to forecast
