@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from co2cb import Tracker, read_records
+from co2cb.meters.process import ProcessTree
 from co2cb.records.writer import RECORD_FILE
 from tests.fakes.meters import ConstantPower
 
@@ -218,3 +219,23 @@ def test_row9_a_forked_child_starts_trackers_of_its_own(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     summaries = [read_records(folder)[-1]["type"] for folder in tmp_path.iterdir()]
     assert summaries == ["summary", "summary"]  # the child's run and the parent's, each in its own folder
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_row9_a_forked_child_measures_its_own_cpu_time_not_the_parents() -> None:
+    """co2cb keeps its process id (``os.getpid()`` is a system call); a forked child's tree is the child."""
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # the parent's CPU time, which the child's own must not include
+        pass
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's result is its exit status
+        code = 1
+        try:
+            tree = ProcessTree()
+            own = tree.tree_seconds()
+            code = 0 if tree.pids == [os.getpid()] and own < 0.2 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert ProcessTree().pids == [os.getpid()] and ProcessTree().tree_seconds() >= 0.3
