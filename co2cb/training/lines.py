@@ -1,7 +1,7 @@
 """What a training monitor prints: the forecast after each epoch and what the run used at its end.
 
-Only the process that writes the record prints, unless ``CO2CB_QUIET`` is set or the adapter is not verbose
-(Keras ``verbose=0``); a line is only formatted where it is printed.
+Only the process that writes the record prints, unless ``CO2CB_QUIET`` is set (read when the run starts) or the
+adapter is not verbose (Keras ``verbose=0``); a line is only formatted where it is printed.
 """
 
 from __future__ import annotations
@@ -20,16 +20,21 @@ class RunLines:
     rank: RankInfo
     tracker: Tracker | None
     verbose: bool
+    quiet = False  # ``CO2CB_QUIET`` as the run started (see :meth:`hush`)
 
     @property
     def writer(self) -> bool:
         """Whether this process writes the run record (global rank 0), and prints."""
         return self.rank.rank == 0
 
+    def hush(self) -> None:
+        """Read ``CO2CB_QUIET`` for the run that starts (not at each epoch: a read of the environment each time)."""
+        self.quiet = is_quiet()
+
     @property
     def saying(self) -> bool:
-        """Whether this process prints: it writes the record, is verbose, and ``CO2CB_QUIET`` is not set."""
-        return self.writer and self.verbose and not is_quiet()
+        """Whether this process prints: it writes the record, is verbose, and ``CO2CB_QUIET`` was not set."""
+        return self.writer and self.verbose and not self.quiet
 
     def say_forecast(self, forecast: Forecast, epoch: int) -> None:
         """Print the forecast made after ``epoch`` (counted from 1), unless the run is done."""

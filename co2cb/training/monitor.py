@@ -13,9 +13,9 @@ and nowhere else:
   and the time between epochs included, earlier segments of a resumed run too; logged at each training
   epoch's end (and step log) up to the last reading, so never above the final figure, and once more at
   the end (:meth:`total_metrics` after :meth:`finish`), where it equals the record's total.
-* The forecast line (:mod:`co2cb.training.lines`): printed by the process that writes the record after
-  each training epoch, once ``forecast_after_epochs`` are measured and while the run is not done, unless
-  ``CO2CB_QUIET`` is set or the adapter is not verbose; epochs are counted from 1 across resumed segments.
+* The forecast line (:mod:`co2cb.training.lines`): printed by the process that writes the record after each
+  training epoch, once ``forecast_after_epochs`` are measured and while the run is not done, unless ``CO2CB_QUIET``
+  is set (at start) or the adapter is not verbose; epochs are counted from 1 across resumed segments.
 * The finish status: :data:`COMPLETED`, :data:`BUDGET_STOPPED`, :data:`NOT_ENDED` or ``failed: ...``.
 * Distributed jobs: each rank measures its own devices, host-level meters run on one rank per host;
   epoch values are gathered and summed over ranks (one gather per training epoch, with the validation that
@@ -49,7 +49,6 @@ from co2cb.training.totals import RunTotal
 
 log = logging.getLogger(__name__)
 
-PREFIX = names.PREFIX
 COMPLETED = "completed"
 BUDGET_STOPPED = "stopped by the carbon budget"
 NOT_ENDED = "stopped without fit end"
@@ -166,6 +165,7 @@ class TrainingMonitor(CheckpointState, RunLines):
             RuntimeError: Some rank could not start; then none measures (their collectives would not match).
         """
         self.collective, self.rank = collective, rank
+        self.hush()
         try:
             per_rank = start_together(collective, lambda: self._start_tracker(plan, gpus, uses_gpu))
         except RuntimeError as e:
@@ -385,10 +385,11 @@ class TrainingMonitor(CheckpointState, RunLines):
             reported = sum_over_ranks(per_rank)
             self.epochs_done += 1
         metrics = names.window(kind, reported, reported.co2_kg, local.g_per_kwh, self.components, self.detail)
-        totals = self.total_metrics()
+        run = self.total.value
+        totals = names.totals(run.kwh, run.co2_kg)
         if kind == "train":
             metrics.update(totals)
-            metrics.update(self._forecast(progress))
+            metrics.update(self._forecast(progress, run))
         line = None
         if self.writer:
             meta: dict[str, Any] = {"epoch": epoch, "kind": kind, **self.job.split(per_rank, shares.lost)}
@@ -405,8 +406,7 @@ class TrainingMonitor(CheckpointState, RunLines):
         self.tracker.write_result(*(line for _, line in closed if line is not None))
         return [report for report, _ in closed]
 
-    def _forecast(self, progress: float | None) -> dict[str, float]:
-        run = self.total.value
+    def _forecast(self, progress: float | None, run: Energy) -> dict[str, float]:
         metrics: dict[str, float] = {}
         if progress and self.epochs_done >= self.forecast_after_epochs and 0 < progress <= 1:
             self.forecast = Forecast(run.kwh / progress, run.co2_kg / progress, progress)
