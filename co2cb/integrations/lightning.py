@@ -223,7 +223,7 @@ class CO2CallbackMixin:
         """End the validation; close its window now, or with its epoch's after the epoch's last batch."""
         if self.co2.measuring and not trainer.sanity_checking:
             with_epoch = self._val_waits and at_last_batch(trainer)
-            self._emit(trainer, self.co2.val_end(with_epoch), log_step(trainer), hold=True)
+            self._emit(trainer, self.co2.val_end(with_epoch), hold=True)
 
     @guarded
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
@@ -238,16 +238,16 @@ class CO2CallbackMixin:
     # ------------------------------------------------------------ output
     def _emit(self, trainer: Any, reports: list[EpochReport], step: int | None = None, hold: bool = False) -> None:
         """Offer closed epochs to ``callback_metrics``; log them at ``step`` (default: now), or with the next (hold)."""
-        if self.co2.monitor and reports:  # reading callback_metrics makes Lightning compute its metrics
-            self.co2.record_metrics(trainer.callback_metrics)
-        at = log_step(trainer) if step is None else step
-        offered: dict[str, float] = {}
-        for report in reports:
-            metrics = names.for_framework(report.metrics, report.kind, VAL_PREFIX)
-            self._unlogged.add(at, trainer.current_epoch, metrics)
-            offered.update(metrics)
-            offered.update(report.totals)
-        if offered:
+        if reports:
+            if self.co2.monitor:  # reading callback_metrics makes Lightning compute its metrics
+                self.co2.record_metrics(trainer.callback_metrics)
+            at = log_step(trainer) if step is None else step
+            offered: dict[str, float] = {}
+            for report in reports:
+                metrics = names.for_framework(report.metrics, report.kind, VAL_PREFIX)
+                self._unlogged.add(at, trainer.current_epoch, metrics)
+                offered.update(metrics)
+                offered.update(report.totals)
             self._offer(trainer, offered)
         if not hold:
             self._log_unlogged(trainer)
