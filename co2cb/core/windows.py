@@ -70,13 +70,8 @@ class WindowMaker:
         for ch, comp in zip(self.channels, self.components):
             joules[comp] += meter_j[ch]
         start_s, end_s = self._unix(t0), self._unix(t1)
-        co2_m = g_m = None
-        if self._fixed:  # one figure for all times: the window's energy needs no splitting, and it has no notes
-            whole = [(start_s, end_s, sum(j1) - sum(j0))]
-            co2, g = co2_kg(whole, self.intensity, self.pue)
-            if self.marginal is not None:
-                co2_m, g_m = co2_kg(whole, self.marginal, self.pue)
-            notes: list[str] = []
+        if self._fixed:  # one figure for all times: the window's energy needs no splitting
+            segments = [(start_s, end_s, sum(j1) - sum(j0))]
         else:
             segments = []
             prev_t, prev_total = t0, sum(j0)
@@ -84,11 +79,12 @@ class WindowMaker:
                 total = sum(cum)
                 segments.append((self._unix(prev_t), self._unix(t), total - prev_total))
                 prev_t, prev_total = t, total
-            co2, g = co2_kg(refine_segments(segments, self.intensity), self.intensity, self.pue)
-            notes = notes_for(self.intensity, start_s, end_s)
-            if self.marginal is not None:
-                co2_m, g_m = co2_kg(refine_segments(segments, self.marginal), self.marginal, self.pue)
-                notes += [f"marginal: {n}" for n in notes_for(self.marginal, start_s, end_s)]
+        co2, g = co2_kg(refine_segments(segments, self.intensity), self.intensity, self.pue)
+        notes = notes_for(self.intensity, start_s, end_s)
+        co2_m = g_m = None
+        if self.marginal is not None:
+            co2_m, g_m = co2_kg(refine_segments(segments, self.marginal), self.marginal, self.pue)
+            notes += [f"marginal: {n}" for n in notes_for(self.marginal, start_s, end_s)]
         return WindowResult(
             name=name,
             start_unix_s=start_s,
