@@ -1,10 +1,9 @@
-"""What the live-export tests share: free ports, scraping and parsing, bounded waits, real Prometheus binaries."""
+"""What the live-export tests share: scraping and parsing, bounded waits, real Prometheus binaries."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -15,16 +14,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.ports import free_port
+
 T = TypeVar("T")
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, accept: str | None = None, timeout_s: float = 5.0) -> str:

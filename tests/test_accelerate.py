@@ -19,7 +19,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ import psutil
 import pytest
 
 from tests.fakes.powercap import FakePowercap
+from tests.ports import free_port
 
 for _needed in ("accelerate", "transformers", "torch"):
     if importlib.util.find_spec(_needed) is None:  # not imported here: only the jobs need them
@@ -40,12 +40,6 @@ REPO = Path(__file__).resolve().parents[1]
 KWH = 3.6e6
 TIMEOUT_S = 300
 LAUNCHER_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "CO2CB_HOST_ID")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _launch(base: Path, name: str, script: str, *args: str) -> tuple[subprocess.Popen[bytes], Path, FakePowercap]:
@@ -76,7 +70,7 @@ def _launch(base: Path, name: str, script: str, *args: str) -> tuple[subprocess.
         "--dynamo_backend",
         "no",
         "--main_process_port",
-        str(_free_port()),
+        str(free_port()),
         str(REPO / "tests" / "scripts" / script),
         "--out",
         str(out),

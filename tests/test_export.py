@@ -27,10 +27,11 @@ from co2cb.export import AUTH_ENV
 from co2cb.export.metrics import SPECS, intensity_basis
 from co2cb.intensity.database import lookup, to_intensity_info
 from tests.cli import run_cli
-from tests.export_support import OPENMETRICS, free_port, get, one, parse, pick, wait_for
+from tests.export_support import OPENMETRICS, get, one, parse, pick, wait_for
 from tests.fakes import Constant, MakeFake, make_gpus
 from tests.fakes.meters import ConstantPower, RaisingMeter
 from tests.fakes.powercap import FakePowercap
+from tests.ports import free_port
 
 pytest.importorskip("prometheus_client", reason="the prometheus extra (pip install 'co2cb[prometheus]') is needed")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.export_support import free_port
 from tests.fakes.powercap import FakePowercap
+from tests.ports import free_port
 
 if importlib.util.find_spec("lightning") is None:
     pytest.skip("the lightning package is needed", allow_module_level=True)

@@ -27,7 +27,6 @@ import co2cb
 from co2cb.export import AUTH_ENV
 from tests.export_support import (
     binary,
-    free_port,
     get,
     one,
     parse,
@@ -39,6 +38,7 @@ from tests.export_support import (
 )
 from tests.fakes.meters import ConstantPower
 from tests.fakes.powercap import FakePowercap
+from tests.ports import free_port
 
 pytest.importorskip("prometheus_client", reason="the prometheus extra (pip install 'co2cb[prometheus]') is needed")
 

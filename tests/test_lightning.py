@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -62,6 +61,7 @@ from tests.known_truth import (  # noqa: E402
     spy_step_logs,
 )
 from tests.lightning_models import J_TRAIN, J_VAL, TRAIN_BATCHES, VAL_BATCHES, StepJoules, loaders, tiny_module  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 KWH = 3.6e6  # joules per kWh
 EPOCHS = 3
@@ -447,10 +447,6 @@ def test_no_progress_bar_value_unless_asked(main_run: Run) -> None:
 
 
 # ---------------------------------------------------------------------------- the tensorboard server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get_json(url: str) -> Any:
@@ -466,7 +462,7 @@ def tensorboard_url(main_run: Run, tmp_path_factory: pytest.TempPathFactory) -> 
     if exe is None:
         pytest.skip("the tensorboard executable is not installed")
     logdir = Path(main_run.logger_of(L.loggers.TensorBoardLogger).save_dir)
-    port = _free_port()
+    port = free_port()
     log_file = tmp_path_factory.mktemp("tensorboard") / "server.log"
     with open(log_file, "wb") as log:
         server = subprocess.Popen(

@@ -28,7 +28,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.powercap import FakePowercap
+from tests.ports import free_port
 
 if importlib.util.find_spec("lightning") is None:  # not imported here: only the jobs need it (about 9 s)
     pytest.skip("the lightning package is needed", allow_module_level=True)
@@ -107,12 +107,6 @@ class Job:
         return [float(r[key]) for r in self.csv_rows if r.get(key)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(root: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path, FakePowercap]:
     root.mkdir()
     powercap = FakePowercap(root / "powercap")
@@ -123,7 +117,7 @@ def _start(root: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path, FakeP
         CO2CB_POWERCAP_ROOT=str(powercap.root),
         CO2CB_QUIET="1",
         MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(_free_port()),
+        MASTER_PORT=str(free_port()),
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         OMP_NUM_THREADS="1",
     )

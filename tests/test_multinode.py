@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.powercap import FakePowercap
+from tests.ports import free_port
 
 torch = pytest.importorskip("torch")
 pytestmark = [
@@ -44,18 +44,12 @@ HOSTS = {"node-a": 2, "node-b": 1}  # host id -> ranks on it
 LAUNCHER_ENV = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("two-hosts")
     out = base / "out"
     out.mkdir()
-    port = _free_port()
+    port = free_port()
     powercaps = {h: FakePowercap(base / h / "powercap") for h in HOSTS}
     procs = []
     for host, nproc in HOSTS.items():
