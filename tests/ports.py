@@ -3,10 +3,12 @@
 A port from ``bind(("127.0.0.1", 0))`` lies in the kernel's ephemeral range, so any outgoing connection on the
 machine (another job's gloo ranks, an HTTP client) may take it in the seconds before the server binds it: CI once
 lost a DDP job to EADDRINUSE that way. A port below the ephemeral range is only ever taken by an explicit bind.
+Each pytest-xdist worker draws from its own slice of that range, so two workers never pick the same port.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -18,12 +20,18 @@ _random = random.SystemRandom()  # not the global generator, which a test may se
 
 
 def _below_ephemeral() -> range | None:
-    """Ports below the kernel's ephemeral range, or None where the range is unknown (not Linux)."""
+    """This xdist worker's slice of the ports below the ephemeral range; None where that range is unknown."""
     try:
         low = int(_EPHEMERAL.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return range(_LOWEST, low) if low - _LOWEST >= 1_000 else None
+    if low - _LOWEST < 1_000:
+        return None
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # gw0, gw1...; unset without xdist
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    width = (low - _LOWEST) // max(count, 1)
+    return range(_LOWEST + index * width, _LOWEST + (index + 1) * width)
 
 
 def _is_free(port: int) -> bool:
