@@ -671,3 +671,75 @@ def test_pending_rows_merge_values_at_one_step_and_epoch_and_keep_their_order() 
         (15, 1, {"co2cb/total_co2_kg": 4.0}),
     ]
     assert rows.take() == []  # taken: none left
+
+
+# --------------------------------------------------------------------------------- a marginal intensity
+MARGINAL = 300.0  # gCO2e/kWh, recorded next to the average G_PER_KWH: every marginal figure is 3x the average's
+
+
+def _marginal_epoch(m: TrainingMonitor) -> None:
+    """One training epoch whose last act is a validation (Lightning's order), then the run's end."""
+    m.train_epoch_begin(0)
+    steps(m)
+    m.val_begin()
+    steps(m)
+    m.val_end(with_epoch=True)
+    m.train_epoch_end(0.5)
+    m.finish()
+
+
+def _assert_marginal(line: dict[str, Any]) -> None:
+    assert line["co2_kg_marginal"] == pytest.approx(line["co2_kg"] * MARGINAL / G_PER_KWH, rel=REL)
+    assert line["intensity_g_per_kwh_marginal"] == pytest.approx(MARGINAL)
+
+
+def test_a_marginal_intensity_gives_the_epochs_lines_their_marginal_co2(tmp_path: Path) -> None:
+    m = monitor(tmp_path, tracker_options={"marginal_intensity": MARGINAL})
+    start(m)
+    _marginal_epoch(m)
+    lines = record(m)
+    (val,), (train,) = windows(lines, "val_epoch"), windows(lines, "train_epoch")
+    for line in (val, train, lines[-1]):
+        _assert_marginal(line)
+    excluded = train["meta"]["validation_excluded"]  # train = epoch - validation, for the marginal CO2 too
+    assert excluded["co2_kg_marginal"] == pytest.approx(val["co2_kg_marginal"], rel=REL)
+
+
+def test_a_marginal_intensity_is_summed_over_ranks_in_the_jobs_lines_and_summary(tmp_path: Path) -> None:
+    shared = ThreadCollective(2)
+
+    def rank(r: int) -> TrainingMonitor:
+        m = monitor(tmp_path / f"rank{r}", tracker_options={"marginal_intensity": MARGINAL})
+        info = RankInfo(rank=r, local_rank=0, world_size=2, local_pids=(), hosts=("node-a", "node-b"))
+        m.start(shared.rank(r), info, {"total_steps": 4})
+        _marginal_epoch(m)
+        return m
+
+    m0, _ = run_ranks(2, rank)
+    lines = record(m0)
+    summary = lines[-1]
+    assert summary["job"]["world_size"] == 2
+    for line in (*windows(lines, "val_epoch"), *windows(lines, "train_epoch"), summary):
+        _assert_marginal(line)  # the job's: before, the summary held rank 0's marginal CO2 beside the job's CO2
+    per_rank = summary["job"]["per_rank"]
+    assert summary["co2_kg_marginal"] == pytest.approx(sum(r["co2_kg_marginal"] for r in per_rank), rel=REL)
+
+
+def test_a_marginal_co2_crosses_a_checkpoint_and_older_states_still_load(tmp_path: Path) -> None:
+    from co2cb.training.energy import Energy
+
+    older = Energy.from_vector([1.0, 2.0, 3.0, 0.5, 10.0])  # a state saved before the marginal CO2 was kept
+    assert older.co2_kg_marginal is None and older.co2_kg == 0.5 and older.seconds == 10.0
+    first = monitor(tmp_path, tracker_options={"marginal_intensity": MARGINAL})
+    start(first)
+    first.train_epoch_begin(0)
+    steps(first)
+    first.train_epoch_end(0.25)
+    state = first.state_dict()
+    first.finish()
+    second = monitor(tmp_path, tracker_options={"marginal_intensity": MARGINAL})
+    second.load_state_dict(state)
+    start(second)
+    _marginal_epoch(second)
+    whole = record(second)[-1]["resumed_total"]  # both segments
+    assert whole["co2_kg_marginal"] == pytest.approx(whole["co2_kg"] * MARGINAL / G_PER_KWH, rel=REL)

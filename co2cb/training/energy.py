@@ -19,44 +19,61 @@ class Energy(EnergySums):
         joules: Per component (``gpu``, ``cpu``, ``ram``), joules, before PUE.
         co2_kg: Emissions, kg CO2e, including PUE.
         seconds: Wall-clock duration, seconds (the longest rank's, when summed across ranks).
+        co2_kg_marginal: Emissions with the marginal intensity given next to the average one, kg CO2e including
+            PUE; None when no marginal intensity was given.
     """
 
     joules: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPONENTS, 0.0))
     co2_kg: float = 0.0
     seconds: float = 0.0
+    co2_kg_marginal: float | None = None
 
     @classmethod
     def of(cls, result: WindowResult) -> Energy:
         """The energy of a window result."""
         joules = dict.fromkeys(COMPONENTS, 0.0)
         joules.update(result.joules)
-        return cls(joules, result.co2_kg, result.seconds)
+        return cls(joules, result.co2_kg, result.seconds, result.co2_kg_marginal)
 
     def vector(self) -> list[float]:
-        """Flat form for collectives: joules per component, CO2, seconds."""
-        return [self.joules[c] for c in COMPONENTS] + [self.co2_kg, self.seconds]
+        """Flat form for collectives and checkpoints: joules per component, CO2, seconds[, marginal CO2 if any]."""
+        marginal = [] if self.co2_kg_marginal is None else [self.co2_kg_marginal]
+        return [self.joules[c] for c in COMPONENTS] + [self.co2_kg, self.seconds, *marginal]
 
     @classmethod
     def from_vector(cls, values: Sequence[float]) -> Energy:
         """Inverse of :meth:`vector`."""
         n = len(COMPONENTS)
-        return cls(dict(zip(COMPONENTS, values[:n])), values[n], values[n + 1])
+        marginal = values[n + 2] if len(values) > n + 2 else None
+        return cls(dict(zip(COMPONENTS, values[:n])), values[n], values[n + 1], marginal)
 
     def plus(self, other: Energy) -> Energy:
         """Sum of two consecutive stretches (durations add)."""
         joules = {c: self.joules[c] + other.joules[c] for c in COMPONENTS}
-        return Energy(joules, self.co2_kg + other.co2_kg, self.seconds + other.seconds)
+        marginal = _add(self.co2_kg_marginal, other.co2_kg_marginal)
+        return Energy(joules, self.co2_kg + other.co2_kg, self.seconds + other.seconds, marginal)
 
     def minus(self, other: Energy) -> Energy:
         """What is left of this stretch without a part of it (floored at zero)."""
         joules = {c: max(0.0, self.joules[c] - other.joules[c]) for c in COMPONENTS}
-        return Energy(joules, max(0.0, self.co2_kg - other.co2_kg), max(0.0, self.seconds - other.seconds))
+        marginal = (
+            None if self.co2_kg_marginal is None else max(0.0, self.co2_kg_marginal - (other.co2_kg_marginal or 0.0))
+        )
+        return Energy(joules, max(0.0, self.co2_kg - other.co2_kg), max(0.0, self.seconds - other.seconds), marginal)
 
     def as_record(self) -> dict[str, Any]:
-        """JSON-ready form (kWh, kg, seconds)."""
+        """JSON-ready form (kWh, kg, seconds); the marginal CO2 where a marginal intensity was given."""
         energy = {c: j / JOULES_PER_KWH for c, j in self.joules.items()}
         energy["total"] = self.kwh
-        return {"energy_kwh": energy, "co2_kg": self.co2_kg, "seconds": self.seconds}
+        fields: dict[str, Any] = {"energy_kwh": energy, "co2_kg": self.co2_kg, "seconds": self.seconds}
+        if self.co2_kg_marginal is not None:
+            fields["co2_kg_marginal"] = self.co2_kg_marginal
+        return fields
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    """Two marginal CO2 figures added (None: no marginal intensity on either side)."""
+    return None if a is None and b is None else (a or 0.0) + (b or 0.0)
 
 
 def sum_over_ranks(per_rank: Sequence[Energy]) -> Energy:
@@ -67,6 +84,7 @@ def sum_over_ranks(per_rank: Sequence[Energy]) -> Energy:
             {c: total.joules[c] + e.joules[c] for c in COMPONENTS},
             total.co2_kg + e.co2_kg,
             max(total.seconds, e.seconds),
+            _add(total.co2_kg_marginal, e.co2_kg_marginal),
         )
     return total
 
@@ -93,7 +111,7 @@ def job_result(
     unavailable: Sequence[str] | None = None,
     provenance: Mapping[str, str] | None = None,
 ) -> WindowResult:
-    """The job's figures in this rank's window result (per-meter energy is this rank's alone, so left out).
+    """The job's energy, CO2 and marginal CO2 in this rank's window result (per-meter energy: this rank's, left out).
 
     Args:
         local: This rank's window.
@@ -116,6 +134,8 @@ def job_result(
         unavailable=local.unavailable if unavailable is None else tuple(unavailable),
         meta=meta,
         intensity_kind=local.intensity_kind,
+        co2_kg_marginal=job.co2_kg_marginal,
+        g_per_kwh_marginal=local.g_per_kwh_marginal,
         intensity_notes=local.intensity_notes,
     )
 
