@@ -99,7 +99,8 @@ def test_figures_are_the_records(measured: RecordedRun, estimated: RecordedRun) 
         assert {p.component: p.provenance for p in figures.parts} == summary["provenance"]
         text = render([run], "text")
         flat = " ".join(text.split())
-        assert f"used {format_energy(summary['energy_kwh']['total'])} of electricity" in flat
+        used = f"used {format_energy(summary['energy_kwh']['total'])} of electricity"
+        assert used in flat, (used, flat[flat.find("used") : flat.find("used") + 120], summary["energy_kwh"])
         assert f"amounts to {format_mass(summary['co2_kg'])} CO2e" in flat
         assert f"carbon intensity of {summary['intensity_g_per_kwh']:.4g} gCO2e/kWh" in flat
         assert f"PUE of {summary['pue']:g}" in flat
