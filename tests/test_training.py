@@ -677,7 +677,7 @@ def test_pending_rows_merge_values_at_one_step_and_epoch_and_keep_their_order() 
 MARGINAL = 300.0  # gCO2e/kWh, recorded next to the average G_PER_KWH: every marginal figure is 3x the average's
 
 
-def _marginal_epoch(m: TrainingMonitor) -> None:
+def _one_epoch(m: TrainingMonitor) -> None:
     """One training epoch whose last act is a validation (Lightning's order), then the run's end."""
     m.train_epoch_begin(0)
     steps(m)
@@ -696,7 +696,7 @@ def _assert_marginal(line: dict[str, Any]) -> None:
 def test_a_marginal_intensity_gives_the_epochs_lines_their_marginal_co2(tmp_path: Path) -> None:
     m = monitor(tmp_path, tracker_options={"marginal_intensity": MARGINAL})
     start(m)
-    _marginal_epoch(m)
+    _one_epoch(m)
     lines = record(m)
     (val,), (train,) = windows(lines, "val_epoch"), windows(lines, "train_epoch")
     for line in (val, train, lines[-1]):
@@ -712,7 +712,7 @@ def test_a_marginal_intensity_is_summed_over_ranks_in_the_jobs_lines_and_summary
         m = monitor(tmp_path / f"rank{r}", tracker_options={"marginal_intensity": MARGINAL})
         info = RankInfo(rank=r, local_rank=0, world_size=2, local_pids=(), hosts=("node-a", "node-b"))
         m.start(shared.rank(r), info, {"total_steps": 4})
-        _marginal_epoch(m)
+        _one_epoch(m)
         return m
 
     m0, _ = run_ranks(2, rank)
@@ -740,6 +740,47 @@ def test_a_marginal_co2_crosses_a_checkpoint_and_older_states_still_load(tmp_pat
     second = monitor(tmp_path, tracker_options={"marginal_intensity": MARGINAL})
     second.load_state_dict(state)
     start(second)
-    _marginal_epoch(second)
+    _one_epoch(second)
     whole = record(second)[-1]["resumed_total"]  # both segments
     assert whole["co2_kg_marginal"] == pytest.approx(whole["co2_kg"] * MARGINAL / G_PER_KWH, rel=REL)
+
+
+def test_a_jobs_lines_and_summary_say_what_its_ranks_measured_and_under_which_intensity(tmp_path: Path) -> None:
+    """Rank 0 samples power at 100 g/kWh; rank 1 estimates, past the end of its series (a note): the world's value."""
+    from co2cb import MeterInfo
+    from co2cb.cli.statement import render
+    from co2cb.meters.base import Component, Provenance
+    from co2cb.records.reader import load_run
+
+    series = tmp_path / "series.csv"
+    series.write_text("timestamp,g_per_kwh\n2020-01-01T00:00:00Z,300\n2020-01-01T01:00:00Z,300\n")
+    shared = ThreadCollective(2)
+
+    def rank(r: int) -> TrainingMonitor:
+        meter = ConstantPower(WATTS * (1 + 2 * r))
+        if r == 0:
+            meter._info = MeterInfo("test:sampled", Component.CPU, Provenance.SAMPLED_POWER)
+        options = {"meters": [meter], "intensity": G_PER_KWH if r == 0 else str(series)}
+        m = monitor(tmp_path / f"rank{r}", tracker_options=options)
+        info = RankInfo(rank=r, local_rank=0, world_size=2, local_pids=(), hosts=("node-a", "node-b"))
+        m.start(shared.rank(r), info, {"total_steps": 4})
+        _one_epoch(m)
+        return m
+
+    m0, m1 = run_ranks(2, rank)
+    assert m1.tracker is not None and m1.tracker.result is not None
+    rank_1_g = m1.tracker.result.g_per_kwh  # the table's world average, held for every window
+    lines = record(m0)
+    job_lines = (*windows(lines, "val_epoch"), *windows(lines, "train_epoch"), *windows(lines, "run"), lines[-1])
+    assert len(job_lines) == 4 and lines[-1]["type"] == "summary"
+    for line in job_lines:  # before: rank 0's intensity, provenance and notes, and a GPU and RAM that nobody measured
+        kwh = line["energy_kwh"]["total"]
+        assert line["intensity_g_per_kwh"] == pytest.approx(line["co2_kg"] * 1000 / kwh, rel=REL)
+        assert G_PER_KWH < line["intensity_g_per_kwh"] < rank_1_g
+        assert line["provenance"] == {"cpu": "estimate+sampled-power"}
+        assert set(line["energy_kwh"]) == {"cpu", "total"}
+        assert line["intensity_notes"] and all(n.startswith("node-b: ") for n in line["intensity_notes"])
+    assert m0.tracker is not None and m0.tracker.run_folder is not None
+    text = " ".join(render([load_run(m0.tracker.run_folder)], "text").split())
+    assert "(partly estimated: meter test:sampled (sampled-power) on rank 0's host node-a; node-b: estimate)" in text
+    assert "Estimated, not measured: CPU" in text and "Note on the intensity: node-b: " in text

@@ -104,7 +104,7 @@ class JobTracker(Tracker):
         if local is None:
             return None
         split = self.job.split(shares.per_rank, shares.lost)
-        result = self.job.result(local, shares.total, {**local.meta, **split}, shares.lost)
+        result = self.job.result(local, shares.total, {**local.meta, **split}, shares)
         if write:
             self.write_result(result)
         return result
@@ -135,9 +135,10 @@ class JobTracker(Tracker):
             self._together = False
             return super().stop(summary, write_run)
         energy, split = shares.total, self.job.split(shares.per_rank, shares.lost)
-        self.write_result(self.job.result(run, energy, {"kind": "run", **split}, shares.lost))
-        super().stop({**self.job.summary(energy, shares), **dict(summary or {})}, write_run=False)
-        self.result = self.job.result(run, energy, {"kind": "run"}, shares.lost)
+        line = self.job.result(run, energy, {"kind": "run", **split}, shares)
+        self.write_result(line)
+        super().stop({**self.job.summary(line, shares), **dict(summary or {})}, write_run=False)
+        self.result = self.job.result(run, energy, {"kind": "run"}, shares)
         return self.result
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

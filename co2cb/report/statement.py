@@ -204,7 +204,19 @@ def _meter_method(meter: Mapping[str, Any], interval_s: float) -> str:
 def _method(run: RecordedRun, component: str) -> str:
     interval = number(run.header.get("config", {}).get("interval_s"), 1.0)
     found = Counter(_meter_method(m, interval) for m in run.meters if m.get("component") == component)
-    return "; ".join(text if n == 1 else f"{text} (x{n})" for text, n in found.items()) or "meters not recorded"
+    text = "; ".join(text if n == 1 else f"{text} (x{n})" for text, n in found.items()) or "meters not recorded"
+    return text + _other_hosts(run, component)
+
+
+def _other_hosts(run: RecordedRun, component: str) -> str:
+    """How a job's other hosts measure ``component`` where rank 0's do otherwise (the header's meters are rank 0's)."""
+    hosts = mapping(mapping((run.summary or {}).get("job")).get("hosts"))
+    kinds = {h: str(mapping(mapping(info).get("provenance")).get(component, "")) for h, info in hosts.items()}
+    first = next((h for h, info in hosts.items() if 0 in (mapping(info).get("ranks") or [])), None)
+    if first is None:
+        return ""
+    others = [f"{h}: {kind}" for h, kind in kinds.items() if h != first and kind and kind != kinds[first]]
+    return f" on rank 0's host {first}; " + ", ".join(others) if others else ""
 
 
 def _hardware(run: RecordedRun) -> str:

@@ -104,12 +104,17 @@ class Forecast:
     progress: float
 
 
+def weighted_intensity(co2_kg: float, energy: EnergySums, pue: float, fallback: float) -> float:
+    """The energy-weighted intensity behind ``co2_kg`` for ``energy``, gCO2e/kWh (``fallback`` without energy)."""
+    kwh = energy.kwh
+    return co2_kg * 1000.0 / (kwh * pue) if kwh > 0 and pue > 0 else fallback
+
+
 def job_result(
     local: WindowResult,
     job: Energy,
     meta: dict[str, Any],
-    unavailable: Sequence[str] | None = None,
-    provenance: Mapping[str, str] | None = None,
+    summed: SummedRanks | None = None,
 ) -> WindowResult:
     """The job's energy, CO2 and marginal CO2 in this rank's window result (per-meter energy: this rank's, left out).
 
@@ -117,9 +122,13 @@ def job_result(
         local: This rank's window.
         job: The job's energy for it (every rank's summed).
         meta: The window's extra fields (its split per rank and per host...).
-        unavailable: Every rank's lost meters, host first (default: this rank's).
-        provenance: How the job's ranks measure each component (default: this rank's).
+        summed: What the ranks say together, for a job of several; None: this rank's own (one process).
     """
+    g, g_marginal = local.g_per_kwh, local.g_per_kwh_marginal
+    if summed is not None:  # the intensities behind the job's CO2, not this rank's
+        g = weighted_intensity(job.co2_kg, job, local.pue, g)
+        if job.co2_kg_marginal is not None and g_marginal is not None:
+            g_marginal = weighted_intensity(job.co2_kg_marginal, job, local.pue, g_marginal)
     return WindowResult(
         name=local.name,
         start_unix_s=local.start_unix_s,
@@ -128,16 +137,31 @@ def job_result(
         joules={c: job.joules[c] for c in COMPONENTS if c in local.joules or job.joules[c]},
         meter_joules={},
         co2_kg=job.co2_kg,
-        g_per_kwh=local.g_per_kwh,
+        g_per_kwh=g,
         pue=local.pue,
-        provenance=dict(local.provenance if provenance is None else provenance),
-        unavailable=local.unavailable if unavailable is None else tuple(unavailable),
+        provenance=dict(local.provenance if summed is None else summed.provenance),
+        unavailable=local.unavailable if summed is None else summed.unavailable,
         meta=meta,
         intensity_kind=local.intensity_kind,
         co2_kg_marginal=job.co2_kg_marginal,
-        g_per_kwh_marginal=local.g_per_kwh_marginal,
-        intensity_notes=local.intensity_notes,
+        g_per_kwh_marginal=g_marginal,
+        intensity_notes=local.intensity_notes if summed is None else summed.notes,
     )
+
+
+@dataclass(frozen=True)
+class SummedRanks:
+    """What a job's ranks say together about a window, beside their energy.
+
+    Attributes:
+        provenance: Component -> every provenance the ranks report, joined by ``+``.
+        unavailable: Every rank's lost meters, host first (``node-b/rapl:package-0``).
+        notes: Every rank's intensity notes, once each (host first where not every rank has it).
+    """
+
+    provenance: Mapping[str, str]
+    unavailable: tuple[str, ...]
+    notes: tuple[str, ...]
 
 
 @dataclass
@@ -159,13 +183,3 @@ class EpochReport:
     metrics: dict[str, float]
     energy: Energy
     totals: dict[str, float]
-
-
-def job_summary(job: Energy, world_size: int, split: dict[str, Any]) -> dict[str, Any]:
-    """The summary fields of a job of several ranks: their sum (not one rank's share) and the split."""
-    return {
-        **job.as_record(),
-        "meter_energy_kwh": {},
-        "mean_power_w": job.mean_watts,
-        "job": {"world_size": world_size, **split},
-    }

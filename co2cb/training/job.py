@@ -19,7 +19,7 @@ from typing import Any
 from co2cb.core.results import WindowResult
 from co2cb.core.tracker import Tracker
 from co2cb.training.collective import Collective, RankInfo, SingleProcess
-from co2cb.training.energy import Energy, job_result, job_summary, sum_over_ranks
+from co2cb.training.energy import Energy, SummedRanks, job_result, sum_over_ranks, weighted_intensity
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Shares:
         also: Each rank's other energy sent in the same gather (its run so far), if any.
         earlier: Every rank's share of a window closed with this one as of an earlier moment (a validation
             that ended its training epoch), from the same gather; None if none was sent.
+        notes: Each rank's intensity notes on its window (parts outside a series, gaps, live fallbacks).
     """
 
     per_rank: list[Energy]
@@ -41,6 +42,7 @@ class Shares:
     losses: list[list[dict[str, Any]]] = field(default_factory=list)
     also: list[Energy] = field(default_factory=list)
     earlier: Shares | None = None
+    notes: list[list[str]] = field(default_factory=list)
 
     @property
     def total(self) -> Energy:
@@ -74,17 +76,28 @@ def gather_shares(
     """
     energy = Energy.of(local) if local is not None else Energy()
     lost = _lost(local, components)
+    notes = _notes(local)
     if collective.world_size == 1:  # nothing to exchange: this process's share as it is
-        before = Shares([Energy.of(earlier)], [_lost(earlier, components)]) if earlier is not None else None
-        return Shares([energy], [lost], [[dict(x) for x in losses or ()]], [also] if also is not None else [], before)
+        before = (
+            Shares([Energy.of(earlier)], [_lost(earlier, components)], notes=[_notes(earlier)])
+            if earlier is not None
+            else None
+        )
+        also_ = [also] if also is not None else []
+        return Shares([energy], [lost], [[dict(x) for x in losses or ()]], also_, before, [notes])
     extra = also.vector() if also is not None else []
-    sent_earlier = (Energy.of(earlier).vector(), _lost(earlier, components)) if earlier is not None else ([], [])
-    everyone = collective.gather((energy.vector(), lost, list(losses or []), extra, *sent_earlier))
+    sent_earlier = (
+        (Energy.of(earlier).vector(), _lost(earlier, components), _notes(earlier))
+        if earlier is not None
+        else ([], [], [])
+    )
+    everyone = collective.gather((energy.vector(), lost, list(losses or []), extra, notes, *sent_earlier))
     before = None
     if earlier is not None:  # a rank that had no such window sends none: it counts as zero
         before = Shares(
-            [Energy.from_vector(x[4]) if x[4] else Energy() for x in everyone],
-            [[(m, c) for m, c in x[5]] for x in everyone],
+            [Energy.from_vector(x[5]) if x[5] else Energy() for x in everyone],
+            [[(m, c) for m, c in x[6]] for x in everyone],
+            notes=[list(x[7]) for x in everyone],
         )
     return Shares(
         [Energy.from_vector(x[0]) for x in everyone],
@@ -92,12 +105,18 @@ def gather_shares(
         [list(x[2]) for x in everyone],
         [Energy.from_vector(x[3]) for x in everyone if x[3]],
         before,
+        [list(x[4]) for x in everyone],
     )
 
 
 def _lost(window: WindowResult | None, components: Mapping[str, str]) -> list[tuple[str, str]]:
     """A window's lost meters as ``(meter, component)``."""
     return [(m, components.get(m, "")) for m in (window.unavailable if window is not None else ())]
+
+
+def _notes(window: WindowResult | None) -> list[str]:
+    """A window's intensity notes."""
+    return list(window.intensity_notes) if window is not None else []
 
 
 def split(hosts: Sequence[str], per_rank: Sequence[Energy], lost: Sequence[Sequence[tuple[str, str]]] = ()) -> dict:
@@ -146,6 +165,36 @@ def merged_provenance(per_rank: Sequence[Mapping[str, str]], ranks: Sequence[int
     return {c: "+".join(sorted(k)) for c, k in found.items()}
 
 
+def merged_notes(hosts: Sequence[str], per_rank: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    """Every rank's intensity notes once each, in order; a note some ranks lack names the hosts that have it."""
+    holders: dict[str, dict[str, None]] = {}
+    ranks_with: dict[str, set[int]] = {}
+    for r, (host, notes) in enumerate(zip(hosts, per_rank)):
+        for note in notes:
+            holders.setdefault(note, {})[host] = None
+            ranks_with.setdefault(note, set()).add(r)
+    everyone = len(per_rank)
+    return tuple(
+        note if len(ranks_with[note]) == everyone else f"{', '.join(h)}: {note}" for note, h in holders.items()
+    )
+
+
+SUMMARY_FIELDS = (
+    "seconds",
+    "energy_kwh",
+    "meter_energy_kwh",
+    "mean_power_w",
+    "co2_kg",
+    "intensity_g_per_kwh",
+    "co2_kg_marginal",
+    "intensity_g_per_kwh_marginal",
+    "intensity_notes",
+    "provenance",
+    "unavailable",
+)
+"""The summary's fields a job of several ranks takes from its run line (the job's), over rank 0's own."""
+
+
 @dataclass
 class Job:
     """The ranks of a job, as the process that gathers and writes their figures sees them.
@@ -181,13 +230,21 @@ class Job:
         """:func:`split` for this job's hosts; nothing for a job of one process."""
         return split(self.rank.hosts, per_rank, lost) if self.several else {}
 
-    def result(
-        self, local: WindowResult, energy: Energy, meta: dict[str, Any], lost: Sequence[Sequence[tuple[str, str]]]
-    ) -> WindowResult:
-        """The job's window line: ``energy`` with every rank's lost meters and every rank's provenance."""
+    def result(self, local: WindowResult, energy: Energy, meta: dict[str, Any], shares: Shares) -> WindowResult:
+        """The job's window line: ``energy`` with every rank's provenance, lost meters and intensity notes."""
         if not self.several:
             return job_result(local, energy, meta)
-        return job_result(local, energy, meta, unavailable(self.rank.hosts, lost), merged_provenance(self.provenance))
+        hosts = self.rank.hosts
+        summed = SummedRanks(
+            merged_provenance(self.provenance), unavailable(hosts, shares.lost), merged_notes(hosts, shares.notes)
+        )
+        return job_result(local, energy, meta, summed)
+
+    def intensity(self, local: WindowResult, energy: Energy) -> float:
+        """The intensity behind ``energy``'s CO2, gCO2e/kWh: this rank's window's, or the job's energy-weighted one."""
+        return (
+            weighted_intensity(energy.co2_kg, energy, local.pue, local.g_per_kwh) if self.several else local.g_per_kwh
+        )
 
     def hosts(self) -> dict[str, dict[str, Any]]:
         """Per host: its ranks, host name, where its identity comes from and how it measures each component."""
@@ -198,14 +255,18 @@ class Job:
             table[host] = {**about, "provenance": merged_provenance(self.provenance, ranks)}
         return table
 
-    def summary(self, energy: Energy, shares: Shares) -> dict[str, Any]:
-        """The summary fields of a job of several ranks: their sum, split, hosts and every rank's meter losses."""
+    def summary(self, run: WindowResult, shares: Shares) -> dict[str, Any]:
+        """The summary fields of a job of several ranks: its run line's (:meth:`result`), split, hosts, meter losses."""
         hosts = self.rank.hosts
         losses = [
             {**x, "meter": f"{hosts[r]}/{x.get('meter')}", "host": hosts[r], "rank": r}
             for r, mine in enumerate(shares.losses)
             for x in mine
         ]
+        line = run.as_record()
         split_ = {"hosts": self.hosts(), **self.split(shares.per_rank, shares.lost)}
-        fields = job_summary(energy, self.rank.world_size, split_)
-        return {**fields, "unavailable": list(unavailable(hosts, shares.lost)), "meter_losses": losses}
+        return {
+            **{k: line[k] for k in SUMMARY_FIELDS},
+            "job": {"world_size": self.rank.world_size, **split_},
+            "meter_losses": losses,
+        }

@@ -214,10 +214,10 @@ class TrainingMonitor(CheckpointState, RunLines):
         run = tracker.totals(read=True)
         shares = self.job.shares(run, tracker.meter_losses())
         job = shares.total
+        line = self.job.result(run, job, {"kind": "run", **self.job.split(shares.per_rank, shares.lost)}, shares)
         if self.writer:
-            split = self.job.split(shares.per_rank, shares.lost)
-            tracker.write_result(self.job.result(run, job, {"kind": "run", **split}, shares.lost))
-        return self._stop(status, job, shares)
+            tracker.write_result(line)
+        return self._stop(status, job, self.job.summary(line, shares))
 
     def fail(self, error: BaseException) -> list[EpochReport]:
         """Stop measuring after an exception (this rank only; no collective).
@@ -384,7 +384,8 @@ class TrainingMonitor(CheckpointState, RunLines):
             per_rank = [e.minus(v) for e, v in zip(per_rank, self._val_per_rank)]
             reported = sum_over_ranks(per_rank)
             self.epochs_done += 1
-        metrics = names.window(kind, reported, reported.co2_kg, local.g_per_kwh, self.components, self.detail)
+        g_per_kwh = self.job.intensity(local, reported)
+        metrics = names.window(kind, reported, reported.co2_kg, g_per_kwh, self.components, self.detail)
         run = self.total.value
         totals = names.totals(run.kwh, run.co2_kg)
         if kind == "train":
@@ -397,7 +398,7 @@ class TrainingMonitor(CheckpointState, RunLines):
                 meta["validation_excluded"] = self._val_in_epoch.as_record()
                 if self.forecast is not None:
                     meta["forecast"] = vars(self.forecast)
-            line = self.job.result(local, reported, meta, shares.lost)
+            line = self.job.result(local, reported, meta, shares)
         return EpochReport(kind, epoch, metrics, reported, totals), line
 
     def _publish(self, closed: list[tuple[EpochReport, WindowResult | None]]) -> list[EpochReport]:
@@ -427,7 +428,7 @@ class TrainingMonitor(CheckpointState, RunLines):
                 except (TypeError, ValueError):
                     continue
 
-    def _stop(self, status: str, job: Energy | None, shares: Shares | None = None) -> WindowResult | None:
+    def _stop(self, status: str, job: Energy | None, fields: Mapping[str, Any] | None = None) -> WindowResult | None:
         assert self.tracker is not None
         summary: dict[str, Any] = {
             "status": status,
@@ -436,8 +437,7 @@ class TrainingMonitor(CheckpointState, RunLines):
             "forecast": vars(self.forecast) if self.forecast else None,
             "stop_reason": self.budget.stop_reason,
         }
-        if job is not None and shares is not None:  # a job of several ranks: their sum, not this rank's share
-            summary.update(self.job.summary(job, shares))
+        summary.update(fields or {})  # a job of several ranks: their sum, not this rank's share
         if self.resume.saved:  # the whole run across its segments, from this segment's final figure (the summary's)
             before = self.resume.totals_before
             summary["resumed_total"] = lambda run: (
