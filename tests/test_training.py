@@ -784,3 +784,13 @@ def test_a_jobs_lines_and_summary_say_what_its_ranks_measured_and_under_which_in
     text = " ".join(render([load_run(m0.tracker.run_folder)], "text").split())
     assert "(partly estimated: meter test:sampled (sampled-power) on rank 0's host node-a; node-b: estimate)" in text
     assert "Estimated, not measured: CPU" in text and "Note on the intensity: node-b: " in text
+
+
+def test_merged_notes_keep_a_note_every_rank_has_once_and_name_the_hosts_of_the_others() -> None:
+    from co2cb.training.job import merged_notes
+
+    hosts = ("node-a", "node-a", "node-b")
+    per_rank = [["gap"], ["gap", "held"], ["gap", "held"]]
+    assert merged_notes(hosts, per_rank) == ("gap", "node-a, node-b: held")
+    assert merged_notes(hosts, [["x"], [], []]) == ("node-a: x",)
+    assert merged_notes(hosts, [[], [], []]) == ()
