@@ -295,6 +295,44 @@ def test_an_incomplete_record_says_it_is_a_lower_bound(estimated: RecordedRun) -
     assert f"Incomplete record: {' '.join(killed.totals_from.split())}." in text
 
 
+def _segments(tmp_path: Path) -> tuple[RecordedRun, RecordedRun]:
+    """A run of one epoch, then its resumption from the checkpoint saved after it (TrainingMonitor, no framework)."""
+    from co2cb.training import RankInfo, SingleProcess, TrainingMonitor
+
+    state: dict[str, Any] = {}
+    folders = []
+    for segment in range(2):
+        options = {"meters": [ConstantPower(40.0)], "intensity": 100, "output_dir": tmp_path, "interval_s": 0.05}
+        m = TrainingMonitor(tracker_options=options)
+        if state:
+            m.load_state_dict(state)
+        m.start(SingleProcess(), RankInfo(), {"total_steps": 2})
+        m.train_epoch_begin(segment)
+        time.sleep(0.05)
+        m.train_epoch_end(0.5 * (segment + 1))
+        state = m.state_dict()
+        m.finish()
+        assert m.tracker is not None and m.tracker.run_folder is not None
+        folders.append(m.tracker.run_folder)
+    first, second = (load_run(f) for f in folders)
+    return first, second
+
+
+def test_a_resumed_segment_alone_says_so_and_gives_the_whole_path(tmp_path: Path) -> None:
+    first, second = _segments(tmp_path)
+    assert second.resumed_from is not None and second.resumed_from["run_id"] == first.run_id
+    whole = second.resumed_total
+    assert whole is not None and whole["co2_kg"] > second.co2_kg
+    text = " ".join(render([second], "text").split())
+    assert f"This run resumed run {first.run_id} from a checkpoint after 1 epoch(s)" in text
+    assert f"checkpointed path so far is {format_energy(whole['energy_kwh']['total'])}" in text
+    assert f"and {format_mass(whole['co2_kg'])} CO2e" in text
+    card = render([second], "hf-model-card")
+    assert "emissions is a lower bound" in card and "give every segment's run folder" in card
+    both = " ".join(render([first, second], "text").split())  # the earlier segment is in the statement
+    assert "resumed run" not in both and "lower bound" not in both
+
+
 # --------------------------------------------------------------------------- model card
 def test_model_card_yaml_has_the_hubs_fields(measured: RecordedRun, estimated: RecordedRun) -> None:
     card = yaml.safe_load(render([measured], "hf-model-card"))

@@ -123,6 +123,18 @@ class RecordedRun:
         return str(self.summary.get("status") or "completed")
 
     @property
+    def resumed_from(self) -> dict[str, Any] | None:
+        """The run this one resumed from a checkpoint (``run_id``, ``run_folder``, ``epochs_done``), or None."""
+        link = self.header.get("resumed_from")
+        return dict(link) if isinstance(link, dict) else None
+
+    @property
+    def resumed_total(self) -> dict[str, Any] | None:
+        """A resumed run's checkpointed path, this segment included (``energy_kwh``, ``co2_kg``...), or None."""
+        total = (self.summary or {}).get("resumed_total")
+        return dict(total) if isinstance(total, dict) else None
+
+    @property
     def start_unix_s(self) -> float:
         """Start, seconds since the Unix epoch (the header's, else the earliest window's)."""
         start = number(self.header.get("start_unix_s"), math.nan)

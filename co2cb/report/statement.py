@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from co2cb.records.reader import RecordedRun, mapping, number
+from co2cb.units import format_energy, format_mass
 
 LABELS = {"gpu": "GPU", "cpu": "CPU", "ram": "RAM"}
 ESTIMATE = "estimate"
@@ -285,6 +286,26 @@ def _marginal(run: RecordedRun) -> tuple[float, float, str] | None:
     return co2, number(last.get("intensity_g_per_kwh_marginal")), _source(info)
 
 
+def _segment(run: RecordedRun, given: Collection[str]) -> tuple[str, ...]:
+    """A caveat for a run resumed from a checkpoint whose earlier segment is not in the statement."""
+    link = run.resumed_from
+    if link is None or link.get("run_id") in given:
+        return ()
+    whole = run.resumed_total or {}
+    energy = number(mapping(whole.get("energy_kwh")).get("total"), math.nan)
+    path = (
+        f"the run's checkpointed path so far is {format_energy(energy)} and {format_mass(number(whole.get('co2_kg')))} "
+        "CO2e (its resumed_total, which leaves out work done after a segment's last checkpoint)"
+        if math.isfinite(energy)
+        else "the record has no total of the whole run"
+    )
+    return (
+        f"This run resumed run {link.get('run_id')} from a checkpoint after {link.get('epochs_done')} epoch(s), so "
+        f"its figures are this segment's alone: {path}. As the training's footprint they are a lower bound: give "
+        "every segment's run folder for the whole job.",
+    )
+
+
 def _caveats(run: RecordedRun) -> tuple[str, ...]:
     said: list[str] = []
     if not run.complete:
@@ -310,8 +331,14 @@ def _caveats(run: RecordedRun) -> tuple[str, ...]:
     return tuple(said)
 
 
-def figures(run: RecordedRun) -> RunFigures:
-    """The figures a statement gives for one recorded run, as the record has them."""
+def figures(run: RecordedRun, given: Collection[str] = ()) -> RunFigures:
+    """The figures a statement gives for one recorded run, as the record has them.
+
+    Args:
+        run: The run.
+        given: The run ids of every run in the statement (a resumed run's earlier segment among them is not
+            a caveat: its figures are in the statement).
+    """
     prov = run.provenance
     energy = run.energy_kwh
     kind = str((run.summary or {}).get("intensity_kind") or prov.intensity.get("kind") or "average")
@@ -331,7 +358,7 @@ def figures(run: RecordedRun) -> RunFigures:
         pue=prov.pue,
         pue_source=_pue_source(run),
         marginal=_marginal(run),
-        caveats=_caveats(run),
+        caveats=_caveats(run) + _segment(run, given),
         version=str((run.header.get("versions") or {}).get("co2cb", "(version not recorded)")),
         training_type=str(run.tags["training_type"]) if run.tags.get("training_type") else None,
     )
@@ -345,4 +372,5 @@ def statement(runs: Sequence[RecordedRun]) -> Statement:
     """
     if not runs:
         raise ValueError("give at least one run")
-    return Statement(tuple(figures(r) for r in runs))
+    given = {r.run_id for r in runs}
+    return Statement(tuple(figures(r, given) for r in runs))
