@@ -928,6 +928,65 @@ def test_validate_after_fit_leaves_the_fit_values_alone(tmp_path: Path) -> None:
     assert values(series, "val_co2cb/epoch_co2_kg") == approx([run.co2(E_VAL)], 1e-9)
 
 
+# ---------------------------------------------------------------------------- a callback used again
+def _refit(root: Path, callback: Any, counter: StepJoules | None, max_epochs: int, **fit_options: Any) -> Run:
+    """Another trainer's fit with the same callback (no validation)."""
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        callbacks=[callback],
+        logger=[L.loggers.CSVLogger(root / "csv-again")],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=root,
+        accelerator="cpu",
+    )
+    with co2cb_warnings() as warnings, contextlib.redirect_stdout(io.StringIO()):
+        trainer.fit(tiny_module(L, meter=counter), loaders()[0], **fit_options)
+    return Run(trainer, callback, counter, warnings=warnings)
+
+
+def test_a_callback_used_for_a_second_fit_starts_a_new_run(tmp_path: Path) -> None:
+    """Nothing of the first fit carries over: not its budget's stop, its epochs, its monitored metric."""
+    budget = 1.5 * E_EPOCH / KWH * 100 / 1000  # at 100 g/kWh: passed at the end of the second epoch
+    first = fit(tmp_path, intensity=100, pue=1.0, budget_kg=budget, monitor=["val_acc"])
+    assert first.summary["status"] == "stopped by the carbon budget" and first.summary["epochs"] == 2
+    first_folder = first.folder
+    second = _refit(tmp_path, first.callback, first.counter, max_epochs=1)
+    assert second.folder != first_folder
+    assert second.trainer.global_step == TRAIN_BATCHES  # trained: before, the first fit's stop held
+    summary = second.summary
+    assert summary["status"] == "completed" and summary["stop_reason"] is None and summary["epochs"] == 1
+    assert summary["final_metrics"] == {}  # no validation in this fit: the first fit's val_acc is not this run's
+    assert "resumed_from" not in second.header and second.warnings == []
+    assert summary["energy_kwh"]["total"] == approx(E_TRAIN / KWH, 1e-9)
+
+
+def test_a_fresh_fit_after_a_resumed_one_is_not_resumed(tmp_path: Path) -> None:
+    _fit_with_checkpoints(tmp_path, max_epochs=1)
+    resumed = _fit_with_checkpoints(tmp_path, max_epochs=2, ckpt=tmp_path / "ckpt" / "last.ckpt")
+    assert "resumed_from" in resumed.header
+    fresh = _refit(tmp_path, resumed.callback, resumed.counter, max_epochs=1)
+    assert "resumed_from" not in fresh.header and "resumed_total" not in fresh.summary
+    # the logged total is this run's alone, as its record says (before: the earlier segments were added)
+    assert fresh.callback.co2.total_metrics()["co2cb/total_co2_kg"] == approx(fresh.summary["co2_kg"], 1e-12)
+
+
+def test_a_second_fit_of_one_trainer_forecasts_from_its_own_steps(tmp_path: Path) -> None:
+    trainer, callback, module, counter = make(tmp_path, max_epochs=2, loggers=[L.loggers.CSVLogger(tmp_path / "csv")])
+    train, val = loaders()
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer.fit(module, train, val)
+        trainer.fit_loop.max_epochs = 4  # two more epochs: steps 2N to 4N of the trainer's count
+        trainer.fit(module, train, val)
+    run = Run(trainer, callback, counter)
+    (forecast, last) = [t["meta"]["forecast"] for t in run.windows("train_epoch")]
+    assert last["progress"] == approx(1.0, 1e-12)
+    # after the first of its two epochs, half of this fit is done (before: 3N / 4N, a forecast a third too low)
+    assert forecast["progress"] == approx(0.5, 1e-12) and forecast["co2_kg"] == approx(run.co2(2 * E_EPOCH), 1e-9)
+    assert run.summary["co2_kg"] == approx(run.co2(2 * E_EPOCH), 1e-9)
+
+
 # ---------------------------------------------------------------------------- where Lightning logs its own
 def test_values_are_at_the_steps_lightning_logs_its_own_metrics_with_the_epoch(main_run: Run) -> None:
     """TensorBoard: co2cb's step values next to ``train_loss_step``, epoch values next to ``train_loss_epoch``,

@@ -12,22 +12,23 @@ batch by then), with ``epoch`` beside them; co2cb logs at the same steps, ``epoc
 epoch values also go into ``trainer.callback_metrics`` (which no logger reads), so ``EarlyStopping``
 and ``ModelCheckpoint`` can monitor them: Lightning calls those after the other callbacks' epoch-end
 hooks. A validation's values go there at once, and to the loggers in its training epoch's row
-(:class:`~co2cb.training.rows.PendingRows`). A validation after an epoch's last batch ends the epoch:
-its meters are read at its end, and its window closes with the epoch's, as of that reading, its values
-coming with the epoch's, unless a callback's ``monitor`` names a co2cb value (it may look at the
-validation's end). A step runs from one training batch's start to the next's
-(one clock read per batch, as in Keras); the batch-end hook is bound only for step logs or the progress
-bar, so by default Lightning calls its own empty one.
+(:class:`~co2cb.integrations.lightning_output.LightningOutput`). A validation after an epoch's last batch
+ends the epoch: its meters are read at its end, and its window closes with the epoch's, as of that reading,
+its values coming with the epoch's, unless a callback's ``monitor`` names a co2cb value (it may look at the
+validation's end). A step runs from one training batch's start to the next's (one clock read per batch, as
+in Keras); the batch-end hook is bound only for step logs or the progress bar, so by default Lightning calls
+its own empty one. Each fit is a run of its own: a callback used again starts afresh (:meth:`setup`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from time import perf_counter_ns
 from typing import Any
 
 from co2cb.integrations.launchers import where_to_write
 from co2cb.integrations.lightning_loop import at_last_batch, log_step, total_steps
+from co2cb.integrations.lightning_output import LightningOutput
 from co2cb.integrations.torch_collective import collective_for, cuda_devices
 from co2cb.integrations.trackers import hand_to_each, lightning_attach, lightning_provenance
 from co2cb.records.writer import RECORD_FILE
@@ -35,7 +36,6 @@ from co2cb.training import names
 from co2cb.training.collective import RankInfo
 from co2cb.training.guard import guarded
 from co2cb.training.monitor import EpochReport, TrainingMonitor
-from co2cb.training.rows import PendingRows
 from co2cb.training.steps import no_step
 
 VAL_PREFIX = "val_"  # Lightning's convention for validation metrics (``val_loss``)
@@ -88,27 +88,39 @@ class CO2CallbackMixin:
         **tracker_options: Any,
     ) -> None:
         super().__init__()
-        self.co2 = TrainingMonitor(
-            run_name=run_name,
-            tags=tags,
-            monitor=monitor,
-            budget_kg=budget_kg,
-            budget_on=budget_on,
-            forecast_after_epochs=forecast_after_epochs,
-            tracker_options=tracker_options,
-            detail=log_detail,
-        )
+        self._options: dict[str, Any] = {  # each fit's monitor is built from them
+            "run_name": run_name,
+            "tags": tags,
+            "monitor": monitor,
+            "budget_kg": budget_kg,
+            "budget_on": budget_on,
+            "forecast_after_epochs": forecast_after_epochs,
+            "tracker_options": tracker_options,
+            "detail": log_detail,
+        }
+        self.co2 = TrainingMonitor(**self._options)
         self.log_steps = log_steps
         self.progress_bar = progress_bar
         self._logged_step = -1  # the last step a step log was made at (one per step under gradient accumulation)
         self._mark_step: Callable[[int], None] = no_step  # marks a step boundary while a fit is measured (hot path)
-        self._unlogged = PendingRows()  # a validation's values, logged in its training epoch's row
+        self.out = LightningOutput()  # the trainer's loggers and callback_metrics
         self._val_waits = True  # a validation at an epoch's end may close with the epoch (no callback monitors co2cb)
         self._total_steps: int | None = None  # the fit's planned optimizer steps, as at its start
+        self._first_step = 0  # where the fit's progress counts from: its first step, or 0 for a resumed run
 
     state_key = "co2cb.CO2Callback"  # the key of this callback's state in checkpoints
 
     # ------------------------------------------------------------ life cycle
+    @guarded
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        """A fit after an earlier one is a new run: nothing of the last carries over (budget, epochs, resume).
+
+        Lightning calls this before it restores a checkpoint's state into the callback (``fit(ckpt_path=)``).
+        """
+        if stage == "fit" and self.co2.tracker is not None:
+            self.co2 = TrainingMonitor(**self._options, check=False)  # checked when the callback was built
+            self.out, self._logged_step = LightningOutput(), -1
+
     @guarded
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Start measuring (every rank, together)."""
@@ -122,6 +134,7 @@ class CO2CallbackMixin:
             "framework": self.framework,
         }
         self._total_steps = plan["total_steps"]
+        self._first_step = 0 if self.co2.resume.saved else trainer.global_step  # a refit of a trainer: from here
         self.co2.tracker_options = where_to_write(self.co2.tracker_options)  # Ray Train workers change directory
         self.co2.start(collective, rank, plan, gpus, uses_gpu)
         self._mark_step = self.co2.steps.marker()  # on the fit's thread, where Lightning calls every hook
@@ -133,13 +146,13 @@ class CO2CallbackMixin:
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Record the final metrics and stop measuring."""
         self._mark_step = no_step
-        self._log_unlogged(trainer)
+        self.out.log_held(trainer)
         self.co2.record_metrics(trainer.callback_metrics)
         if self.co2.finish() is None:
             return
         totals = self.co2.total_metrics()  # the record's final figure
-        self._log(trainer, totals, max(0, log_step(trainer) - 1))
-        self._offer(trainer, totals)
+        self.out.log(trainer, totals, max(0, log_step(trainer) - 1))
+        self.out.offer(trainer, totals)
         folder = self.co2.tracker.run_folder if self.co2.writer and self.co2.tracker is not None else None
         if folder is not None and (folder / RECORD_FILE).is_file():
             hand_to_each(lightning_attach, trainer.loggers, folder / RECORD_FILE)
@@ -197,8 +210,8 @@ class CO2CallbackMixin:
         self._logged_step = step
         metrics = self.co2.log_step()
         if self.log_steps:
-            self._log(trainer, metrics, step)
-            self._offer(trainer, {k: v for k, v in metrics.items() if k in (names.TOTAL_CO2, names.TOTAL_ENERGY)})
+            self.out.log(trainer, metrics, step)
+            self.out.offer(trainer, {k: v for k, v in metrics.items() if k in (names.TOTAL_CO2, names.TOTAL_ENERGY)})
         if self.progress_bar:
             co2_g = self.co2.total.this_process(self.co2.tracker).co2_kg * 1000
             pl_module.log("co2_g", co2_g, prog_bar=True, logger=False, on_step=True, on_epoch=False)
@@ -215,7 +228,7 @@ class CO2CallbackMixin:
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         """Open a validation window (not for the sanity check, nor during a later ``trainer.validate()``)."""
         if self.co2.measuring and not trainer.sanity_checking:
-            self._log_unlogged(trainer)  # an earlier validation of this epoch (``val_check_interval`` < 1)
+            self.out.log_held(trainer)  # an earlier validation of this epoch (``val_check_interval`` < 1)
             self.co2.val_begin()
 
     @guarded
@@ -232,7 +245,8 @@ class CO2CallbackMixin:
             return
         # the plan changes only where the dataloaders are loaded again (their length may change)
         total = total_steps(trainer) if trainer.reload_dataloaders_every_n_epochs else self._total_steps
-        progress = trainer.global_step / total if total else None
+        first = self._first_step
+        progress = (trainer.global_step - first) / (total - first) if total and total > first else None
         self._emit(trainer, self.co2.train_epoch_end(progress), max(0, log_step(trainer) - 1))
 
     # ------------------------------------------------------------ output
@@ -245,40 +259,13 @@ class CO2CallbackMixin:
             offered: dict[str, float] = {}
             for report in reports:
                 metrics = names.for_framework(report.metrics, report.kind, VAL_PREFIX)
-                self._unlogged.add(at, trainer.current_epoch, metrics)
+                self.out.hold(at, trainer.current_epoch, metrics)
                 offered.update(metrics)
                 offered.update(report.totals)
-            self._offer(trainer, offered)
+            self.out.offer(trainer, offered)
         if not hold:
-            self._log_unlogged(trainer)
+            self.out.log_held(trainer)
         self._apply_budget(trainer)
-
-    def _log_unlogged(self, trainer: Any) -> None:
-        for step, epoch, metrics in self._unlogged.take():
-            self._log(trainer, metrics, step, epoch)
-
-    def _log(self, trainer: Any, metrics: dict[str, float], step: int, epoch: int | None = None) -> None:
-        values = {**metrics, "epoch": trainer.current_epoch if epoch is None else epoch}  # as Lightning's rows have it
-        for logger in trainer.loggers:  # Lightning's loggers write on global rank 0 only
-            self._log_to(logger, values, step)
-
-    @guarded
-    def _log_to(self, logger: Any, metrics: dict[str, float], step: int) -> None:
-        logger.log_metrics(metrics, step=step)
-
-    @guarded
-    def _offer(self, trainer: Any, values: Mapping[str, float]) -> None:
-        """Put values where ``EarlyStopping`` and ``ModelCheckpoint`` look (``trainer.callback_metrics``), unlogged."""
-        import torch
-
-        # Lightning's own dict (what is put there stays until the next fit); its public property first
-        # recomputes every logged metric, which costs more than the rest of the close together
-        connector = getattr(trainer, "_logger_connector", None)
-        metrics = getattr(connector, "_callback_metrics", None)
-        if not isinstance(metrics, dict):
-            metrics = trainer.callback_metrics
-        for name, value in values.items():  # scalar_tensor: half the time of torch.tensor after a training step
-            metrics[name] = torch.scalar_tensor(value, dtype=torch.float64)
 
     def _apply_budget(self, trainer: Any) -> None:
         if self.co2.stop_reason and not trainer.should_stop:
