@@ -380,6 +380,17 @@ def test_log_step_reads_the_curve_since_the_last_log(tmp_path: Path) -> None:
     assert second[names.TOTAL_CO2] <= m.total_metrics()[names.TOTAL_CO2]
 
 
+def test_step_logs_a_few_milliseconds_apart_early_in_a_run_each_cover_their_own_interval(tmp_path: Path) -> None:
+    """Early in a run a step log reads the meters; one reading serves boundaries 5 ms apart, not two step logs."""
+    options = {"meters": None, "components": ("cpu", "ram"), "powercap_root": tmp_path / "none", "interval_s": 5.0}
+    m = monitor(tmp_path, tracker_options=options)  # co2cb's estimates; the curve spans less than an interval
+    start(m)
+    logs = [m.log_step() for _ in range(5)]
+    m.finish()
+    for values in logs:  # before: a log within 5 ms of the last reading covered nothing (0 J, 0 W)
+        assert values[names.STEP_ENERGY] > 0 and values[names.STEP_POWER] > 0  # the RAM's at least
+
+
 def test_step_clock_keeps_each_threads_steps_apart_and_follows_a_new_tracker(tmp_path: Path) -> None:
     first, second = monitor(tmp_path), monitor(tmp_path)
     start(first)

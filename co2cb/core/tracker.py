@@ -327,10 +327,7 @@ class Tracker(StepWindows):
         return self._close(name, t, dict(meta or {}), write=write)
 
     def end_mark(self, name: str) -> int:
-        """When :meth:`end` would close window ``name`` now (``perf_counter_ns``), the meters read as it reads them.
-
-        ``end(name, at_ns=...)`` later closes it as of now, exactly (a validation's, when its training epoch closes).
-        """
+        """When :meth:`end` would close ``name`` now (the meters read as it reads them), for ``end(at_ns=)`` later."""
         return self._close_time(self._open.of(name))
 
     def _close_time(self, opened: list[OpenWindow]) -> int:
@@ -386,16 +383,17 @@ class Tracker(StepWindows):
         return result
 
     # ----------------------------------------------------------------- queries
-    def mark(self, settle: bool = False) -> int:
+    def mark(self, settle: bool = False, after: int = -1) -> int:
         """A point in time (``perf_counter_ns``) for :meth:`between`. Hot-path safe.
 
         Args:
             settle: Read the meters for this mark while the curve spans less than one sampler interval
                 (early in a run, where a counter's rate past the last reading would come from a span of
                 a few milliseconds: zero, or several times the truth); later it is a clock read.
+            after: The series' previous mark: its reading is not this one's too (no empty interval between).
         """
         if settle and self.running and not self._sampler.timeline.steady:
-            return self._sampler.read_now()
+            return self._sampler.read_now(after=after)
         return time.perf_counter_ns()
 
     def between(self, start: int, end: int | None = None, name: str = "interval") -> WindowResult:

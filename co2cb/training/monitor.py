@@ -248,7 +248,7 @@ class TrainingMonitor(CheckpointState, RunLines):
         (a job's total needs every rank).
         """
         assert self.tracker is not None
-        now = self.tracker.mark(settle=True)
+        now = self.tracker.mark(settle=True, after=self._last_log_mark)
         since = self.tracker.between(self._last_log_mark, now, name="log_interval")
         self._last_log_mark = now
         metrics = names.step(since.kwh, since.co2_kg, since.seconds)
