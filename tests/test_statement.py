@@ -333,6 +333,25 @@ def test_a_resumed_segment_alone_says_so_and_gives_the_whole_path(tmp_path: Path
     assert "resumed run" not in both and "lower bound" not in both
 
 
+def test_compare_by_job_puts_a_resumed_segment_in_the_job_of_the_run_it_resumed(tmp_path: Path) -> None:
+    from co2cb.report.compare.jobs import job_rows
+
+    first, second = _segments(tmp_path)
+    (job,) = job_rows([second, first])  # in any order
+    assert job.job == f"run {first.name}" and job.runs == [second.name, first.name]
+    assert job.co2_kg == pytest.approx(first.co2_kg + second.co2_kg, rel=1e-12)
+    assert [j.job for j in job_rows([second])] == [f"run {second.name}"]  # the earlier segment not given
+
+
+def test_the_report_of_a_resumed_segment_says_its_figures_are_the_segments(tmp_path: Path) -> None:
+    from co2cb.report.compare.report import write_report
+
+    first, second = _segments(tmp_path / "runs")
+    page = write_report([second], tmp_path / "report.html").read_text()
+    assert f"Resumed from run {first.run_id} after 1 epoch(s): the figures here are this segment&#x27;s" in page
+    assert "cumulative CO2e, this segment" in page
+
+
 # --------------------------------------------------------------------------- model card
 def test_model_card_yaml_has_the_hubs_fields(measured: RecordedRun, estimated: RecordedRun) -> None:
     card = yaml.safe_load(render([measured], "hf-model-card"))

@@ -129,6 +129,11 @@ class RecordedRun:
         return dict(link) if isinstance(link, dict) else None
 
     @property
+    def epochs_before(self) -> int:
+        """Training epochs done in the segments before this one (a run resumed from a checkpoint), else 0."""
+        return int(number((self.resumed_from or {}).get("epochs_done")))
+
+    @property
     def resumed_total(self) -> dict[str, Any] | None:
         """A resumed run's checkpointed path, this segment included (``energy_kwh``, ``co2_kg``...), or None."""
         total = (self.summary or {}).get("resumed_total")

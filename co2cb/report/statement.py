@@ -300,7 +300,7 @@ def _segment(run: RecordedRun, given: Collection[str]) -> tuple[str, ...]:
         else "the record has no total of the whole run"
     )
     return (
-        f"This run resumed run {link.get('run_id')} from a checkpoint after {link.get('epochs_done')} epoch(s), so "
+        f"This run resumed run {link.get('run_id')} from a checkpoint after {run.epochs_before} epoch(s), so "
         f"its figures are this segment's alone: {path}. As the training's footprint they are a lower bound: give "
         "every segment's run folder for the whole job.",
     )

@@ -2,7 +2,9 @@
 
 A run's job comes from its header's ``scheduler`` field (:func:`co2cb.core.scheduler.job_key`):
 ``CO2CB_JOB_ID``, the SLURM job (an array task on its own), or the Ray job in its session. A run
-without one is a job by itself. Energy and CO2 are the runs' sums; the duration runs from the first
+without one is a job by itself. A run resumed from a checkpoint (``resumed_from`` in its header) joins
+the job of the run it resumed, when that run is among those given: a pre-empted job requeued under a new
+scheduler id is still one training. Energy and CO2 are the runs' sums; the duration runs from the first
 run's start to the last one's end.
 """
 
@@ -48,8 +50,9 @@ class JobRow:
 def job_rows(runs: Sequence[RecordedRun]) -> list[JobRow]:
     """One row per job, in the order of each job's first run; ratios are to the first job."""
     groups: dict[str, list[RecordedRun]] = {}
+    by_id = {r.run_id: r for r in runs}
     for run in runs:
-        groups.setdefault(job_key(run.header.get("scheduler")) or f"run {run.name}", []).append(run)
+        groups.setdefault(_job_of(run, by_id), []).append(run)
     rows: list[JobRow] = []
     for job, members in groups.items():
         energy: dict[str, float] = {}
@@ -71,6 +74,15 @@ def job_rows(runs: Sequence[RecordedRun]) -> list[JobRow]:
             )
         )
     return rows
+
+
+def _job_of(run: RecordedRun, by_id: dict[str, RecordedRun]) -> str:
+    """The job of ``run``: that of the earliest run it resumes from (through every segment given), else its own."""
+    seen = {run.run_id}
+    while (link := run.resumed_from) is not None and link.get("run_id") in by_id and link["run_id"] not in seen:
+        run = by_id[link["run_id"]]
+        seen.add(run.run_id)
+    return job_key(run.header.get("scheduler")) or f"run {run.name}"
 
 
 def render_jobs(rows: Sequence[JobRow], fmt: str = "table") -> str:

@@ -98,8 +98,9 @@ def _by_epoch(
     longest = max(len(runs[i].epochs) for i in drawn)
     for i in drawn:
         cumulative = list(itertools.accumulate((e.co2_kg * scale for e in runs[i].epochs), initial=0.0))
+        first = runs[i].epochs_before  # a resumed segment: from its first epoch
         ax.plot(
-            range(len(cumulative)),
+            range(first, first + len(cumulative)),
             cumulative,
             marker=MARKERS[i % len(MARKERS)],
             color=colours[i],

@@ -84,7 +84,21 @@ def _totals(run: RecordedRun) -> str:
     ]
     if not run.complete:
         parts.append(f'<p class="warn">Incomplete run, {html.text(run.totals_from)}.</p>')
+    if run.resumed_from is not None:
+        parts.append(f'<p class="note">{html.text(_segment_note(run))}</p>')
     return "".join(parts)
+
+
+def _segment_note(run: RecordedRun) -> str:
+    """What a run resumed from a checkpoint holds: this segment alone, and the whole path's total if recorded."""
+    link = run.resumed_from or {}
+    whole = run.resumed_total or {}
+    said = (
+        f"Resumed from run {link.get('run_id')} after {run.epochs_before} epoch(s): the figures here are this segment's"
+    )
+    if isinstance(whole.get("co2_kg"), (int, float)):
+        said += f"; the run's checkpointed path so far is {format_mass(whole['co2_kg'])} CO2e (resumed_total)"
+    return said + "."
 
 
 def _epochs(run: RecordedRun) -> str:
@@ -116,7 +130,7 @@ def _epochs(run: RecordedRun) -> str:
         *[c.upper() for c in components],
         "of which validation",
         "CO2e",
-        "cumulative CO2e",
+        "cumulative CO2e" + (", this segment" if run.resumed_from is not None else ""),
     ]
     outside = run.co2_kg - run.epochs_co2_kg
     note = (
