@@ -351,7 +351,8 @@ def test_opentelemetry_gets_the_record_values_with_units_and_attributes(tmp_path
     }
     energy_metric, (energy,) = got["co2cb.energy"]
     assert energy_metric.data.is_monotonic  # a counter: an OTel Sum, monotonic
-    assert dict(energy.attributes) == {"run": "otel-run", "host": HOST, "component": "cpu", "device": HOST}
+    attributes = {"run": "otel-run", "run_id": t.run_id, "host": HOST, "component": "cpu", "device": HOST}
+    assert dict(energy.attributes) == attributes
     assert energy.value == pytest.approx(summary["energy_kwh"]["cpu"] * KWH, rel=1e-9)  # the final values
     (co2,) = got["co2cb.emissions"][1]
     assert co2.value == pytest.approx(summary["co2_kg"] * 1000, rel=1e-9)

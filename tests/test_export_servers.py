@@ -157,11 +157,28 @@ def test_a_real_pushgateway_receives_a_push_at_each_window_close_and_the_final_v
         )
     summary = _lines(t.run_folder)[-1] if t.run_folder else {}
     labels = dict(next(iter(pick(final, "co2cb_energy_joules_total"))))
-    assert labels == {"job": "co2cb", "instance": HOST, "run": run, "host": HOST, "component": "cpu", "device": HOST}
+    assert labels == {
+        **{"job": "co2cb", "instance": HOST, "run": run, "run_id": t.run_id},
+        **{"host": HOST, "component": "cpu", "device": HOST},
+    }
     assert one(final, "co2cb_energy_joules_total") == pytest.approx(summary["energy_kwh"]["cpu"] * KWH, rel=1e-9)
     assert one(final, "co2cb_emissions_grams_total") == pytest.approx(summary["co2_kg"] * 1000, rel=1e-9)
     assert one(final, "co2cb_pue") == 1.1 and one(final, "co2cb_power_watts") == pytest.approx(50.0, rel=1e-9)
     assert one(final, "co2cb_provenance_info", meter="test:constant") == 1.0
+
+
+def test_two_runs_of_one_name_keep_their_own_final_values_on_the_pushgateway(tmp_path: Path) -> None:
+    finals = {}
+    with pushgateway(tmp_path) as url:
+        for watts in (50.0, 80.0):
+            options: dict[str, Any] = {"output_dir": tmp_path / "runs", "interval_s": 0.05, "intensity": 400}
+            with co2cb.Tracker(meters=[ConstantPower(watts)], pushgateway=url, run_name="again", **options) as t:
+                time.sleep(0.2)
+            finals[t.run_id] = _lines(t.run_folder)[-1]["energy_kwh"]["cpu"] * KWH if t.run_folder else 0.0
+        held = parse(get(f"{url}/metrics"))
+    # before, the second run's push replaced the first's group (same job, instance and run name)
+    for run_id, joules in finals.items():
+        assert one(held, "co2cb_energy_joules_total", run_id=run_id) == pytest.approx(joules, rel=1e-9)
 
 
 def _bcrypt(password: str) -> str | None:

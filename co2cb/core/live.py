@@ -67,12 +67,11 @@ class LiveFeed:
         self._failed = False
         self._started = False
 
-    def start(self, run_name: str, choices: Sequence[MeterChoice]) -> None:
+    def start(self, run_name: str, run_id: str, choices: Sequence[MeterChoice]) -> None:
         """Start exporting, from the curve's first point (call after the sampler's first reading)."""
         host = socket.gethostname()
-        run = RunInfo(
-            run_name, host, meter_specs(self._sampler, choices, host), self._choice.source.info, self._choice.pue.source
-        )
+        meters = meter_specs(self._sampler, choices, host)
+        run = RunInfo(run_name, run_id, host, meters, self._choice.source.info, self._choice.pue.source)
         try:
             with self._sampler.lock:
                 timeline = self._sampler.timeline

@@ -211,7 +211,7 @@ class Tracker(StepWindows):
         first = self._sampler.timeline.last_time or time.perf_counter_ns()
         self._open.push(OpenWindow(RUN_WINDOW, first, self._sampler.timeline.at(first)))
         if self._live is not None:
-            self._live.start(self.config.run_name or self.run_id, self.meter_set.choices)
+            self._live.start(self.config.run_name or self.run_id, self.run_id, self.meter_set.choices)
         self._sink.write({**self.header(), **dict(header or {})})
         return self
 

@@ -109,11 +109,12 @@ class Exporter:
                 if url is not None:
                     where.append(f"co2cb: Prometheus metrics at {url}")
             if o.pushgateway is not None:
-                self.pusher = Pusher(o.pushgateway, registry, {"instance": run.host, "run": run.run})
+                grouping = {"instance": run.host, "run": run.run, "run_id": run.run_id}
+                self.pusher = Pusher(o.pushgateway, registry, grouping)
                 self.pusher.start()
                 where.append(
                     f"co2cb: pushing metrics to the Pushgateway at {o.pushgateway} at each recorded window's close "
-                    f"and at the end (job={JOB!r}, instance={run.host!r}, run={run.run!r})"
+                    f"and at the end (job={JOB!r}, instance={run.host!r}, run={run.run!r}, run_id={run.run_id!r})"
                 )
         if o.opentelemetry:
             otel.join(self.families)

@@ -48,7 +48,8 @@ class RunInfo:
     """What stays fixed for a run: its name, host, meters and the provenance of its CO2 figures.
 
     Attributes:
-        run: The run's name.
+        run: The run's name (its id unless one was given).
+        run_id: The run's id (one run's series apart from another's of the same name).
         host: The host name.
         meters: Every meter, in the order of :attr:`Snapshot.joules`.
         intensity: The carbon intensity behind the emissions, as chosen when the run started.
@@ -56,6 +57,7 @@ class RunInfo:
     """
 
     run: str
+    run_id: str
     host: str
     meters: tuple[MeterSpec, ...]
     intensity: IntensityInfo
@@ -200,7 +202,7 @@ class Family:
 
 def families(run: RunInfo, snap: Snapshot) -> list[Family]:
     """Every metric family of a run at one snapshot (a family with no sample is left out)."""
-    common = {"run": run.run, "host": run.host}
+    common = {"run": run.run, "run_id": run.run_id, "host": run.host}
     per_device: dict[tuple[str, str], list[float]] = {}
     watts = snap.watts if snap.watts is not None else [0.0] * len(run.meters)
     for meter, joules, w in zip(run.meters, snap.joules, watts):

@@ -6,8 +6,9 @@ the training thread), and it sends the newest snapshot with a timeout. Closes th
 that fails gives one warning per run; measuring and training go on, and the next close tries
 again. :meth:`Pusher.stop` makes the last push at once, waiting at most about two timeouts.
 
-Each run replaces its own group, ``job="co2cb"``, ``instance=<host>``, ``run=<run name>``
-(HTTP PUT), so the final values stay on the gateway after the run ends.
+Each run replaces its own group, ``job="co2cb"``, ``instance=<host>``, ``run=<run name>``,
+``run_id=<run id>`` (HTTP PUT), so the final values stay on the gateway after the run ends, also when a
+later run has the same name.
 
 Credentials never come from the URL (it is written in the run record): they come from
 :data:`AUTH_ENV`, either ``user:password`` (HTTP basic auth) or ``Bearer <token>``.
@@ -93,7 +94,7 @@ class Pusher:
     Args:
         url: The gateway's base URL (checked by :func:`url_problem`).
         registry: What to push (from :func:`co2cb.export.prometheus.registry_of`).
-        grouping: Grouping key besides ``job``: ``{"instance": host, "run": run name}``.
+        grouping: Grouping key besides ``job``: ``{"instance": host, "run": run name, "run_id": run id}``.
         timeout_s: Timeout of one push, seconds (default :data:`TIMEOUT_S`).
     """
 
