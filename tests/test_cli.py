@@ -55,6 +55,10 @@ def test_run_success_and_missing_command(tmp_path: Path) -> None:
         [*CLI, "run", "--", "no-such-command-co2cb"], capture_output=True, text=True, env=_env(tmp_path)
     )
     assert missing.returncode == 127 and "cannot start" in missing.stderr
+    script = tmp_path / "not-executable.sh"
+    script.write_text("#!/bin/sh\n")
+    refused = subprocess.run([*CLI, "run", "--", str(script)], capture_output=True, text=True, env=_env(tmp_path))
+    assert refused.returncode == 126 and "cannot start" in refused.stderr  # the shell's code for it
     empty = subprocess.run([*CLI, "run"], capture_output=True, text=True, env=_env(tmp_path))
     assert empty.returncode == 2 and "give a command" in empty.stderr
 
@@ -81,4 +85,19 @@ def test_an_unknown_region_is_the_same_clean_error_in_info_and_run(tmp_path: Pat
         assert done.returncode == 2, (name, done.stderr)
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)
         said[name] = done.stderr.split(": ", 1)[1]
-    assert len(set(said.values())) == 1 and "unknown region 'nowhere' (nearest:" in said["info --region"]
+    assert all("unknown region 'nowhere' (nearest:" in text for text in said.values())
+    # and where the code came from: the variable is named, as a user who passed no --region looks for it
+    assert "it came from CO2CB_REGION=nowhere" in said["info with CO2CB_REGION"] == said["run with CO2CB_REGION"]
+    assert "given as an argument" in said["info --region"] == said["run --region"]
+
+
+def test_a_command_whose_bytes_are_not_utf8_names_a_run_every_report_reads(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    done = subprocess.run([*CLI, "run", "--", "echo", os.fsdecode(b"caf\xe9")], capture_output=True, env=env)
+    assert done.returncode == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    header, *_, summary = read_records(folder)
+    assert header["run_name"] == "echo caf\ufffd" and summary["command"] == ["echo", "caf\ufffd"]
+    out = tmp_path / "report.html"
+    report = subprocess.run([*CLI, "report", str(tmp_path / "runs"), "-o", str(out)], capture_output=True, env=env)
+    assert report.returncode == 0, report.stderr  # before: matplotlib refused the name's lone surrogate

@@ -191,7 +191,7 @@ def test_an_output_folder_under_a_file_is_refused_with_the_fix(tmp_path: Path) -
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="file"):
         check_writable(tmp_path / "file" / "runs")
-    with pytest.raises(ConfigError, match="pass output_dir= a writable folder"):
+    with pytest.raises(ConfigError, match="set output_dir or CO2CB_OUTPUT_DIR to a writable folder"):
         Tracker(output_dir=tmp_path / "file" / "runs", intensity=300)
 
 

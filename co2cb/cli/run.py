@@ -44,6 +44,11 @@ def summary_text(result: WindowResult, folder: object) -> str:
     )
 
 
+def readable(text: str) -> str:
+    """``text`` as valid Unicode: an argument's bytes that are not UTF-8 (lone surrogates in Python) become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def terminal_delivers(child: subprocess.Popen[bytes]) -> bool:
     """Whether the terminal's Ctrl-C reached ``child`` already: it runs in the terminal's foreground process group."""
     try:
@@ -78,7 +83,7 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     try:
         tracker = Tracker(
-            run_name=args.name or " ".join(cmd),
+            run_name=readable(args.name or " ".join(cmd)),
             output_dir=args.output_dir,
             interval_s=args.interval,
             scope=args.scope,
@@ -105,9 +110,9 @@ def handle(args: argparse.Namespace) -> int:
         try:
             children.append(subprocess.Popen(cmd))
         except OSError as e:
-            tracker.stop({"status": "failed", "error": str(e), "command": cmd})
+            tracker.stop({"status": "failed", "error": str(e), "command": [readable(c) for c in cmd]})
             print(f"co2cb run: cannot start {cmd[0]!r}: {e}", file=sys.stderr)
-            return 127
+            return 126 if isinstance(e, PermissionError) else 127  # the shell's codes: not executable, not found
         for number in early:  # stopped before it began: the command gets the signal it missed
             children[0].send_signal(number)
         code = children[0].wait()
@@ -115,7 +120,8 @@ def handle(args: argparse.Namespace) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     exit_code = code if code >= 0 else 128 - code
-    result = tracker.stop({"status": "completed" if code == 0 else "failed", "command": cmd, "exit_code": exit_code})
+    status = "completed" if code == 0 else "failed"
+    result = tracker.stop({"status": status, "command": [readable(c) for c in cmd], "exit_code": exit_code})
     if result is not None:
         print(summary_text(result, tracker.run_folder), file=sys.stderr)
     return exit_code

@@ -105,8 +105,8 @@ class TrackerConfig:
                 check_writable(out)
             except OSError as e:
                 raise ConfigError(
-                    f"cannot write run records to {out} ({e.strerror or e}): pass output_dir= a writable folder, "
-                    "set CO2CB_OUTPUT_DIR, or save=False to keep results in memory only"
+                    f"cannot write run records to {out} ({e.strerror or e}): set output_dir or CO2CB_OUTPUT_DIR to a "
+                    "writable folder (in Python, save=False keeps the results in memory only)"
                 ) from e
 
     @property

@@ -162,9 +162,13 @@ def _region_for_pue(region: str | None, environ: Mapping[str, str] | None) -> st
 
 
 def _table(resolution: Resolution, *, marginal: bool = False) -> FixedIntensity | None:
-    from co2cb.intensity.database import lookup, to_intensity_info
+    from co2cb.intensity.database import UnknownRegionError, lookup, to_intensity_info
 
-    found = lookup(resolution.code, marginal=marginal)
+    try:
+        found = lookup(resolution.code, marginal=marginal)
+    except UnknownRegionError as e:  # say where the code came from (CO2CB_REGION=XX, a cloud variable...)
+        hint = "; ".join(x for x in (e.hint, f"it came from {resolution.reason}") if x)
+        raise UnknownRegionError(e.query, e.suggestions, hint) from None
     if marginal and found.row.kind != "marginal":
         return None
     return FixedIntensity(to_intensity_info(found, resolution.reason))

@@ -101,6 +101,7 @@ class UnknownRegionError(ValueError):
     def __init__(self, query: str, suggestions: list[str], hint: str = "") -> None:
         self.query = query
         self.suggestions = suggestions
+        self.hint = hint
         near = f"nearest: {', '.join(suggestions)}" if suggestions else "no close match"
         extra = f"; {hint}" if hint else ""
         super().__init__(f"unknown region {query!r} ({near}){extra}; {LIST_HINT}")

@@ -72,7 +72,7 @@ def _parse(raw: bytes) -> tuple[Any, str]:
         value = json.loads(text)
     except json.JSONDecodeError as e:
         cut = "" if raw.endswith(b"\n") else "cut short, as when a run is killed while writing it: "
-        return None, f"{cut}not valid JSON ({e.msg} at column {e.colno})"
+        return None, f"{cut}not valid JSON ({e.msg}; column {e.colno})"
     if not isinstance(value, dict):
         return value, f"a JSON {type(value).__name__} where a JSON object belongs"
     return value, _figures_problem(value)
@@ -231,43 +231,3 @@ class EpochRecord:
     def total_kwh(self) -> float:
         """Energy of all components, kWh before PUE."""
         return sum(self.energy_kwh.values())
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where a run's figures come from.
-
-    Attributes:
-        components: Per component, how its energy was obtained: ``measured-counter`` (an energy
-            counter such as NVML or RAPL), ``sampled-power`` (power readings integrated over time),
-            ``estimate`` (a model, e.g. TDP x utilisation), or several joined by ``+``.
-        meters: The header's meter descriptions (name, component, provenance, details with sources).
-        meter_choices: Per component, which meters were chosen and why.
-        intensity: The header's intensity: ``g_per_kwh``, ``region``, ``region_name``, ``source``,
-            ``year``, ``kind`` and ``reason`` (why that region and figure).
-        intensity_used_g_per_kwh: Energy-weighted intensity the run's CO2 used, gCO2e/kWh.
-        pue: The PUE applied.
-        pue_info: The header's ``pue_info``: ``value``, ``source``, ``year``, ``reason``, ``url``.
-        cloud_region: The cloud region the record names (``"aws:eu-west-3"``), or None.
-        region_guessed: True when the region was guessed (time zone or world average).
-        region: The header's structured region choice (``step``, ``confidence``, ``source``, ``overruled``,
-            ``reason``; see :meth:`co2cb.intensity.region.Resolution.as_record`), or None (an older record,
-            or an intensity given without a region).
-    """
-
-    components: dict[str, str]
-    meters: list[dict[str, Any]]
-    meter_choices: list[dict[str, Any]]
-    intensity: dict[str, Any]
-    intensity_used_g_per_kwh: float
-    pue: float
-    pue_info: dict[str, Any]
-    cloud_region: str | None
-    region_guessed: bool
-    region: dict[str, Any] | None = None
-
-    def component_words(self, component: str) -> str:
-        """``"measured"``, ``"estimated"`` or ``"measured + estimated"`` for a component (``"?"`` if unknown)."""
-        kinds = self.components.get(component, "")
-        words = sorted({"estimated" if k == "estimate" else "measured" for k in kinds.split("+") if k})
-        return " + ".join(words) or "?"

@@ -23,8 +23,8 @@ JSON, figures that are not numbers) is skipped with a warning that names the fil
 
 from __future__ import annotations
 
+import logging
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,7 +34,6 @@ from typing import Any, NamedTuple
 from co2cb.records.lines import (
     COMPONENT_ORDER,
     EpochRecord,
-    Provenance,
     energy_by_component,
     mapping,
     number,
@@ -44,7 +43,10 @@ from co2cb.records.lines import (
     validation_excluded,
     window_totals,
 )
+from co2cb.records.provenance import Provenance, read_provenance
 from co2cb.records.writer import RECORD_FILE
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "COMPONENT_ORDER",
@@ -72,8 +74,6 @@ __all__ = [
 EPOCH_WINDOWS: tuple[str, ...] = ("train_epoch", "epoch")
 #: Status of a run without a summary line.
 NO_SUMMARY = "incomplete (no summary: the run did not end normally)"
-
-_CLOUD_REGION = re.compile(r"\b(aws|gcp|azure):([a-z0-9][a-z0-9-]*[a-z0-9])", re.IGNORECASE)
 
 
 class RunFolderError(ValueError):
@@ -304,47 +304,9 @@ class RecordedRun:
     @cached_property
     def provenance(self) -> Provenance:
         """Where the figures come from: meters, intensity (source, year, region and why), PUE."""
-        header = self.header
-        intensity = mapping(header.get("intensity"))
-        pue_info = mapping(header.get("pue_info"))
-        last = self.summary if self.summary is not None else (self.windows[-1] if self.windows else {})
-        components = mapping(last.get("provenance"))
-        if not components:
-            by_component: dict[str, set[str]] = {}
-            for meter in self.meters:
-                by_component.setdefault(str(meter.get("component")), set()).add(str(meter.get("provenance")))
-            components = {c: "+".join(sorted(p)) for c, p in by_component.items()}
-        pue = number(last.get("pue"), number(header.get("pue"), 1.0))
-        g_used = number(last.get("intensity_g_per_kwh"), math.nan)
-        if not math.isfinite(g_used) or self.summary is None:
-            total = self.total_kwh
-            g_used = (
-                self.co2_kg * 1000.0 / (total * pue) if total > 0 and pue > 0 else number(intensity.get("g_per_kwh"))
-            )
-        region = mapping(header.get("region")) or None  # the structured region choice (newer records)
-        reason = str(intensity.get("reason", ""))
-        if region is not None:
-            code = str(region.get("code", ""))
-            cloud = _CLOUD_REGION.fullmatch(code)
-            guessed = bool(region.get("guessed"))
-        else:  # an older record: its region's own words come before the first ";" (a hint may follow)
-            pue_reason = str(pue_info.get("reason", "")).split(";")[0]
-            texts = [str(intensity.get("region", "")), reason.split(";")[0], pue_reason]
-            cloud = None if "guess" in reason else next((m for m in map(_CLOUD_REGION.search, texts) if m), None)
-            guessed = "guess" in reason
-        choices = header.get("meter_choices")
-        return Provenance(
-            components={str(k): str(v) for k, v in components.items()},
-            meters=self.meters,
-            meter_choices=[c for c in choices if isinstance(c, dict)] if isinstance(choices, list) else [],
-            intensity=dict(intensity),
-            intensity_used_g_per_kwh=g_used,
-            pue=pue,
-            pue_info=dict(pue_info),
-            cloud_region=f"{cloud.group(1).lower()}:{cloud.group(2).lower()}" if cloud else None,
-            region_guessed=guessed,
-            region=region,
-        )
+        summary = self.summary
+        last = summary if summary is not None else (self.windows[-1] if self.windows else {})
+        return read_provenance(self.header, last, self.meters, summary is not None, self.total_kwh, self.co2_kg)
 
     @property
     def meters(self) -> list[dict[str, Any]]:
@@ -407,16 +369,36 @@ def load_run(path: str | Path) -> RecordedRun:
     )
 
 
+def _readable(parent: str | Path, folders: Iterable[Path]) -> list[RecordedRun]:
+    """The runs of ``folders`` that can be read; each other one is named in a warning, with why.
+
+    Raises:
+        RunFolderError: None can be read (every reason is in the message).
+    """
+    runs, problems = [], []
+    for folder in folders:
+        try:
+            runs.append(load_run(folder))
+        except RunFolderError as e:
+            problems.append(str(e))
+    if not runs:
+        raise RunFolderError(f"{parent} holds no run folder that can be read: " + "; ".join(problems))
+    for problem in problems:
+        log.warning("co2cb: a run left out: %s", problem)
+    return runs
+
+
 def find_runs(paths: Iterable[str | Path]) -> list[RecordedRun]:
     """Every run named by ``paths``, in the order given; runs under a parent folder oldest first.
 
     Args:
         paths: Run folders, or folders holding run folders (one level down, e.g. ``co2cb-runs``).
-            A run named twice is loaded once.
+            A run named twice is loaded once. Under a parent folder, a run that cannot be read (an
+            empty record, a damaged header) is left out with a warning that names it and why.
 
     Raises:
-        RunFolderError: No path given, a path that is neither a run folder nor holds any, or a run
-            that cannot be read (see :func:`load_run`).
+        RunFolderError: No path given, a path that is neither a run folder nor holds any readable one,
+            or a run folder given by name that cannot be read (see :func:`load_run`).
     """
     runs: list[RecordedRun] = []
     seen: set[Path] = set()
@@ -432,7 +414,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[RecordedRun]:
                     f"{path} is not a co2cb run folder and holds none (no {RECORD_FILE} in it or in "
                     "its subfolders); give a run folder or the output_dir runs were written to"
                 )
-            found = sorted((load_run(child) for child in children), key=lambda r: (r.start_unix_s, r.run_id))
+            found = sorted(_readable(path, children), key=lambda r: (r.start_unix_s, r.run_id))
         else:
             found = [load_run(folder)]
         for run in found:

@@ -85,9 +85,11 @@ def check_writable(parent: Path) -> None:
         if time.monotonic() - _proved_writable.get(key, -math.inf) < WRITABLE_FOR_S:
             return
         probe = parent / f".co2cb-write-test-{os.getpid()}-{secrets.token_hex(4)}"
-        with open(probe, "w") as f:
-            f.write("ok")
-        probe.unlink()
+        try:
+            with open(probe, "w") as f:
+                f.write("ok")
+        finally:  # a full disk fails the write (or the close) of a file already made
+            probe.unlink(missing_ok=True)
         _proved_writable[key] = time.monotonic()
         return
     ancestor = parent.absolute()

@@ -150,6 +150,44 @@ def test_row11_bad_first_line_is_a_clean_error_with_file_and_line(
         assert "Traceback" not in err
 
 
+def test_row11_a_run_that_cannot_be_read_under_a_parent_folder_is_left_out_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    parent = tmp_path / "co2cb-runs"
+    good = _record(parent / "good", *_good_run(tmp_path))
+    empty = _record(parent / "empty")  # killed before its header
+    cut = _record(parent / "cut", b'{"type": "header", "run_')  # killed while writing it
+    with caplog.at_level(logging.WARNING, logger="co2cb"):
+        runs = find_runs([parent])
+    assert [r.path for r in runs] == [good]  # before: one such run stopped every command on the folder
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert said.count("a run left out: ") == 2 and f"{empty / RECORD_FILE}" in said and f"{cut / RECORD_FILE}" in said
+    code, out, _ = run_cli(["statement", str(parent)], capsys)
+    assert code == 0 and "The run" in out
+    with pytest.raises(RunFolderError, match="is empty"):  # named by itself, it is still an error
+        find_runs([empty])
+    (good / RECORD_FILE).write_bytes(b"")
+    with pytest.raises(RunFolderError, match=r"holds no run folder that can be read: .*is empty"):
+        find_runs([parent])
+
+
+def test_row1_a_full_disk_leaves_no_write_probe_behind(tmp_path: Path) -> None:
+    """The check that a folder takes files writes a small one; on a full disk that write fails, and it goes too."""
+    probe = """
+import resource, signal, sys
+from co2cb.records.writer import check_writable
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, write() fails with EFBIG instead of killing us
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))  # a full disk: no byte goes in
+try:
+    check_writable(__import__("pathlib").Path(sys.argv[1]))
+except OSError as e:
+    print("refused", e.errno)
+"""
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.startswith("refused"), done.stderr
+    assert list(tmp_path.iterdir()) == []  # before: an empty .co2cb-write-test-* file stayed
+
+
 def test_row11_invalid_utf8_inside_a_record_names_file_and_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
