@@ -47,7 +47,10 @@ def register(sub: Any) -> None:
 
 def _check(args: argparse.Namespace) -> str | None:
     if not 0 < args.window <= MAX_WINDOW_S:
-        return f"--window {args.window:g} is not valid: give seconds between recorded windows, 0 to {MAX_WINDOW_S:g}"
+        return (
+            f"--window {args.window:g} is not valid: give the seconds between recorded windows, more than 0 "
+            f"and at most {MAX_WINDOW_S:g}"
+        )
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         return f"--duration {args.duration:g} is not valid: give a number of seconds greater than 0, or leave it out"
     return None

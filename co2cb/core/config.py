@@ -85,7 +85,7 @@ class TrackerConfig:
         ):
             raise ConfigError(
                 f"pue={self.pue!r} is not valid: give the data centre's PUE, between 1.0 and 3.0, "
-                "or None for the cloud provider's published figure (1.0 off the cloud)"
+                "or leave it out (None) for the cloud provider's published figure (1.0 off the cloud)"
             )
         _positive("cpu_tdp_w", self.cpu_tdp_w, 2000)
         _positive("ram_watts_per_gb", self.ram_watts_per_gb, 10)
