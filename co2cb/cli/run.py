@@ -27,6 +27,13 @@ def register(sub: Any) -> None:
     )
     add_measure_arguments(p, "the command")
     p.add_argument("--scope", choices=("process", "machine"), default="process")
+    p.add_argument(
+        "--no-forward",
+        dest="forward",
+        action="store_false",
+        help="pass no signal on to the command (for launchers that signal every process themselves: "
+        "kill -- -PGID, Slurm, systemd); co2cb run then outlives them until the command ends",
+    )
     add_export_arguments(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     p.set_defaults(handler=handle)
@@ -63,13 +70,23 @@ def terminal_delivers(child: subprocess.Popen[bytes]) -> bool:
         os.close(fd)
 
 
-def forward(child: subprocess.Popen[bytes], number: int) -> None:
-    """Pass signal ``number`` on to ``child``: SIGTERM and SIGHUP always; SIGINT unless the terminal sent it to both.
+#: Signals whose default action would end ``co2cb run`` (and orphan the command): passed on to the command.
+FORWARDED = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
+#: What a terminal's keys send to its whole foreground process group (Ctrl-C, and Ctrl-backslash).
+TERMINAL_KEYS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGQUIT") if hasattr(signal, name))
 
-    A Ctrl-C goes to the terminal's whole foreground process group, the child included; sending it
-    again would cut short the child's own KeyboardInterrupt handler (a checkpoint being saved).
+
+def forward(child: subprocess.Popen[bytes], number: int) -> None:
+    """Pass signal ``number`` on to ``child``, unless a terminal's key sent it to both.
+
+    A Ctrl-C (or Ctrl-backslash) goes to the terminal's whole foreground process group, the child included;
+    sending it again would cut short the child's own KeyboardInterrupt handler (a checkpoint being saved).
     """
-    if number == signal.SIGINT and terminal_delivers(child):
+    if number in TERMINAL_KEYS and terminal_delivers(child):
         return
     with contextlib.suppress(ProcessLookupError):
         child.send_signal(number)
@@ -99,13 +116,14 @@ def handle(args: argparse.Namespace) -> int:
     early: list[int] = []  # signals that came before the command started
 
     def on_signal(number: int, _frame: Any) -> None:
+        if not args.forward:  # the launcher signals the command itself: outlive it, record the end
+            return
         if children:
             forward(children[0], number)
         else:
             early.append(number)
 
-    forwarded = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
-    previous = {s: signal.signal(s, on_signal) for s in forwarded}  # before the command starts: no gap
+    previous = {s: signal.signal(s, on_signal) for s in FORWARDED}  # before the command starts: no gap
     try:
         try:
             children.append(subprocess.Popen(cmd))

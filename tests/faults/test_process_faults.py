@@ -7,6 +7,7 @@ import logging
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -91,6 +92,55 @@ def test_row2_sigterm_and_sighup_are_forwarded(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         proc.send_signal(number)
         assert proc.wait(timeout=60) == 128 + number, signal_name  # the command died of the forwarded signal
+
+
+COUNTS_SIGNALS = """
+import signal, sys, time
+got = []
+signal.signal(signal.SIGTERM, lambda n, f: got.append(n))
+signal.signal(signal.SIGUSR1, lambda n, f: got.append(n))
+print("ready", flush=True)
+while not got:
+    time.sleep(0.01)
+time.sleep(1.0)  # a second one, if any, lands by now
+print(len(got), flush=True)
+"""
+
+
+COMMAND = (sys.executable, "-c", COUNTS_SIGNALS)
+
+
+def _wrapped(tmp_path: Path, *flags: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "co2cb", "run", "--output-dir", str(tmp_path), *flags, "--", *COMMAND],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "CO2CB_QUIET": "1"},
+        start_new_session=True,  # a process group of its own: the wrapper and the command
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def test_row2_sigusr1_to_co2cb_run_reaches_the_command_and_the_record_ends(tmp_path: Path) -> None:
+    """SIGUSR1 (Lightning's requeue signal under SLURM) killed co2cb run before: no summary, the command orphaned."""
+    proc = _wrapped(tmp_path)
+    proc.send_signal(signal.SIGUSR1)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.strip() == "1"  # the command handled it once and ended normally
+    (folder,) = tmp_path.iterdir()
+    assert read_records(folder)[-1]["type"] == "summary"
+
+
+def test_row2_no_forward_lets_a_signal_sent_to_the_whole_group_reach_the_command_once(tmp_path: Path) -> None:
+    proc = _wrapped(tmp_path, "--no-forward")
+    os.killpg(proc.pid, signal.SIGTERM)  # as `kill -- -PGID`, Slurm or systemd do: every process gets it
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.strip() == "1"  # once; co2cb run outlived it and recorded the end
+    (folder,) = tmp_path.iterdir()
+    assert read_records(folder)[-1]["type"] == "summary"
 
 
 FORKING = """
