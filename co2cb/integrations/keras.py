@@ -19,14 +19,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from time import perf_counter_ns
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import keras
 
+from co2cb.integrations.keras_backup import resume_from_backup, save_beside_backup
 from co2cb.integrations.keras_fitwatch import FitAborted, FitWatch, arrange
 from co2cb.integrations.keras_model import final_logs, fit_plan, fit_progress, model_devices, set_final_values
+from co2cb.integrations.keras_steps import StepHooks
 from co2cb.training import names
 from co2cb.training.collective import RankInfo, SingleProcess
 from co2cb.training.guard import guarded
@@ -37,7 +39,7 @@ from co2cb.training.tensorboard import VAL_PREFIX, TensorBoardOutput
 __all__ = ["CO2Callback", "FitAborted"]
 
 
-class CO2Callback(keras.callbacks.Callback):
+class CO2Callback(StepHooks, keras.callbacks.Callback):
     """Energy and CO2 per epoch in Keras' ``logs``: ``History``, ``CSVLogger`` and ``TensorBoard`` get them.
 
     ``model.fit(..., callbacks=[CO2Callback(), keras.callbacks.TensorBoard("logs")])``. At the end of
@@ -53,7 +55,8 @@ class CO2Callback(keras.callbacks.Callback):
 
     Wherever it is listed, the callback runs first (behind Keras' progress bar, which is left
     without these values), so every logger and ``EarlyStopping``/``ModelCheckpoint`` see them. A
-    ``fit`` that raises is recorded as failed within ``keras_fitwatch.WATCH_PERIOD_S``. Nothing the callback does
+    ``fit`` that raises is recorded as failed within ``keras_fitwatch.WATCH_PERIOD_S``. A ``fit`` that
+    ``BackupAndRestore`` resumes continues the run (:mod:`~co2cb.integrations.keras_backup`). Nothing the callback does
     stops training, except the carbon budget: a failure gives one warning and training goes on.
 
     Args:
@@ -63,18 +66,18 @@ class CO2Callback(keras.callbacks.Callback):
         budget_kg: Stop training (``model.stop_training``) once the CO2 passes it, kg CO2e.
         budget_on: ``"total"`` (CO2 so far) or ``"forecast"`` (predicted CO2 of the whole run).
         forecast_after_epochs: Epochs to measure before forecasting the whole run.
-        log_steps: Every ``log_steps`` training batches, put into that batch's ``logs`` the energy, CO2
-            and power since the previous log (``co2cb/step_*``) and the run's total so far
-            (``co2cb/total_*``), for ``TensorBoard(update_freq=log_steps)`` and the ``tensorboard_dir``;
-            the budget is then checked at each log too. 0 (default): off.
+        log_steps: Every ``log_steps`` training batches, put into that batch's ``logs`` the energy, CO2 and
+            power since the previous log (``co2cb/step_*``) and the run's total so far (``co2cb/total_*``),
+            for ``TensorBoard(update_freq=log_steps)`` and the ``tensorboard_dir``; the budget is then
+            checked at each log too. 0 (default): off.
         log_detail: Also log the energy per measured component (``co2cb/epoch_energy_cpu_kwh``...), the
             validation's power, the intensity used (``co2cb/intensity_g_per_kwh``) and the forecast's
             energy (``co2cb/forecast_energy_kwh``).
         tensorboard_dir: Also write the co2cb values as TensorBoard event files here, laid out as
-            ``keras.callbacks.TensorBoard`` does (``train``/``validation`` runs, ``epoch_``/``batch_``
-            tags), with the ``tensorboard`` package and without TensorFlow: for the torch and JAX
-            backends (on TensorFlow, ``keras.callbacks.TensorBoard`` already gets every value); it also
-            gets the provenance (region and why, intensity, PUE, meters) as hparams and text.
+            ``keras.callbacks.TensorBoard`` does (``train``/``validation`` runs, ``epoch_``/``batch_`` tags),
+            with the ``tensorboard`` package and without TensorFlow, for the torch and JAX backends (on
+            TensorFlow, ``keras.callbacks.TensorBoard`` gets every value), and the provenance (region and
+            why, intensity, PUE, meters) as hparams and text.
         **tracker_options: Options for :class:`co2cb.Tracker` (``region``, ``pue``, ``interval_s``,
             ``output_dir``, ``save``, ``scope``, ``meters``...); ``gpus`` overrides the GPUs found
             from the model's weights.
@@ -84,9 +87,7 @@ class CO2Callback(keras.callbacks.Callback):
             says what to change.
     """
 
-    # Its batch-end hook (with log_steps) only moves values computed on the fit's thread (in
-    # on_train_batch_begin) into the batch logs, so Keras may keep dispatching batch ends asynchronously.
-    async_safe = True
+    async_safe = True  # the batch-end hook (log_steps) only moves values made on the fit's thread into the logs
 
     def __init__(
         self,
@@ -131,6 +132,7 @@ class CO2Callback(keras.callbacks.Callback):
         self._pending: dict[int, dict[str, float]] = {}  # batch -> per-step values its batch end adds to its logs
         self._first_epoch: int | None = None
         self._val_logs: dict[str, float] = {}
+        self._backup: Path | None = None  # a BackupAndRestore's folder: co2cb's state is kept there too
 
     @property
     def tracker(self) -> Any:
@@ -159,6 +161,7 @@ class CO2Callback(keras.callbacks.Callback):
             self._batches, self._pending, self._first_epoch, self._val_logs = 0, {}, None, {}
             gpus, uses_gpu = model_devices(self.model) if self._gpus is None else (list(self._gpus), True)
             self.co2.verbose = bool((self.params or {}).get("verbose", 1))
+            self._backup = resume_from_backup(self.co2, getattr(self._owner, "callbacks", ()))
             self.co2.start(SingleProcess(), RankInfo(), fit_plan(self.params), gpus, uses_gpu)
             self._per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
             self._set_measuring(True)
@@ -220,41 +223,6 @@ class CO2Callback(keras.callbacks.Callback):
         set_final_values(self.model, totals)
         self._tensorboard.write_final(totals)
 
-    # ------------------------------------------------------------ steps (hot path)
-    @property
-    def log_steps(self) -> int:
-        """Batches between step logs (0: none; see the class's arguments)."""
-        return self._log_steps
-
-    @log_steps.setter
-    def log_steps(self, every: int) -> None:
-        self._log_steps = every
-        self.__dict__.pop("on_train_batch_end", None)  # a batch-end hook only for step logs (else the base's empty one)
-        if every:
-            self.on_train_batch_end = self._batch_end
-
-    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        """A step ends and the next starts (Keras calls batch begins in order, on the fit's thread)."""
-        if self._log_steps and self._measuring:
-            self._batches += 1
-            if self._batches % self._log_steps == 0:
-                self._log_step(batch)
-        self._mark_step(perf_counter_ns())
-
-    def _batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        """``on_train_batch_end`` with ``log_steps``: put the values computed at this batch's start into its logs."""
-        if self._pending and isinstance(logs, dict):
-            values = self._pending.pop(batch, None)
-            if values is not None:
-                logs.update(values)
-
-    @guarded
-    def _log_step(self, batch: int) -> None:
-        values = self.co2.log_step()
-        self._pending[batch + self._per_execution - 1] = values  # Keras ends the execution at its last batch
-        self._apply_budget()
-        self._tensorboard.write(values, self._batches, epoch=False)
-
     # ------------------------------------------------------------ epochs
     @guarded
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -284,7 +252,8 @@ class CO2Callback(keras.callbacks.Callback):
             return
         self._pending.clear()  # Keras has run every batch end of the epoch (it waits for them before this hook)
         values: dict[str, float] = {}
-        for report in self.co2.train_epoch_end(fit_progress(self.params, self._first_epoch, epoch)):
+        first = 0 if self.co2.resume.saved else self._first_epoch  # resumed: the totals are the whole run's
+        for report in self.co2.train_epoch_end(fit_progress(self.params, first, epoch)):
             values.update(names.for_framework(report.metrics, report.kind, VAL_PREFIX))
         values.update(self._val_logs)
         self._val_logs = {}
@@ -293,6 +262,7 @@ class CO2Callback(keras.callbacks.Callback):
             self.co2.record_metrics(logs)
         self._apply_budget()
         self._tensorboard.write(values, epoch, epoch=True)
+        save_beside_backup(self._backup, self.co2)
 
     def _apply_budget(self) -> None:
         if self.co2.stop_reason and self.model is not None and not self.model.stop_training:

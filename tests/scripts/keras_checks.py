@@ -27,7 +27,7 @@ from tests.known_truth import StepLog, TickingRecord, check_sine_gpu, check_tick
 
 SCRIPT = Path(__file__).with_name("keras_train.py")
 ROOT = SCRIPT.parents[2]
-SCENARIOS = ("loggers", "budget", "failures", "hooks", "settings", "truth", "crash")
+SCENARIOS = ("loggers", "budget", "failures", "hooks", "backup", "settings", "truth", "crash")
 WATTS, INTENSITY, EPOCHS, BATCHES, LOG_STEPS, SCORE_STEP = 50.0, 100.0, 3, 12, 4, 1.5  # as in keras_train.py
 KG_PER_KWH = INTENSITY / 1000
 
@@ -364,6 +364,22 @@ class KerasChecks:
         (records,) = trained.runs("crash")
         assert summary(records)["status"] == "failed: RuntimeError: user callback failed"
         assert [w["meta"]["epoch"] for w in windows(records, "train_epoch")] == [0, 1]
+
+    def test_a_fit_that_backup_and_restore_resumes_continues_the_run(self, trained: Trained) -> None:
+        result = trained.result("backup")
+        first, second = trained.runs("backup")
+        # the failed fit closed epochs 0-2; BackupAndRestore saved after epoch 1: the state of 2 epochs is taken
+        assert [s["epochs_done"] for s in result["saved"]] == [2, 3]
+        assert second[0]["resumed_from"] == {
+            "run_id": first[0]["run_id"],
+            "run_folder": result["saved"][0]["run_folder"],
+            "epochs_done": 2,
+        }
+        assert [w["meta"]["epoch"] for w in windows(second, "train_epoch")] == [2, 3]
+        whole = summary(second)["resumed_total"]
+        assert whole["co2_kg"] == approx(result["saved"][0]["totals"][3] + summary(second)["co2_kg"])
+        assert result["history"]["co2cb/total_co2_kg"][-1] == approx(whole["co2_kg"])  # the whole run's
+        assert not result["backup_left"]  # Keras removed the folder, co2cb's state with it
 
     def test_hooks_called_without_a_callback_list_warn_once_and_close_an_open_run(self, trained: Trained) -> None:
         open_run, closed = trained.runs("hooks")

@@ -268,6 +268,27 @@ def failures(out: Path) -> dict[str, Any]:
     }
 
 
+def backup(out: Path) -> dict[str, Any]:
+    """A fit that raises after epoch 1, resumed by BackupAndRestore: the second run continues the first's totals.
+
+    The run that raises fails after co2cb saved its state but before BackupAndRestore saved (the user's
+    callback comes first), as a crash between the two would: co2cb's state is one epoch ahead of the backup.
+    """
+    x, y = data()
+    folder = out / "backup"
+    m = model()
+    first = CO2Callback(run_name="keras-backup", **options(out))
+    restore = keras.callbacks.BackupAndRestore
+    try:
+        m.fit(x, y, epochs=4, batch_size=BATCH, verbose=0, callbacks=[first, RaiseAt(2), restore(str(folder))])
+    except RuntimeError:
+        wait_for_summary(first.tracker.run_folder)
+    saved = [json.loads((folder / name).read_text()) for name in ("co2cb_state.previous.json", "co2cb_state.json")]
+    second = CO2Callback(run_name="keras-backup", **options(out))
+    history = m.fit(x, y, epochs=4, batch_size=BATCH, verbose=0, callbacks=[second, restore(str(folder))])
+    return {"history": history.history, "saved": saved, "backup_left": folder.exists(), "runs": run_folders(out)}
+
+
 def hooks(out: Path) -> dict[str, Any]:
     """A custom loop calling the hooks itself (no CallbackList), whose first run never calls on_train_end."""
     co2 = CO2Callback(run_name="keras-hooks", **options(out))
@@ -387,6 +408,7 @@ SCENARIOS = {
     "budget": budget,
     "failures": failures,
     "hooks": hooks,
+    "backup": backup,
     "settings": settings,
     "truth": truth,
 }
