@@ -47,6 +47,7 @@ import co2cb  # noqa: E402
 from co2cb.core import config as config_defaults  # noqa: E402
 from co2cb.integrations import lightning as lightning_adapter  # noqa: E402
 from co2cb.lightning import CO2Callback  # noqa: E402
+from co2cb.records.reader import load_run  # noqa: E402
 from co2cb.training import names  # noqa: E402
 from tests.fakes import edge_readings  # noqa: E402
 from tests.fakes.meters import ConstantPower, RaisingMeter  # noqa: E402
@@ -845,6 +846,8 @@ def test_an_exception_in_training_step_stops_the_measurement(tmp_path: Path) -> 
     (open_epoch,) = run.windows("train_epoch")  # the open epoch window was closed by the stop
     assert open_epoch["meta"] == {"closed_by": "stop"}
     assert summary["energy_kwh"]["total"] == approx(5 * J_TRAIN / KWH, 1e-9)  # the 5 steps that ran
+    recorded = load_run(run.folder)  # the epoch cut short is no epoch for the reports (before: a spike)
+    assert recorded.epochs == [] and recorded.total_kwh == approx(5 * J_TRAIN / KWH, 1e-9)
     assert warnings == []
 
 

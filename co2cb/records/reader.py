@@ -230,10 +230,13 @@ class RecordedRun:
         """The run's epochs in time order.
 
         Its ``train_epoch`` windows, else its ``epoch`` windows (see :data:`EPOCH_WINDOWS`); validation
-        inside an adapter's epoch is added back in.
+        inside an adapter's epoch is added back in. An epoch the run's stop closed (a failure cut it short,
+        ``meta.closed_by == "stop"``) is not one: its energy is in the totals only.
         """
         for name in EPOCH_WINDOWS:
-            found = [w for w in self.windows if w.get("name") == name]
+            found = [
+                w for w in self.windows if w.get("name") == name and mapping(w.get("meta")).get("closed_by") != "stop"
+            ]
             if found:
                 break
         found.sort(key=lambda w: number(w.get("end_unix_s")))
