@@ -350,6 +350,26 @@ def test_a_resumed_run_continues_the_totals_and_the_epoch_count(
     )
 
 
+def test_a_resumed_run_forecasts_once_its_epochs_across_segments_reach_forecast_after_epochs(tmp_path: Path) -> None:
+    first = monitor(tmp_path, forecast_after_epochs=2)
+    start(first)
+    first.train_epoch_begin(0)
+    steps(first)
+    (one,) = first.train_epoch_end(0.25)
+    state = first.state_dict()
+    first.finish()
+    assert names.FORECAST_CO2 not in one.metrics  # 1 epoch measured
+    second = monitor(tmp_path, forecast_after_epochs=2)
+    second.load_state_dict(state)
+    start(second)
+    second.train_epoch_begin(1)
+    steps(second)
+    (two,) = second.train_epoch_end(0.5)
+    second.finish()
+    # 2 epochs measured, the first in the earlier segment (before: this segment's 1 alone, no forecast)
+    assert two.metrics[names.FORECAST_CO2] == pytest.approx(two.metrics[names.TOTAL_CO2] / 0.5, rel=REL)
+
+
 def test_failures_and_teardown_are_recorded_with_their_status(tmp_path: Path) -> None:
     failed = monitor(tmp_path)
     start(failed)

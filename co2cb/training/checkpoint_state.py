@@ -20,6 +20,11 @@ class CheckpointState:
     total: RunTotal
     epochs_done: int
 
+    @property
+    def epochs_measured(self) -> int:
+        """Training epochs measured in the run: this segment's and those of the segments it resumed."""
+        return self.epochs_done + self.resume.epochs_before
+
     def take_snapshot(self) -> None:
         """The job's energy so far, for a checkpoint about to be written (a collective: call it on every rank).
 
@@ -36,7 +41,7 @@ class CheckpointState:
             self.total.segment,
             self.total.gathered_at,
             self.collective.world_size,
-            self.epochs_done + self.resume.epochs_before,
+            self.epochs_measured,
         )
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

@@ -409,12 +409,12 @@ class TrainingMonitor(CheckpointState, RunLines):
 
     def _forecast(self, progress: float | None, run: Energy) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        if progress and self.epochs_done >= self.forecast_after_epochs and 0 < progress <= 1:
+        if progress and self.epochs_measured >= self.forecast_after_epochs and 0 < progress <= 1:
             self.forecast = Forecast(run.kwh / progress, run.co2_kg / progress, progress)
             metrics[names.FORECAST_CO2] = self.forecast.co2_kg
             if self.detail:
                 metrics[names.FORECAST_ENERGY] = self.forecast.energy_kwh
-            self.say_forecast(self.forecast, self.epochs_done + self.resume.epochs_before)  # from 1, every segment
+            self.say_forecast(self.forecast, self.epochs_measured)  # from 1, every segment
         self.budget.check(run.co2_kg, self.forecast, during_epoch=False)
         return metrics
 
