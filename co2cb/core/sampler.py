@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -100,7 +101,7 @@ class Sampler:
         self.timeline = Timeline([m.reading for m in self.meters], min_span_ns=int(span_s * 1e9))
         self.lock = threading.Lock()
         self.losses: list[MeterLoss] = []
-        self.events: list[MeterEvent] = []
+        self.events: deque[MeterEvent] = deque()  # not written yet: :meth:`take_events` empties it
         self._point = threading.Condition(self.lock)  # notified when a point is added
         self._served = -1  # perf_counter_ns at which the newest point's read began
         self._reading: int | None = None  # the channel being read now (None: no read in progress)
@@ -238,6 +239,13 @@ class Sampler:
         for what in meter.take_events():
             self._event(i, t0, what, "noted")
         return value
+
+    def take_events(self) -> list[MeterEvent]:
+        """The events recorded since the last call, oldest first (appends on any thread are kept)."""
+        taken: list[MeterEvent] = []
+        while self.events:
+            taken.append(self.events.popleft())
+        return taken
 
     def unavailable(self) -> list[tuple[str, int]]:
         """``(meter, since_ns)`` of the meters lost for good, and of those whose latest readings failed."""

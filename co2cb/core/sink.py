@@ -26,7 +26,6 @@ class RecordSink:
     def __init__(self) -> None:
         self.recorder: RunRecorder | None = None
         self.warned: set[str] = set()
-        self._events = 0
 
     def open(self, parent: Callable[[], Path]) -> None:
         """Make the run folder under ``parent()``; on failure say so once and leave the run in memory."""
@@ -55,10 +54,8 @@ class RecordSink:
             )
 
     def write_events(self, events: Sequence[MeterEvent], unix: Callable[[int], float]) -> None:
-        """Write the meter events not written yet (a counter reset, failed readings) as ``event`` lines."""
-        new = events[self._events :]
-        self._events += len(new)
-        for e in new:
+        """Write meter events (a counter reset, failed readings) as ``event`` lines."""
+        for e in events:
             self.write({"type": "event", "event": "meter", "meter": e.meter, "at": iso(unix(e.at_ns)), "what": e.what})
 
     def warn_once(self, key: str, message: str) -> None:

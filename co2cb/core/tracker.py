@@ -238,7 +238,7 @@ class Tracker(StepWindows):
             while self._close(name, t, {"closed_by": "stop"}) is not None:
                 pass
         self.result = self._close(RUN_WINDOW, t, {}, write=write_run)
-        self._sink.write_events(self._sampler.events, self._unix)
+        self._sink.write_events(self._sampler.take_events(), self._unix)
         self._steps.fold_all()
         extra = {k: v(self.result) if callable(v) else v for k, v in (summary or {}).items()}
         self._sink.write(summary_line(self.result, self.all_step_stats(), self._sampler, self._unix, extra))
@@ -431,7 +431,7 @@ class Tracker(StepWindows):
         with self._sampler.lock:
             self._open.settle(self._sampler.timeline)
         self._steps.fold_big()
-        self._sink.write_events(self._sampler.events, self._unix)
+        self._sink.write_events(self._sampler.take_events(), self._unix)
         if self._live is not None:
             self._live.tick()
 

@@ -163,6 +163,7 @@ def test_row7_a_transient_nvml_error_skips_a_reading_and_loses_nothing(
     assert len(_said(caplog, "a reading failed")) == 1
     events = [x["what"] for x in read_records(tracker.run_folder) if x["type"] == "event"]
     assert any("a reading failed" in e for e in events) and any("readable again" in e for e in events)
+    assert not tracker._sampler.events  # written, then let go: a meter that keeps failing grows no list
 
 
 def test_guard_a_lost_gpu_is_still_dropped(nvml: MakeFake) -> None:
