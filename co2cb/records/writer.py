@@ -30,6 +30,7 @@ import secrets
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -191,7 +192,7 @@ class RunRecorder:
         self.path = self.folder / RECORD_FILE
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = 0  # bytes of whole lines in the file: where a failed write is cut back to
-        self._pending: list[bytes] = []  # writes the disk refused (each one line or more), oldest first
+        self._pending: deque[bytes] = deque()  # writes the disk refused (each one line or more), oldest first
         self._dropped = 0
         self._lock = threading.Lock()
         self._dirty = False  # lines written since the last fsync
@@ -221,7 +222,7 @@ class RunRecorder:
                 return  # said once when noticed; the run goes on in memory
             self._pending.append(data)
             if len(self._pending) > MAX_PENDING_LINES:
-                self._dropped += self._pending.pop(0).count(b"\n")
+                self._dropped += self._pending.popleft().count(b"\n")
             self._flush()
         self._dirty = True  # a flag, not a wake-up: the fsync thread comes by within SYNC_WITHIN_S
 
@@ -235,7 +236,7 @@ class RunRecorder:
                 self._cut_back()
                 raise
             self._size += len(data)
-            del self._pending[0]
+            self._pending.popleft()
 
     def _write_whole(self, data: bytes) -> None:
         """``write()`` until every byte is in: a short write is retried for its remainder."""
