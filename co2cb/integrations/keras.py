@@ -261,7 +261,7 @@ class CO2Callback(StepHooks, keras.callbacks.Callback):
             logs.update(values)
             self.co2.record_metrics(logs)
         self._apply_budget()
-        self._tensorboard.write(values, epoch, epoch=True)
+        self._tensorboard.write(values, epoch)
         save_beside_backup(self._backup, self.co2)
 
     def _apply_budget(self) -> None:

@@ -62,4 +62,4 @@ class StepHooks:
         values = self.co2.log_step()
         self._pending[batch + self._per_execution - 1] = values  # Keras ends the execution at its last batch
         self._apply_budget()
-        self._tensorboard.write(values, self._batches, epoch=False)
+        self._tensorboard.hold(values, self._batches)  # written with the epoch's values: no I/O on a step

@@ -123,14 +123,16 @@ class TensorBoardWriter:
 class TensorBoardOutput:
     """An adapter's ``tensorboard_dir`` during one fit, which never raises.
 
-    Opened at the fit's start with the provenance, written at epochs and step logs, closed at its
-    end. A folder that cannot be made or a full disk gives one warning per method (``open``,
-    ``write``, ``close``), and training goes on without it.
+    Opened at the fit's start with the provenance, written at epochs, closed at its end. Step logs are
+    held in memory and written with the next epoch (or at the close): no file write on a training step.
+    A folder that cannot be made or a full disk gives one warning per method (``open``, ``write``,
+    ``close``), and training goes on without it.
     """
 
     def __init__(self) -> None:
         self._writer: TensorBoardWriter | None = None
         self._last_epoch: int | None = None  # the last epoch written: the fit's final totals go there
+        self._held: list[tuple[Mapping[str, float], int]] = []  # step logs not written yet
 
     @guarded
     def open(self, logdir: str | os.PathLike[str], facts: Mapping[str, str | float]) -> None:
@@ -139,25 +141,36 @@ class TensorBoardOutput:
         self._writer = TensorBoardWriter(logdir)
         self._writer.provenance(facts, as_markdown(facts))
 
+    def hold(self, values: Mapping[str, float], step: int) -> None:
+        """Keep step logs at the global batch ``step`` for the next :meth:`write` (no I/O: the step's hot path)."""
+        if self._writer is not None:
+            self._held.append((values, step))
+
     @guarded
-    def write(self, values: Mapping[str, float], step: int, *, epoch: bool) -> None:
-        """Write epoch logs at epoch ``step``, or (``epoch=False``) step logs at the global batch ``step``."""
+    def write(self, values: Mapping[str, float], step: int) -> None:
+        """Write the held step logs, then epoch logs at epoch ``step``."""
         if self._writer is None:
             return
-        if epoch:
-            self._last_epoch = step
-            self._writer.epoch(values, step)
-        else:
-            self._writer.batch(values, step)
+        self._write_held(self._writer)
+        self._last_epoch = step
+        self._writer.epoch(values, step)
+
+    def _write_held(self, writer: TensorBoardWriter) -> None:
+        held, self._held = self._held, []
+        for values, step in held:
+            writer.batch(values, step)
 
     def write_final(self, values: Mapping[str, float]) -> None:
         """Write the fit's final values at the last epoch written (nothing if no epoch was)."""
         if self._last_epoch is not None:
-            self.write(values, self._last_epoch, epoch=True)
+            self.write(values, self._last_epoch)
 
     @guarded
     def close(self) -> None:
-        """Close the event files; the next :meth:`open` starts a new fit."""
+        """Write the held step logs and close the event files; the next :meth:`open` starts a new fit."""
         writer, self._writer, self._last_epoch = self._writer, None, None
         if writer is not None:
-            writer.close()
+            try:
+                self._write_held(writer)
+            finally:  # a full disk: the files are closed all the same
+                writer.close()
