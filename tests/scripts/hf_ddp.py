@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import gc
 import json
 import os
 from pathlib import Path
@@ -131,6 +132,14 @@ def main() -> None:
             }
         )
     )
+    # a clean end of the job: the DDP wrapper goes before its process group, and the group before exit. Left to
+    # the interpreter's teardown, a rank of a loaded CI machine once aborted in torch's C++ ("terminate called
+    # without an active exception") after the training had ended.
+    dist.barrier()
+    trainer.accelerator.free_memory()
+    del trainer, model
+    gc.collect()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
